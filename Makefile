@@ -1,0 +1,45 @@
+# Thin wrapper over CMake for the README's commands.
+#   make          build the library, examples, tests and benchmarks into build/
+#   make run      build, then start the echo server on 127.0.0.1:7000 (Ctrl-C stops it)
+#   make test     the whole suite three ways: release, ASan+UBSan, TSan (concurrency tests)
+#   make clean    remove every build tree
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PORT ?= 7000
+CMAKE_FLAGS ?=
+
+all: build
+
+build:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDO_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build build -j $(JOBS)
+
+build-asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEDO_WERROR=ON -DEDO_SANITIZE=address \
+	      -DEDO_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build build-asan -j $(JOBS)
+
+build-tsan:
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDO_WERROR=ON -DEDO_SANITIZE=thread \
+	      -DEDO_BUILD_BENCH=OFF -DEDO_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS)
+	cmake --build build-tsan -j $(JOBS)
+
+run: build
+	./build/examples/echo-server -p $(PORT)
+
+test-release: build
+	cd build && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+test-tsan: build-tsan
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    ctest --output-on-failure -j $(JOBS)
+
+test: test-release test-asan test-tsan
+
+clean:
+	rm -rf build build-asan build-tsan
+
+.PHONY: all build build-asan build-tsan run test test-release test-asan test-tsan clean

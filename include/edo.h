@@ -1,0 +1,349 @@
+/*
+ * edo - an asynchronous I/O runtime for C.
+ *
+ * Tasks are stackful coroutines: a task calls edo_read(), edo_sleep() or edo_join() as if
+ * they blocked, and the runtime suspends it and runs another task until the call can
+ * complete. This header is the whole public API; every function is documented where it is
+ * declared.
+ *
+ * Conventions
+ *  - Functions that can fail return an int or ssize_t: >= 0 on success, a negative errno
+ *    value on failure (-ETIMEDOUT, -ECANCELED, -ECONNRESET, ...). edo_strerror() turns it
+ *    into text. errno is never the channel for an error.
+ *  - Functions that create an object take a pointer to where to store it as their first
+ *    argument and return 0 or -errno.
+ *  - Times are milliseconds. Deadlines are absolute, on the clock of edo_now() (monotonic);
+ *    EDO_NEVER means no deadline.
+ *  - Calls marked "suspends" may only be made from a task. They return -ECANCELED once the
+ *    task has been aborted and -ETIMEDOUT once the task's deadline (edo_set_deadline) or the
+ *    call's own timeout has passed.
+ *  - A task may resume on a different thread than the one it suspended on. Do not keep a
+ *    pointer to thread-local data (including &errno) across a call that suspends.
+ */
+#ifndef EDO_H
+#define EDO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EDO_VERSION_MAJOR 0
+#define EDO_VERSION_MINOR 1
+#define EDO_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------- */
+/* Errors                                                                                   */
+
+/* Text for a negative errno value (or a positive one). Never NULL; thread-safe. */
+const char *edo_strerror(int err);
+
+/* True for errors after which the same call may simply be made again: a listener's
+ * -EMFILE/-ENFILE/-ENOBUFS/-ENOMEM (edo_tcp_accept has already backed off before
+ * returning them), -ECONNABORTED, -EINTR, -EAGAIN. */
+bool edo_retryable(int err);
+
+/* Prints "edo: WHAT: <edo_strerror(err)>" to stderr and returns err, so that a task can
+ * end with `return edo_fail(rc, "listen")`. */
+int edo_fail(int err, const char *what);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Time                                                                                     */
+
+#define EDO_NEVER INT64_MAX
+
+/* Milliseconds on a monotonic clock (CLOCK_MONOTONIC); the base of every deadline. */
+int64_t edo_now(void);
+
+/* Suspends the task for at least ms milliseconds (ms <= 0: just yields). Returns 0, or
+ * -ECANCELED if the task was aborted, -ETIMEDOUT if the task's deadline comes first. */
+int edo_sleep(int64_t ms);
+
+/* Suspends the task until edo_now() >= deadline. Same returns as edo_sleep. */
+int edo_sleep_until(int64_t deadline);
+
+/* Sets the deadline of the calling task: every call that suspends after this point fails
+ * with -ETIMEDOUT once edo_now() >= deadline. Returns the previous deadline, so that a
+ * scope can restore it. EDO_NEVER clears it. Outside a task it does nothing and returns
+ * EDO_NEVER. */
+int64_t edo_set_deadline(int64_t deadline);
+
+/* The calling task's deadline, EDO_NEVER if it has none. */
+int64_t edo_deadline(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Runtime                                                                                  */
+
+typedef struct edo_runtime edo_runtime;
+
+typedef struct edo_runtime_opts {
+    /* Worker threads. 0: EDO_WORKERS from the environment, else 1. This version runs
+     * every task on the thread that calls edo_block_on (the current-thread flavour);
+     * asking for more than one worker fails with -ENOTSUP. */
+    int workers;
+    /* Default usable stack size of a task in bytes (rounded up to pages; a guard page
+     * is added). 0: 64 KiB. */
+    size_t stack_size;
+    /* How many free stacks the runtime keeps for reuse; beyond that they are unmapped.
+     * 0: 256. */
+    size_t stack_cache;
+} edo_runtime_opts;
+
+/* Creates a runtime. opts may be NULL for the defaults. Returns 0 or -errno. */
+int edo_runtime_new(edo_runtime **rt, const edo_runtime_opts *opts);
+
+/* Runs fn(arg) as a task on rt and drives the runtime on the calling thread until that
+ * task returns; its result is stored in *result when result is not NULL. Other tasks keep
+ * running while the root task lives, and are left where they are when it returns (they
+ * go on at the next edo_block_on, or are aborted by edo_runtime_free). Must not be called
+ * from a task. Returns 0, -ECANCELED if the root task was aborted, or -errno. */
+int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result);
+
+/* Shuts rt down: aborts every task that is still alive, runs each until it has returned
+ * (their calls that suspend fail with -ECANCELED, so they unwind through their own
+ * cleanup), then frees every stack and the runtime. Tasks that still have not finished
+ * after a grace period of 5 seconds are listed on stderr and their memory is freed
+ * without running them further. Must not be called from a task. */
+void edo_runtime_free(edo_runtime *rt);
+
+/* The runtime of the calling task, NULL outside a task. */
+edo_runtime *edo_runtime_current(void);
+
+/* Everything for a program whose work starts in one task: creates a runtime with the
+ * defaults (and EDO_WORKERS), runs fn(arg) in it, shuts the runtime down, and returns
+ * fn's result as an exit status (a negative value becomes 1). Typical use:
+ *     int main(void) { return edo_main(serve, NULL); }
+ * If the runtime cannot be created it prints why and returns 1. */
+int edo_main(int (*fn)(void *), void *arg);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tasks                                                                                    */
+
+typedef struct edo_task edo_task;
+typedef void *(*edo_task_fn)(void *arg);
+
+typedef struct edo_spawn_opts {
+    const char *name;  /* shown in reports and task lists (copied, up to 31 bytes) */
+    size_t stack_size; /* 0: the runtime's default */
+} edo_spawn_opts;
+
+/* Spawns fn(arg) as a new task and returns 0 or -errno (-ENOMEM, -EAGAIN when the system
+ * is out of memory maps, -ESHUTDOWN when the runtime is shutting down, -EPERM outside a
+ * task: use edo_runtime_spawn there).
+ *
+ * With task == NULL the task is detached: nobody joins it and its memory is reclaimed when
+ * it returns. With task != NULL *task is a handle that must be given back exactly once,
+ * to edo_join or edo_detach. The new task starts after the caller next suspends or
+ * yields. The spawn site (file:line) is recorded for reports. */
+#define edo_spawn(task, fn, arg) edo_spawn_at((task), NULL, (fn), (arg), EDO__HERE)
+
+/* edo_spawn with a name and stack size. */
+#define edo_spawn_with(task, opts, fn, arg) edo_spawn_at((task), (opts), (fn), (arg), EDO__HERE)
+
+/* Spawns a task on rt from any thread, also from outside the runtime. Same returns and
+ * handle rules as edo_spawn; the task runs when a thread drives the runtime. */
+#define edo_runtime_spawn(rt, task, fn, arg)                                                  \
+    edo_runtime_spawn_at((rt), (task), NULL, (fn), (arg), EDO__HERE)
+
+/* Waits until the task has returned and releases the handle (always: after edo_join the
+ * handle is gone, whatever it returns). Stores the task's return value in *result (if
+ * result is not NULL). Returns 0; -ECANCELED if the task was aborted before it returned
+ * (*result is then what it returned while unwinding). If the wait itself is cut short -
+ * the caller is aborted (-ECANCELED) or its deadline passes (-ETIMEDOUT) - the task is
+ * detached and runs on, and *result is NULL. -EDEADLK: a task joining itself; -EINVAL:
+ * another task is already joining it. Suspends when called from a task; from a thread
+ * outside the runtime it blocks that thread. */
+int edo_join(edo_task *task, void **result);
+
+/* Releases the handle without waiting: the task runs on and is reclaimed when it
+ * returns. */
+void edo_detach(edo_task *task);
+
+/* Asks the task to stop: its current suspension and every later one returns -ECANCELED
+ * until it returns. The task always runs to its end through its own code, so that it can
+ * free what it owns. Safe from any thread, on a finished task (then it does nothing), and
+ * more than once. The handle stays valid. */
+void edo_abort(edo_task *task);
+
+/* True once the calling task has been aborted. */
+bool edo_aborted(void);
+
+/* Lets the other ready tasks run, then continues. Returns 0 or -ECANCELED if aborted. */
+int edo_yield(void);
+
+/* The calling task, NULL outside a task. Borrowed: do not join or detach it. */
+edo_task *edo_self(void);
+
+/* Unique id of a task (never 0, never reused within the process); edo_task_id(NULL) is
+ * the id of the calling task, 0 outside a task. */
+uint64_t edo_task_id(const edo_task *task);
+
+/* Name of a task ("task" if none was given); NULL: the calling task. */
+const char *edo_task_name(const edo_task *task);
+
+/* Renames the calling task (copied, up to 31 bytes). */
+void edo_set_name(const char *name);
+
+/* What a task is doing, for task lists. */
+typedef enum edo_task_state {
+    EDO_TASK_READY,   /* waiting for a worker */
+    EDO_TASK_RUNNING, /* on a worker now */
+    EDO_TASK_PARKED,  /* suspended until something wakes it */
+    EDO_TASK_DONE     /* returned, not yet joined */
+} edo_task_state;
+
+/* What a parked task waits for. */
+typedef enum edo_wait_reason {
+    EDO_WAIT_NONE,
+    EDO_WAIT_SLEEP,
+    EDO_WAIT_READ,    /* a descriptor to become readable (accept, read) */
+    EDO_WAIT_WRITE,   /* a descriptor to become writable (connect, write) */
+    EDO_WAIT_JOIN,    /* another task to finish */
+    EDO_WAIT_SIGNAL,  /* a signal */
+    EDO_WAIT_YIELD,   /* ready again after a yield */
+    EDO_WAIT_OTHER
+} edo_wait_reason;
+
+/* A snapshot of one task's counters. */
+typedef struct edo_task_info {
+    uint64_t id;
+    char name[32];
+    const char *spawn_site; /* "file.c:123" */
+    edo_task_state state;
+    edo_wait_reason waiting_on;
+    uint64_t resumes;   /* times it was switched to */
+    uint64_t busy_ns;   /* time spent running */
+    uint64_t idle_ns;   /* time spent between being spawned or parked and running */
+    int64_t spawned_at; /* edo_now() at spawn */
+    size_t stack_size;
+} edo_task_info;
+
+/* Calls fn for every live task of rt (spawned and not yet reclaimed), with a snapshot of
+ * its counters; stops early when fn returns non-zero. Call it from a task of rt or while
+ * no thread drives rt. Returns the number of tasks visited. */
+size_t edo_task_list(edo_runtime *rt, int (*fn)(const edo_task_info *info, void *arg),
+                     void *arg);
+
+/* The counters of one task (NULL: the calling task). */
+void edo_task_stats(const edo_task *task, edo_task_info *info);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Descriptors and TCP                                                                      */
+
+/* An open descriptor driven by the runtime: a socket, a pipe, a terminal. */
+typedef struct edo_io edo_io;
+
+/* Takes ownership of fd (made non-blocking and close-on-exec) and registers it with the
+ * runtime. Descriptors that cannot be polled (regular files) are accepted and every call
+ * on them runs directly. Call from a task. On failure fd is left open and untouched. */
+int edo_io_wrap(edo_io **io, int fd);
+
+/* The descriptor, for setsockopt and the like. Do not close it yourself. */
+int edo_io_fd(const edo_io *io);
+
+/* Per-call timeouts for reads (edo_read, edo_read_exact, edo_tcp_accept) and writes
+ * (edo_write, edo_write_all, edo_writev): each such call fails with -ETIMEDOUT if it
+ * cannot complete within that many milliseconds. 0 or a negative value: none (the
+ * default). Bytes already transferred by a failing write_all/read_exact are reported in
+ * its *done argument. */
+void edo_io_set_timeout(edo_io *io, int64_t read_ms, int64_t write_ms);
+
+/* Closes the descriptor and frees io. Tasks parked on io elsewhere are woken and fail with
+ * -EBADF. Returns 0 or -errno from close(2) (the descriptor is closed either way). */
+int edo_close(edo_io *io);
+
+/* Creates a listening TCP socket on "host:port" (IPv4 literal, "[v6]:port", or ":port" /
+ * "*:port" for every IPv4 address) with SO_REUSEADDR. backlog <= 0: SOMAXCONN. */
+int edo_tcp_listen(edo_io **lis, const char *addr, int backlog);
+
+typedef struct edo_listen_opts {
+    int backlog;    /* <= 0: SOMAXCONN */
+    bool reuseport; /* SO_REUSEPORT: several listeners share the port */
+    bool v6only;    /* IPV6_V6ONLY for an IPv6 address */
+} edo_listen_opts;
+
+/* edo_tcp_listen with options. opts may be NULL. */
+int edo_tcp_listen_with(edo_io **lis, const char *addr, const edo_listen_opts *opts);
+
+/* Accepts one connection (suspends). The new socket has TCP_NODELAY set. If the process
+ * is out of descriptors or memory, it waits (a back-off from 10 ms up to 1 s, so the
+ * accept loop never spins) and returns -EMFILE/-ENFILE/-ENOBUFS/-ENOMEM, for which
+ * edo_retryable() is true. */
+int edo_tcp_accept(edo_io *lis, edo_io **conn);
+
+/* Connects to "host:port" (IPv4 or "[v6]:port" literal), suspending at most timeout_ms
+ * milliseconds (<= 0: until the task's deadline). The socket has TCP_NODELAY set. */
+int edo_tcp_connect(edo_io **conn, const char *addr, int64_t timeout_ms);
+
+/* Reads up to len bytes (suspends until at least one is there). Returns the count, 0 at
+ * end of stream, or -errno. */
+ssize_t edo_read(edo_io *io, void *buf, size_t len);
+
+/* Reads exactly len bytes (suspends). Returns 0 when all arrived; -ENODATA if the stream
+ * ended first; otherwise -errno. If done is not NULL, *done is the number of bytes stored
+ * in buf either way. */
+int edo_read_exact(edo_io *io, void *buf, size_t len, size_t *done);
+
+/* Writes up to len bytes (suspends until at least one can be written). Returns the count
+ * or -errno (-EPIPE, -ECONNRESET: the peer is gone). Never raises SIGPIPE. */
+ssize_t edo_write(edo_io *io, const void *buf, size_t len);
+
+/* Writes all len bytes. Returns 0 or -errno; *done (if not NULL) is how many were sent. */
+int edo_write_all(edo_io *io, const void *buf, size_t len, size_t *done);
+
+/* Writes from iovcnt buffers (one sendmsg/writev; suspends until some can be written).
+ * Returns the count or -errno. */
+ssize_t edo_writev(edo_io *io, const struct iovec *iov, int iovcnt);
+
+/* Waits until io is readable (what = EDO_READ) or writable (EDO_WRITE), for calls edo does
+ * not wrap. Returns 0 or -errno. */
+#define EDO_READ 1
+#define EDO_WRITE 2
+int edo_io_wait(edo_io *io, int what);
+
+/* Shuts down the sending side (the peer reads end of stream); reading goes on. */
+int edo_shutdown(edo_io *io);
+
+/* TCP_NODELAY on or off. */
+int edo_tcp_nodelay(edo_io *io, bool on);
+
+/* Local and peer address as text ("127.0.0.1:8080", "[::1]:8080") into buf; returns 0 or
+ * -errno (-ENOSPC if buf is too small; 48 bytes always suffice). */
+int edo_local_addr(const edo_io *io, char *buf, size_t len);
+int edo_peer_addr(const edo_io *io, char *buf, size_t len);
+
+/* Parses "host:port" (IPv4 literal, "[v6]:port", ":port", "*:port") into *ss. */
+int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Signals                                                                                  */
+
+/* Suspends until one of the nsig signals in sigs arrives and returns its number, or
+ * -errno. The first call for a signal takes it over for the whole process (it is blocked
+ * in the calling thread and read through a signalfd), so a Ctrl-C no longer kills the
+ * program but is delivered here. Call it from one task at a time. */
+int edo_signal_wait(const int *sigs, int nsig);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Internals the macros above need                                                          */
+
+#define EDO__STR2(x) #x
+#define EDO__STR(x) EDO__STR2(x)
+#define EDO__HERE __FILE__ ":" EDO__STR(__LINE__)
+
+int edo_spawn_at(edo_task **task, const edo_spawn_opts *opts, edo_task_fn fn, void *arg,
+                 const char *site);
+int edo_runtime_spawn_at(edo_runtime *rt, edo_task **task, const edo_spawn_opts *opts,
+                         edo_task_fn fn, void *arg, const char *site);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDO_H */

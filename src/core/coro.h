@@ -1,0 +1,82 @@
+/*
+ * Coroutine contexts and task stacks.
+ *
+ * A context is a saved stack pointer: edo__ctx_switch pushes the callee-saved registers and
+ * the floating-point control words onto the current stack, stores the stack pointer in
+ * *from and loads `to`. Everything a switch must tell the sanitizers happens in
+ * edo__coro_switch, so that no switch can forget it.
+ */
+#ifndef EDO_CORE_CORO_H
+#define EDO_CORE_CORO_H
+
+#include <stddef.h>
+
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#define EDO_CORO_UCONTEXT 1
+#include <ucontext.h>
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EDO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EDO_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define EDO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EDO_TSAN 1
+#endif
+#endif
+
+/* One execution context: a task's, or a worker thread's own stack. */
+typedef struct edo__ctx {
+#ifdef EDO_CORO_UCONTEXT
+    ucontext_t uc;
+    void (*entry)(void *);
+    void *arg;
+#else
+    void *sp;
+#endif
+    void *stack_lo;   /* lowest usable byte, for ASan (NULL: not known yet) */
+    size_t stack_len; /* usable bytes */
+#ifdef EDO_ASAN
+    void *fake_stack;
+#endif
+#ifdef EDO_TSAN
+    void *tsan_fiber;
+    int tsan_owned; /* created by us, to be destroyed */
+#endif
+} edo__ctx;
+
+/* A mapped stack: [map, map + page) is the guard page, the rest is usable. */
+typedef struct edo__stack {
+    char *map;
+    size_t map_len;
+    unsigned valgrind_id;
+} edo__stack;
+
+/* Maps a stack of at least `usable` bytes plus a guard page. Returns 0 or -errno. */
+int edo__stack_map(edo__stack *st, size_t usable);
+void edo__stack_unmap(edo__stack *st);
+size_t edo__page_size(void);
+
+/* Prepares ctx to run entry(arg) on [lo, lo + len) at its first switch. */
+void edo__ctx_make(edo__ctx *ctx, void *lo, size_t len, void (*entry)(void *), void *arg);
+
+/* Sets up ctx for the calling thread's own stack (the worker's scheduler context). */
+void edo__ctx_init_thread(edo__ctx *ctx);
+/* Releases what edo__ctx_make/init_thread acquired (the TSan fiber). */
+void edo__ctx_release(edo__ctx *ctx);
+
+/* Switches from `from` (the running context) to `to`. Returns when something switches
+ * back to `from`. With from_exiting set, `from` never runs again (ASan frees its fake
+ * stack). */
+void edo__coro_switch(edo__ctx *from, edo__ctx *to, int from_exiting);
+
+/* Called first thing in a new context's entry function (sanitizer bookkeeping). */
+void edo__coro_started(edo__ctx *self);
+
+#endif

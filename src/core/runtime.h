@@ -1,0 +1,189 @@
+/*
+ * The runtime's internal structures: tasks, workers and the runtime itself, and the one
+ * park/wake protocol every resource uses.
+ *
+ * Task states (edo_task.state):
+ *   QUEUED   in a run queue, or handed to one (spawned, or woken from PARKED)
+ *   RUNNING  on a worker; may also sit in a run queue after a yield, still RUNNING: a
+ *            yield changes no state, so it costs no atomic operation
+ *   PARKED   suspended; only edo__wake moves it on (to QUEUED)
+ *   DONE     returned; the stack is no longer in use
+ * NOTIFIED is a flag on RUNNING: a wake arrived while the task ran, so its next park
+ * returns at once instead of sleeping. A wake of a QUEUED, NOTIFIED or DONE task does
+ * nothing. The move RUNNING -> PARKED is made by the worker *after* it has switched off
+ * the task's stack, so a waker on another thread can never resume a task whose stack is
+ * still in use.
+ *
+ * A resource that lets a task wait stores the task in a waiter slot (edo__slot_arm) with a
+ * reference, and whoever takes it out (edo__slot_fire, or the task itself in
+ * edo__slot_disarm) drops that reference after the wake, so the task's memory outlives
+ * every wake that can still reach it. Park may return because of a wake that was not the
+ * one awaited (an earlier slot fired late, an abort): every caller re-checks its condition
+ * in a loop.
+ */
+#ifndef EDO_CORE_RUNTIME_H
+#define EDO_CORE_RUNTIME_H
+
+#include "core/coro.h"
+#include "core/timer.h"
+#include "edo.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum {
+    EDO__QUEUED = 0,
+    EDO__RUNNING = 1,
+    EDO__PARKED = 2,
+    EDO__DONE = 3,
+    EDO__NOTIFIED = 4,
+};
+
+/* Operations that completed without suspending before a task must let others run. */
+#define EDO__BUDGET 128
+
+typedef struct edo__worker edo__worker;
+
+struct edo_task {
+    edo__ctx ctx;
+    _Atomic uint32_t state;
+    _Atomic uint32_t refs;
+    _Atomic bool aborted;
+    _Atomic bool foreign_joiner; /* a thread outside the runtime waits in edo_join */
+    _Atomic(edo_task *) joiner;  /* a task waiting in edo_join */
+    edo_task *qnext;             /* inject queue link */
+    edo_task *all_next, *all_prev;
+    edo_runtime *rt;
+    edo_task_fn fn;
+    void *arg;
+    void *result;
+    int64_t deadline;
+    edo__timer timer;
+    bool timer_fired;
+    bool listed; /* in the runtime's task list */
+    uint8_t waiting_on; /* edo_wait_reason */
+    uint32_t budget;
+    edo__stack stack;
+    size_t stack_size;
+    /* counters */
+    uint64_t id;
+    uint64_t resumes;
+    uint64_t busy_ns;
+    int64_t run_start_ns; /* coarse clock at the last resume */
+    int64_t spawned_at;
+    const char *site;
+    char name[32];
+};
+
+/* A bounded ring run queue: the owner pushes at the tail and pops at the head; other
+ * workers may take from the head too (stealing), so the head moves by CAS. Slots are
+ * atomics so that a stealer's read of a slot the owner is rewriting is not a data race;
+ * the stealer's CAS then fails and it retries. */
+#define EDO__LOCAL_QUEUE 256
+typedef struct edo__queue {
+    _Atomic uint32_t head;
+    _Atomic uint32_t tail;
+    _Atomic(edo_task *) slot[EDO__LOCAL_QUEUE];
+} edo__queue;
+
+struct edo__worker {
+    edo_runtime *rt;
+    edo__ctx sched;       /* the worker thread's own stack: the scheduler loop */
+    edo_task *current;    /* running task, NULL in the scheduler loop */
+    edo_task *prev;       /* the task just switched away from, finished by the next side */
+    int prev_why;         /* what prev wants: EDO__SW_* */
+    edo_task *lifo;       /* the task most recently woken by the running task */
+    uint32_t lifo_streak; /* consecutive runs from the LIFO slot */
+    uint32_t tick;
+    bool poll_due; /* EVENT_INTERVAL tasks ran since the last poll */
+    edo__queue queue;
+    edo__wheel wheel;
+    /* driver */
+    int epfd;
+    int evfd;                /* wakes a worker parked in epoll_wait */
+    _Atomic int parked;      /* in epoll_wait, or about to be */
+    /* stack pool: free stacks of the default size, reused before mapping new ones */
+    edo__stack *pool;
+    size_t pool_len, pool_cap;
+    void *altstack; /* signal stack for the stack-overflow report */
+    size_t altstack_len;
+};
+
+enum { EDO__SW_YIELD = 1, EDO__SW_PARK, EDO__SW_EXIT };
+
+struct edo_runtime {
+    edo__worker worker; /* one today: the current-thread flavour */
+    size_t stack_size;  /* usable bytes of a default stack */
+    size_t stack_cache;
+    /* inject queue: tasks spawned or woken from outside the worker */
+    pthread_mutex_t inject_lock;
+    edo_task *inject_head, *inject_tail;
+    _Atomic uint32_t inject_len;
+    /* every live task, for task lists and shutdown; touched only by the worker thread */
+    edo_task *all;
+    uint64_t live;
+    _Atomic bool driving; /* a thread is inside edo_block_on */
+    bool closing;
+    /* signals (src/io/signal.c) */
+    edo_io *sigio;
+    sigset_t sigmask;
+};
+
+/* ---- accessors that survive migration (DESIGN.md section 3) ---------------------------- */
+edo__worker *edo__worker_current(void);
+edo_task *edo__task_current(void);
+
+/* ---- park and wake ---------------------------------------------------------------------- */
+
+/* Suspends the calling task until it is woken, `deadline` or the task's deadline passes,
+ * or it is aborted. Returns 0 when woken (re-check the condition), -ETIMEDOUT once a
+ * deadline has passed (checked before suspending too), -ECANCELED once aborted. */
+int edo__park(edo_wait_reason why, int64_t deadline);
+
+/* Makes t runnable if it is parked, or makes its next park return at once if it runs.
+ * Safe from any thread while the caller holds a reference to t. */
+void edo__wake(edo_task *t);
+
+void edo__task_ref(edo_task *t);
+void edo__task_unref(edo_task *t);
+
+/* Waiter slots: at most one task waits in a slot. */
+typedef _Atomic(edo_task *) edo__slot;
+/* Stores the calling task (with a reference). Returns false if another task is there. */
+bool edo__slot_arm(edo__slot *s, edo_task *self);
+/* Takes the calling task out again if nothing has fired it. */
+void edo__slot_disarm(edo__slot *s, edo_task *self);
+/* Wakes the waiting task, if any. */
+void edo__slot_fire(edo__slot *s);
+
+/* Counts one operation that completed without suspending; yields when the budget is
+ * spent, so that a task whose descriptors are always ready cannot starve others. */
+void edo__budget_spend(void);
+
+/* ---- scheduler internals ---------------------------------------------------------------- */
+void edo__schedule(edo_task *t); /* t is QUEUED: put it on a run queue */
+void edo__schedule_tail(edo__worker *w, edo_task *t); /* at the tail of w's own queue */
+/* Runs tasks until `until` is DONE (NULL: until no task is left) or give_up_at passes. */
+void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at);
+void edo__switch_out(edo__worker *w, edo_task *self, int why);
+void edo__task_started(edo_task *t);
+void edo__task_finish(edo__worker *w, edo_task *t);
+void edo__task_list_add(edo_runtime *rt, edo_task *t);
+void edo__worker_enter(edo__worker *w);
+void edo__worker_leave(void);
+int64_t edo__now_ns(void);
+int64_t edo__coarse_ns(void);
+
+/* ---- driver (src/io/epoll.c) ------------------------------------------------------------ */
+int edo__driver_init(edo__worker *w);
+void edo__driver_fini(edo__worker *w);
+/* Waits for events at most timeout_ms (-1: no limit) and wakes the tasks they concern. */
+void edo__driver_poll(edo__worker *w, int timeout_ms);
+/* Wakes the worker from edo__driver_poll; any thread. */
+void edo__driver_unpark(edo__worker *w);
+
+/* ---- stack overflow report (src/core/task.c) ----------------------------------------- */
+int edo__overflow_init_thread(edo__worker *w);
+void edo__overflow_fini_thread(edo__worker *w);
+
+#endif

@@ -1,0 +1,576 @@
+/*
+ * Tasks: spawn, the park/wake protocol, join, abort, counters, and the stack-overflow
+ * report. A task's struct lives at the top of its own stack mapping, so a task costs one
+ * mapping (usually reused from the worker's pool) and no other allocation.
+ */
+#include "core/runtime.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifdef EDO_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+static _Atomic uint64_t next_task_id = 1;
+
+#define TASK_SLOT ((sizeof(edo_task) + 63) & ~(size_t)63)
+
+/* ---- memory ---------------------------------------------------------------------------- */
+
+static edo_task *task_alloc(edo__worker *w, size_t usable, int *err)
+{
+    edo_runtime *rt = w ? w->rt : NULL;
+    edo__stack st = {0};
+    bool pooled = w && usable == rt->stack_size && w->pool_len;
+    if (pooled) {
+        st = w->pool[--w->pool_len];
+    } else {
+        int rc = edo__stack_map(&st, usable + TASK_SLOT);
+        if (rc < 0) {
+            *err = rc;
+            return NULL;
+        }
+    }
+    edo_task *t = (edo_task *)(st.map + st.map_len - TASK_SLOT);
+#ifdef EDO_ASAN
+    /* A reused stack may carry poisoned shadow from frames that never returned. */
+    if (pooled)
+        ASAN_UNPOISON_MEMORY_REGION(st.map + edo__page_size(), st.map_len - edo__page_size());
+#endif
+    memset(t, 0, sizeof *t);
+    t->stack = st;
+    return t;
+}
+
+static void task_free(edo_task *t)
+{
+    edo__stack st = t->stack;
+    edo__worker *w = edo__worker_current();
+    edo_runtime *rt = t->rt;
+    /* Back to the pool of this worker when it is one of rt's and the stack is standard. */
+    if (w && w->rt == rt && t->stack_size == rt->stack_size && w->pool_len < rt->stack_cache) {
+        if (w->pool_len == w->pool_cap) {
+            size_t cap = w->pool_cap ? w->pool_cap * 2 : 16;
+            edo__stack *p = realloc(w->pool, cap * sizeof *p);
+            if (!p)
+                goto unmap;
+            w->pool = p;
+            w->pool_cap = cap;
+        }
+        w->pool[w->pool_len++] = st;
+        return;
+    }
+unmap:
+    edo__stack_unmap(&st);
+}
+
+void edo__task_ref(edo_task *t)
+{
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void edo__task_unref(edo_task *t)
+{
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+        task_free(t);
+}
+
+/* ---- the task list (worker thread only) ------------------------------------------------ */
+
+void edo__task_list_add(edo_runtime *rt, edo_task *t)
+{
+    t->listed = true;
+    t->all_prev = NULL;
+    t->all_next = rt->all;
+    if (rt->all)
+        rt->all->all_prev = t;
+    rt->all = t;
+    rt->live++;
+}
+
+static void task_list_remove(edo_runtime *rt, edo_task *t)
+{
+    if (!t->listed)
+        return;
+    t->listed = false;
+    if (t->all_prev)
+        t->all_prev->all_next = t->all_next;
+    else
+        rt->all = t->all_next;
+    if (t->all_next)
+        t->all_next->all_prev = t->all_prev;
+    t->all_next = t->all_prev = NULL;
+    rt->live--;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+static void task_entry(void *arg)
+{
+    edo_task *t = arg;
+    edo__task_started(t);
+    t->result = t->fn(t->arg);
+    edo__switch_out(edo__worker_current(), t, EDO__SW_EXIT);
+    __builtin_unreachable();
+}
+
+static void timer_fired(edo__timer *tm)
+{
+    edo_task *t = (edo_task *)((char *)tm - offsetof(edo_task, timer));
+    t->timer_fired = true;
+    edo__wake(t);
+}
+
+static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joinable,
+                       const edo_spawn_opts *opts, edo_task_fn fn, void *arg, const char *site)
+{
+    if (!fn)
+        return -EINVAL;
+    if (rt->closing)
+        return -ESHUTDOWN;
+    size_t usable = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
+    if (usable < 8192)
+        usable = 8192;
+    size_t page = edo__page_size();
+    usable = (usable + page - 1) & ~(page - 1);
+    int err = 0;
+    edo_task *t = task_alloc(w, usable, &err);
+    if (!t)
+        return err == -ENOMEM ? -EAGAIN : err;
+    t->rt = rt;
+    t->fn = fn;
+    t->arg = arg;
+    t->site = site;
+    t->stack_size = usable;
+    t->deadline = EDO_NEVER;
+    t->timer.fire = timer_fired;
+    t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
+    t->spawned_at = edo__coarse_ns();
+    if (opts && opts->name)
+        snprintf(t->name, sizeof t->name, "%s", opts->name);
+    atomic_init(&t->refs, joinable ? 2 : 1);
+    atomic_init(&t->state, EDO__QUEUED);
+    char *lo = t->stack.map + page;
+    edo__ctx_make(&t->ctx, lo, (size_t)((char *)t - lo), task_entry, t);
+    *out = t;
+    return 0;
+}
+
+int edo_runtime_spawn_at(edo_runtime *rt, edo_task **out, const edo_spawn_opts *opts,
+                         edo_task_fn fn, void *arg, const char *site)
+{
+    if (!rt)
+        return -EINVAL;
+    edo__worker *w = edo__worker_current();
+    if (w && w->rt != rt)
+        w = NULL; /* a worker of another runtime: this is a foreign spawn */
+    edo_task *t;
+    int rc = task_create(rt, w, &t, out != NULL, opts, fn, arg, site);
+    if (rc < 0)
+        return rc;
+    if (out)
+        *out = t;
+    if (w) {
+        edo__task_list_add(rt, t);
+        /* At the tail, not in the LIFO slot: the spawner goes on first. */
+        edo__schedule_tail(w, t);
+    } else {
+        edo__schedule(t);
+    }
+    return 0;
+}
+
+int edo_spawn_at(edo_task **out, const edo_spawn_opts *opts, edo_task_fn fn, void *arg,
+                 const char *site)
+{
+    edo__worker *w = edo__worker_current();
+    if (!w || !w->current)
+        return -EPERM;
+    return edo_runtime_spawn_at(w->rt, out, opts, fn, arg, site);
+}
+
+/* Runs on the worker after the task's last switch: its stack is free now. */
+void edo__task_finish(edo__worker *w, edo_task *t)
+{
+    edo_runtime *rt = t->rt;
+    edo__ctx_release(&t->ctx);
+    task_list_remove(rt, t);
+    atomic_store(&t->state, EDO__DONE);
+    if (atomic_load(&t->foreign_joiner))
+        syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    edo__slot_fire(&t->joiner);
+    edo__task_unref(t);
+    (void)w;
+}
+
+/* ---- park and wake --------------------------------------------------------------------- */
+
+void edo__wake(edo_task *t)
+{
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    for (;;) {
+        if (s == EDO__PARKED) {
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s, EDO__QUEUED,
+                                                      memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+                edo__schedule(t);
+                return;
+            }
+        } else if (s == EDO__RUNNING) {
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s,
+                                                      EDO__RUNNING | EDO__NOTIFIED,
+                                                      memory_order_acq_rel,
+                                                      memory_order_acquire))
+                return;
+        } else {
+            return; /* already queued or notified, or done */
+        }
+    }
+}
+
+int edo__park(edo_wait_reason why, int64_t deadline)
+{
+    edo__worker *w = edo__worker_current();
+    edo_task *t = w ? w->current : NULL;
+    if (!t)
+        return -EPERM;
+    if (atomic_load_explicit(&t->aborted, memory_order_acquire))
+        return -ECANCELED;
+    if (t->deadline < deadline)
+        deadline = t->deadline;
+    edo__wheel *wheel = NULL;
+    if (deadline != EDO_NEVER) {
+        if (edo_now() >= deadline)
+            return -ETIMEDOUT;
+        t->timer_fired = false;
+        wheel = &w->wheel;
+        edo__wheel_insert(wheel, &t->timer, deadline);
+    }
+    t->waiting_on = (uint8_t)why;
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (s & EDO__NOTIFIED)
+        /* Woken before parking: consume it. Wakers leave a NOTIFIED task alone. */
+        atomic_store_explicit(&t->state, EDO__RUNNING, memory_order_relaxed);
+    else
+        edo__switch_out(w, t, EDO__SW_PARK);
+    t->waiting_on = EDO_WAIT_NONE;
+    t->budget = EDO__BUDGET;
+    /* The timer was armed on this task's worker; a task resumes on the worker it parked
+     * on today (one worker). */
+    if (wheel)
+        edo__wheel_cancel(wheel, &t->timer);
+    if (atomic_load_explicit(&t->aborted, memory_order_acquire))
+        return -ECANCELED;
+    if (wheel && (t->timer_fired || edo_now() >= deadline))
+        return -ETIMEDOUT;
+    return 0;
+}
+
+bool edo__slot_arm(edo__slot *s, edo_task *self)
+{
+    edo_task *expected = NULL;
+    edo__task_ref(self);
+    if (!atomic_compare_exchange_strong(s, &expected, self)) {
+        edo__task_unref(self);
+        return false;
+    }
+    return true;
+}
+
+void edo__slot_disarm(edo__slot *s, edo_task *self)
+{
+    edo_task *expected = self;
+    /* If this fails, a waker took the task out and owns the reference: its wake may
+     * arrive later as a spurious one, which every park loop tolerates. */
+    if (atomic_load_explicit(s, memory_order_relaxed) == self &&
+        atomic_compare_exchange_strong(s, &expected, NULL))
+        edo__task_unref(self);
+}
+
+void edo__slot_fire(edo__slot *s)
+{
+    if (!atomic_load_explicit(s, memory_order_relaxed))
+        return;
+    edo_task *t = atomic_exchange(s, NULL);
+    if (t) {
+        edo__wake(t);
+        edo__task_unref(t);
+    }
+}
+
+void edo__budget_spend(void)
+{
+    edo__worker *w = edo__worker_current();
+    edo_task *t = w ? w->current : NULL;
+    if (t && --t->budget == 0) {
+        t->budget = EDO__BUDGET;
+        edo__switch_out(w, t, EDO__SW_YIELD);
+    }
+}
+
+/* ---- the task API ---------------------------------------------------------------------- */
+
+int edo_yield(void)
+{
+    edo__worker *w = edo__worker_current();
+    edo_task *t = w ? w->current : NULL;
+    if (!t)
+        return -EPERM;
+    if (atomic_load_explicit(&t->aborted, memory_order_acquire))
+        return -ECANCELED;
+    t->waiting_on = EDO_WAIT_YIELD;
+    edo__switch_out(w, t, EDO__SW_YIELD);
+    t->waiting_on = EDO_WAIT_NONE;
+    return atomic_load_explicit(&t->aborted, memory_order_acquire) ? -ECANCELED : 0;
+}
+
+static int join_result(edo_task *t, void **result)
+{
+    if (result)
+        *result = t->result;
+    int rc = atomic_load(&t->aborted) ? -ECANCELED : 0;
+    edo__task_unref(t);
+    return rc;
+}
+
+int edo_join(edo_task *t, void **result)
+{
+    if (!t)
+        return -EINVAL;
+    edo_task *self = edo__task_current();
+    if (result)
+        *result = NULL;
+    if (t == self)
+        return -EDEADLK;
+    if (!self) {
+        /* A thread outside the runtime: sleep on the state word until DONE. */
+        atomic_store(&t->foreign_joiner, true);
+        uint32_t s;
+        while ((s = atomic_load(&t->state)) != EDO__DONE)
+            syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAIT_PRIVATE, s, NULL, NULL, 0);
+        return join_result(t, result);
+    }
+    while (atomic_load_explicit(&t->state, memory_order_acquire) != EDO__DONE) {
+        if (!edo__slot_arm(&t->joiner, self))
+            return -EINVAL; /* another task joins it: the handle was given twice */
+        int rc = 0;
+        if (atomic_load_explicit(&t->state, memory_order_acquire) != EDO__DONE)
+            rc = edo__park(EDO_WAIT_JOIN, EDO_NEVER);
+        edo__slot_disarm(&t->joiner, self);
+        if (rc < 0) {
+            /* The wait was cut short: the handle is released all the same. */
+            edo_detach(t);
+            return rc;
+        }
+    }
+    return join_result(t, result);
+}
+
+void edo_detach(edo_task *t)
+{
+    if (t)
+        edo__task_unref(t);
+}
+
+void edo_abort(edo_task *t)
+{
+    if (!t)
+        return;
+    atomic_store(&t->aborted, true);
+    edo__wake(t);
+}
+
+bool edo_aborted(void)
+{
+    edo_task *t = edo__task_current();
+    return t && atomic_load_explicit(&t->aborted, memory_order_acquire);
+}
+
+edo_task *edo_self(void)
+{
+    return edo__task_current();
+}
+
+uint64_t edo_task_id(const edo_task *t)
+{
+    if (!t)
+        t = edo__task_current();
+    return t ? t->id : 0;
+}
+
+const char *edo_task_name(const edo_task *t)
+{
+    if (!t)
+        t = edo__task_current();
+    if (!t)
+        return NULL;
+    return t->name[0] ? t->name : "task";
+}
+
+void edo_set_name(const char *name)
+{
+    edo_task *t = edo__task_current();
+    if (t)
+        snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+}
+
+int64_t edo_set_deadline(int64_t deadline)
+{
+    edo_task *t = edo__task_current();
+    if (!t)
+        return EDO_NEVER;
+    int64_t old = t->deadline;
+    t->deadline = deadline;
+    return old;
+}
+
+int64_t edo_deadline(void)
+{
+    edo_task *t = edo__task_current();
+    return t ? t->deadline : EDO_NEVER;
+}
+
+void edo_task_stats(const edo_task *t, edo_task_info *info)
+{
+    if (!t)
+        t = edo__task_current();
+    memset(info, 0, sizeof *info);
+    if (!t)
+        return;
+    uint32_t s = atomic_load(&t->state);
+    int64_t now = edo__coarse_ns();
+    info->id = t->id;
+    snprintf(info->name, sizeof info->name, "%s", t->name[0] ? t->name : "task");
+    info->spawn_site = t->site;
+    info->state = s == EDO__DONE     ? EDO_TASK_DONE
+                  : s == EDO__PARKED ? EDO_TASK_PARKED
+                  : s == EDO__QUEUED ? EDO_TASK_READY
+                  : t == edo__task_current() || t->waiting_on != EDO_WAIT_YIELD
+                      ? EDO_TASK_RUNNING
+                      : EDO_TASK_READY;
+    info->waiting_on = (edo_wait_reason)t->waiting_on;
+    info->resumes = t->resumes;
+    info->busy_ns = t->busy_ns;
+    if (t == edo__task_current())
+        info->busy_ns += (uint64_t)(now - t->run_start_ns);
+    int64_t life = now - t->spawned_at;
+    info->idle_ns = life > (int64_t)info->busy_ns ? (uint64_t)life - info->busy_ns : 0;
+    info->spawned_at = t->spawned_at / 1000000;
+    info->stack_size = t->stack_size;
+}
+
+size_t edo_task_list(edo_runtime *rt, int (*fn)(const edo_task_info *, void *), void *arg)
+{
+    size_t n = 0;
+    for (edo_task *t = rt->all; t; t = t->all_next) {
+        edo_task_info info;
+        edo_task_stats(t, &info);
+        n++;
+        if (fn(&info, arg))
+            break;
+    }
+    return n;
+}
+
+/* ---- stack overflow report ------------------------------------------------------------- */
+
+static struct sigaction old_segv, old_bus;
+static pthread_once_t overflow_once = PTHREAD_ONCE_INIT;
+
+static void put(const char *s)
+{
+    ssize_t r = write(2, s, strlen(s));
+    (void)r;
+}
+
+static void overflow_handler(int sig, siginfo_t *si, void *uctx)
+{
+    edo__worker *w = edo__worker_current();
+    edo_task *t = w ? w->current : NULL;
+    char *addr = si->si_addr;
+    size_t page = edo__page_size();
+    /* A hit in the guard page, or just below the stack (a frame that jumped it). */
+    if (t && addr >= t->stack.map - 16 * page && addr < t->stack.map + page) {
+        char num[32];
+        put("edo: stack overflow in task '");
+        put(t->name[0] ? t->name : "task");
+        put("' spawned at ");
+        put(t->site ? t->site : "?");
+        put(" (stack ");
+        size_t kib = t->stack_size / 1024, i = sizeof num - 1;
+        num[i] = 0;
+        do
+            num[--i] = (char)('0' + kib % 10);
+        while ((kib /= 10) && i);
+        put(num + i);
+        put(" KiB; give it more with edo_spawn_with's stack_size)\n");
+        signal(SIGABRT, SIG_DFL);
+        abort();
+    }
+    /* Not ours: hand it to whoever was there before, or die the default way. */
+    struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
+    if (old->sa_flags & SA_SIGINFO) {
+        if (old->sa_sigaction) {
+            old->sa_sigaction(sig, si, uctx);
+            return;
+        }
+    } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
+        return;
+    }
+    signal(sig, SIG_DFL); /* the faulting instruction runs again and kills the process */
+}
+
+static void overflow_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = overflow_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+}
+
+int edo__overflow_init_thread(edo__worker *w)
+{
+    /* The handler runs on an alternate stack: the task's own one is what overflowed. */
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) && cur.ss_size >= 16384) {
+        w->altstack = NULL;
+    } else {
+        size_t len = 65536;
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return -errno;
+        stack_t ss = {.ss_sp = p, .ss_size = len, .ss_flags = 0};
+        if (sigaltstack(&ss, NULL) < 0) {
+            int err = -errno;
+            munmap(p, len);
+            return err;
+        }
+        w->altstack = p;
+        w->altstack_len = len;
+    }
+    pthread_once(&overflow_once, overflow_install);
+    return 0;
+}
+
+void edo__overflow_fini_thread(edo__worker *w)
+{
+    if (!w->altstack)
+        return;
+    stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    munmap(w->altstack, w->altstack_len);
+    w->altstack = NULL;
+}

@@ -1,0 +1,145 @@
+/*
+ * The timing wheel of timer.h.
+ *
+ * Invariant: an entry on level L > 0 was placed when `elapsed` and its deadline agreed in
+ * every bit above level L and differed within level L's six bits, so its slot lies ahead of
+ * elapsed's slot on that level. When elapsed reaches the start of that slot, the entries are
+ * re-placed against the new elapsed and drop to a lower level or fire. Level-0 slots are one
+ * millisecond wide, so a timer fires exactly at its deadline's millisecond.
+ */
+#include "core/timer.h"
+
+#include <string.h>
+
+#define SLOT_BITS 6
+#define SLOT_MASK (EDO__WHEEL_SLOTS - 1)
+#define WHEEL_SPAN ((int64_t)1 << (SLOT_BITS * EDO__WHEEL_LEVELS))
+
+static int level_for(int64_t elapsed, int64_t when)
+{
+    uint64_t masked = ((uint64_t)elapsed ^ (uint64_t)when) | SLOT_MASK;
+    int significant = 63 - __builtin_clzll(masked);
+    int level = significant / SLOT_BITS;
+    return level < EDO__WHEEL_LEVELS ? level : EDO__WHEEL_LEVELS - 1;
+}
+
+void edo__wheel_init(edo__wheel *w, int64_t now)
+{
+    memset(w, 0, sizeof *w);
+    w->elapsed = now;
+}
+
+static void place(edo__wheel *w, edo__timer *t)
+{
+    /* Beyond the wheel's span: park at the farthest place and re-place from there. */
+    int64_t when = t->when;
+    if (when - w->elapsed >= WHEEL_SPAN)
+        when = w->elapsed + WHEEL_SPAN - 1;
+    int level = level_for(w->elapsed, when);
+    int slot = (int)((uint64_t)when >> (level * SLOT_BITS)) & SLOT_MASK;
+    edo__timer **head = &w->slots[level][slot];
+    t->level = (uint8_t)level;
+    t->slot = (uint8_t)slot;
+    t->prev = NULL;
+    t->next = *head;
+    if (*head)
+        (*head)->prev = t;
+    *head = t;
+    w->occupied[level] |= (uint64_t)1 << slot;
+}
+
+void edo__wheel_insert(edo__wheel *w, edo__timer *t, int64_t when)
+{
+    t->when = when < w->elapsed ? w->elapsed : when;
+    t->armed = true;
+    w->count++;
+    place(w, t);
+}
+
+void edo__wheel_cancel(edo__wheel *w, edo__timer *t)
+{
+    if (!t->armed)
+        return;
+    t->armed = false;
+    w->count--;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        w->slots[t->level][t->slot] = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    if (!w->slots[t->level][t->slot])
+        w->occupied[t->level] &= ~((uint64_t)1 << t->slot);
+    t->next = t->prev = NULL;
+}
+
+/* The start of the first occupied slot at or after elapsed's position on `level`. */
+static int64_t level_next(const edo__wheel *w, int level, int *slot_out)
+{
+    uint64_t occ = w->occupied[level];
+    int shift = level * SLOT_BITS;
+    int now_slot = (int)((uint64_t)w->elapsed >> shift) & SLOT_MASK;
+    uint64_t rotated = (occ >> now_slot) | (now_slot ? occ << (64 - now_slot) : 0);
+    int slot = (now_slot + __builtin_ctzll(rotated)) & SLOT_MASK;
+    int64_t slot_range = (int64_t)1 << shift;
+    int64_t level_range = slot_range << SLOT_BITS;
+    int64_t level_start = w->elapsed & ~(level_range - 1);
+    int64_t deadline = level_start + slot * slot_range;
+    if (slot < now_slot) /* only reachable for entries parked beyond the span */
+        deadline += level_range;
+    *slot_out = slot;
+    return deadline;
+}
+
+int64_t edo__wheel_next(const edo__wheel *w)
+{
+    if (!w->count)
+        return INT64_MAX;
+    for (int level = 0; level < EDO__WHEEL_LEVELS; level++) {
+        if (w->occupied[level]) {
+            int slot;
+            int64_t d = level_next(w, level, &slot);
+            /* A level-0 deadline is exact; an upper one is when its slot must be split. */
+            return d < w->elapsed ? w->elapsed : d;
+        }
+    }
+    return INT64_MAX;
+}
+
+uint64_t edo__wheel_advance(edo__wheel *w, int64_t now)
+{
+    uint64_t fired = 0;
+    while (w->count) {
+        int level, slot = 0;
+        int64_t deadline = INT64_MAX;
+        for (level = 0; level < EDO__WHEEL_LEVELS; level++) {
+            if (w->occupied[level]) {
+                deadline = level_next(w, level, &slot);
+                break;
+            }
+        }
+        if (deadline > now)
+            break;
+        if (deadline > w->elapsed)
+            w->elapsed = deadline;
+        edo__timer *list = w->slots[level][slot];
+        w->slots[level][slot] = NULL;
+        w->occupied[level] &= ~((uint64_t)1 << slot);
+        while (list) {
+            edo__timer *t = list;
+            list = t->next;
+            t->next = t->prev = NULL;
+            if (t->when <= w->elapsed) {
+                t->armed = false;
+                w->count--;
+                fired++;
+                t->fire(t);
+            } else {
+                place(w, t);
+            }
+        }
+    }
+    if (now > w->elapsed)
+        w->elapsed = now;
+    return fired;
+}

@@ -1,0 +1,52 @@
+/*
+ * A descriptor driven by the runtime, and the readiness protocol between the driver and
+ * the tasks that read and write it.
+ *
+ * Each direction has an event counter that the driver bumps on every readiness edge and a
+ * waiter slot. A task tries the system call first; on EAGAIN it remembers the counter value
+ * it saw before the call and waits until the counter moves. Because the waiter checks the
+ * counter again after arming its slot (and the driver bumps the counter before firing the
+ * slot), an edge can never fall between the failed call and the wait. A short read or write
+ * also counts as "not ready" (the kernel had no more), which saves the EAGAIN round trip.
+ */
+#ifndef EDO_IO_IO_H
+#define EDO_IO_IO_H
+
+#include "core/runtime.h"
+
+enum {
+    EDO__IO_POLLABLE = 1, /* registered with the driver; otherwise calls block directly */
+    EDO__IO_SOCKET = 2,   /* use send/recv flags (MSG_NOSIGNAL) */
+};
+
+typedef struct edo__dir {
+    _Atomic uint32_t events; /* readiness edges seen by the driver */
+    _Atomic uint32_t idle;   /* `events` value at which the descriptor was found not ready */
+    _Atomic bool hup;        /* hang-up or error seen: calls no longer wait, they fail */
+    edo__slot waiter;
+    int64_t timeout_ms; /* per-call timeout, 0: none */
+} edo__dir;
+
+struct edo_io {
+    int fd;
+    int flags;
+    edo_runtime *rt;
+    edo__dir rd, wr;
+    _Atomic bool closing;
+    _Atomic uint32_t users; /* tasks inside a call on this io */
+    edo__slot closer;       /* edo_close waiting for the users to leave */
+    int64_t accept_backoff; /* ms, for a listener short of descriptors */
+};
+
+/* Wraps fd (already non-blocking) for the calling task's runtime; registers it with the
+ * driver when flags has EDO__IO_POLLABLE. On failure fd is left open. */
+int edo__io_new(edo_io **out, int fd, int flags);
+
+/* Closes the signal descriptor of a runtime that is shutting down (src/io/signal.c). */
+void edo__signal_fini(edo_runtime *rt);
+
+/* Registers io with the worker's driver. Returns 0 or -errno; -EPERM: cannot be polled. */
+int edo__driver_add(edo__worker *w, edo_io *io);
+void edo__driver_del(edo__worker *w, edo_io *io);
+
+#endif

@@ -1,0 +1,620 @@
+/*
+ * Descriptors and TCP: the calls a task makes on an edo_io.
+ *
+ * Every call follows io.h's readiness protocol: try the system call when the direction may
+ * be ready, otherwise (or on EAGAIN) wait for the driver's next edge, with the call's
+ * deadline. Calls count as "users" of the io while they run, so that edo_close can wake
+ * them and wait for them to leave before it frees anything.
+ */
+#include "io/io.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- the io object ---------------------------------------------------------------------- */
+
+int edo__io_new(edo_io **out, int fd, int flags)
+{
+    *out = NULL;
+    edo__worker *w = edo__worker_current();
+    if (!w || !w->current)
+        return -EPERM;
+    edo_io *io = calloc(1, sizeof *io);
+    if (!io)
+        return -ENOMEM;
+    io->fd = fd;
+    io->flags = flags;
+    io->rt = w->rt;
+    /* "Not ready" at a counter value the driver has not reached: the first call tries. */
+    atomic_init(&io->rd.idle, UINT32_MAX);
+    atomic_init(&io->wr.idle, UINT32_MAX);
+    if (flags & EDO__IO_POLLABLE) {
+        int rc = edo__driver_add(w, io);
+        if (rc < 0) {
+            free(io);
+            return rc;
+        }
+    }
+    *out = io;
+    return 0;
+}
+
+int edo_io_wrap(edo_io **out, int fd)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    int flags = EDO__IO_POLLABLE | (S_ISSOCK(st.st_mode) ? EDO__IO_SOCKET : 0);
+    bool pollable = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+    if (!pollable)
+        flags &= ~EDO__IO_POLLABLE;
+    if (pollable && !(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    int rc = edo__io_new(out, fd, flags);
+    if (rc == -EPERM && (flags & EDO__IO_POLLABLE)) {
+        /* epoll refuses it (some character devices): serve it with plain blocking calls. */
+        fcntl(fd, F_SETFL, fl);
+        rc = edo__io_new(out, fd, flags & ~EDO__IO_POLLABLE);
+    } else if (rc < 0 && pollable && !(fl & O_NONBLOCK)) {
+        fcntl(fd, F_SETFL, fl);
+    }
+    if (rc == 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return rc;
+}
+
+int edo_io_fd(const edo_io *io)
+{
+    return io ? io->fd : -1;
+}
+
+void edo_io_set_timeout(edo_io *io, int64_t read_ms, int64_t write_ms)
+{
+    io->rd.timeout_ms = read_ms > 0 ? read_ms : 0;
+    io->wr.timeout_ms = write_ms > 0 ? write_ms : 0;
+}
+
+static int io_enter(edo_io *io)
+{
+    if (!io)
+        return -EBADF;
+    atomic_fetch_add(&io->users, 1);
+    if (atomic_load(&io->closing)) {
+        atomic_fetch_sub(&io->users, 1);
+        return -EBADF;
+    }
+    return 0;
+}
+
+static void io_leave(edo_io *io)
+{
+    if (atomic_fetch_sub(&io->users, 1) == 1 && atomic_load(&io->closing))
+        edo__slot_fire(&io->closer);
+}
+
+/* Suspends the calling task until nothing is switched to it for a while: used where the
+ * wait must not be cut short by an abort (edo_close waiting for its users to leave). */
+static void park_uninterruptible(void)
+{
+    edo__worker *w = edo__worker_current();
+    edo_task *t = w->current;
+    uint32_t s = atomic_load(&t->state);
+    if (s & EDO__NOTIFIED)
+        atomic_store(&t->state, EDO__RUNNING);
+    else
+        edo__switch_out(w, t, EDO__SW_PARK);
+}
+
+int edo_close(edo_io *io)
+{
+    if (!io)
+        return -EBADF;
+    if (atomic_exchange(&io->closing, true))
+        return -EBADF;
+    /* Wake the tasks parked on it: they see `closing` and return -EBADF. */
+    edo__slot_fire(&io->rd.waiter);
+    edo__slot_fire(&io->wr.waiter);
+    edo_task *self = edo__task_current();
+    while (self && atomic_load(&io->users)) {
+        if (!edo__slot_arm(&io->closer, self))
+            break;
+        if (atomic_load(&io->users))
+            park_uninterruptible();
+        edo__slot_disarm(&io->closer, self);
+    }
+    if (io->flags & EDO__IO_POLLABLE)
+        edo__driver_del(&io->rt->worker, io);
+    int rc = close(io->fd) < 0 && errno != EINTR ? -errno : 0;
+    free(io);
+    return rc;
+}
+
+static int64_t op_deadline(const edo__dir *d)
+{
+    return d->timeout_ms > 0 ? edo_now() + d->timeout_ms : EDO_NEVER;
+}
+
+/* May the direction be ready? Stores the edge counter to wait on if it is not. */
+static inline bool maybe_ready(edo__dir *d, uint32_t *seen)
+{
+    *seen = atomic_load_explicit(&d->events, memory_order_acquire);
+    return *seen != atomic_load_explicit(&d->idle, memory_order_relaxed) ||
+           atomic_load_explicit(&d->hup, memory_order_relaxed);
+}
+
+/* Waits until the driver reports an edge after `seen`. */
+static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why,
+                    int64_t deadline)
+{
+    edo_task *self = edo__task_current();
+    if (!self)
+        return -EPERM;
+    if (!(io->flags & EDO__IO_POLLABLE))
+        return -EAGAIN;
+    if (!edo__slot_arm(&d->waiter, self))
+        return -EBUSY; /* another task already waits in this direction */
+    int rc = 0;
+    /* Armed first, then checked: the driver bumps `events` before firing the slot. */
+    if (atomic_load(&d->events) == seen && !atomic_load(&io->closing))
+        rc = edo__park(why, deadline);
+    edo__slot_disarm(&d->waiter, self);
+    if (rc == 0 && atomic_load(&io->closing))
+        rc = -EBADF;
+    return rc;
+}
+
+/* ---- reading and writing ---------------------------------------------------------------- */
+
+static ssize_t do_read(edo_io *io, void *buf, size_t len, int64_t deadline)
+{
+    for (;;) {
+        uint32_t seen;
+        if (maybe_ready(&io->rd, &seen)) {
+            ssize_t n = read(io->fd, buf, len);
+            if (n >= 0) {
+                /* A short read drained the socket: the next one waits for an edge. */
+                if (n > 0 && (size_t)n < len)
+                    atomic_store_explicit(&io->rd.idle, seen, memory_order_relaxed);
+                edo__budget_spend();
+                return n;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -errno;
+            atomic_store_explicit(&io->rd.idle, seen, memory_order_relaxed);
+        }
+        int rc = dir_wait(io, &io->rd, seen, EDO_WAIT_READ, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* One write or sendmsg; iov/iovcnt, or buf/len when iov is NULL. */
+static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct iovec *iov,
+                        int iovcnt, int64_t deadline)
+{
+    size_t want = len;
+    if (iov) {
+        want = 0;
+        for (int i = 0; i < iovcnt; i++)
+            want += iov[i].iov_len;
+    }
+    for (;;) {
+        uint32_t seen;
+        if (maybe_ready(&io->wr, &seen)) {
+            ssize_t n;
+            if (io->flags & EDO__IO_SOCKET) {
+                /* MSG_NOSIGNAL: a peer that is gone is an error value, not a SIGPIPE. */
+                if (iov) {
+                    struct msghdr mh = {.msg_iov = (struct iovec *)iov,
+                                        .msg_iovlen = (size_t)iovcnt};
+                    n = sendmsg(io->fd, &mh, MSG_NOSIGNAL);
+                } else {
+                    n = send(io->fd, buf, len, MSG_NOSIGNAL);
+                }
+            } else {
+                n = iov ? writev(io->fd, iov, iovcnt) : write(io->fd, buf, len);
+            }
+            if (n >= 0) {
+                if ((size_t)n < want)
+                    atomic_store_explicit(&io->wr.idle, seen, memory_order_relaxed);
+                edo__budget_spend();
+                return n;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -errno;
+            atomic_store_explicit(&io->wr.idle, seen, memory_order_relaxed);
+        }
+        int rc = dir_wait(io, &io->wr, seen, EDO_WAIT_WRITE, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+ssize_t edo_read(edo_io *io, void *buf, size_t len)
+{
+    int rc = io_enter(io);
+    if (rc < 0)
+        return rc;
+    ssize_t n = do_read(io, buf, len, op_deadline(&io->rd));
+    io_leave(io);
+    return n;
+}
+
+int edo_read_exact(edo_io *io, void *buf, size_t len, size_t *done)
+{
+    size_t got = 0;
+    int rc = io_enter(io);
+    if (rc == 0) {
+        int64_t deadline = op_deadline(&io->rd);
+        while (got < len) {
+            ssize_t n = do_read(io, (char *)buf + got, len - got, deadline);
+            if (n <= 0) {
+                rc = n == 0 ? -ENODATA : (int)n;
+                break;
+            }
+            got += (size_t)n;
+        }
+        io_leave(io);
+    }
+    if (done)
+        *done = got;
+    return rc;
+}
+
+ssize_t edo_write(edo_io *io, const void *buf, size_t len)
+{
+    int rc = io_enter(io);
+    if (rc < 0)
+        return rc;
+    ssize_t n = do_write(io, buf, len, NULL, 0, op_deadline(&io->wr));
+    io_leave(io);
+    return n;
+}
+
+int edo_write_all(edo_io *io, const void *buf, size_t len, size_t *done)
+{
+    size_t sent = 0;
+    int rc = io_enter(io);
+    if (rc == 0) {
+        int64_t deadline = op_deadline(&io->wr);
+        while (sent < len) {
+            ssize_t n = do_write(io, (const char *)buf + sent, len - sent, NULL, 0, deadline);
+            if (n < 0) {
+                rc = (int)n;
+                break;
+            }
+            sent += (size_t)n;
+        }
+        io_leave(io);
+    }
+    if (done)
+        *done = sent;
+    return rc;
+}
+
+ssize_t edo_writev(edo_io *io, const struct iovec *iov, int iovcnt)
+{
+    if (iovcnt < 0 || (iovcnt && !iov))
+        return -EINVAL;
+    int rc = io_enter(io);
+    if (rc < 0)
+        return rc;
+    ssize_t n = do_write(io, NULL, 0, iov, iovcnt, op_deadline(&io->wr));
+    io_leave(io);
+    return n;
+}
+
+int edo_io_wait(edo_io *io, int what)
+{
+    if (what != EDO_READ && what != EDO_WRITE)
+        return -EINVAL;
+    int rc = io_enter(io);
+    if (rc < 0)
+        return rc;
+    edo__dir *d = what == EDO_READ ? &io->rd : &io->wr;
+    int64_t deadline = op_deadline(d);
+    for (;;) {
+        /* The counter first, then a level check: an edge after the check moves the counter,
+         * so waiting on the value read before it can lose nothing. */
+        uint32_t seen = atomic_load(&d->events);
+        struct pollfd p = {.fd = io->fd, .events = what == EDO_READ ? POLLIN : POLLOUT};
+        if (!(io->flags & EDO__IO_POLLABLE) || poll(&p, 1, 0) != 0)
+            break;
+        rc = dir_wait(io, d, seen, what == EDO_READ ? EDO_WAIT_READ : EDO_WAIT_WRITE, deadline);
+        if (rc < 0)
+            break;
+    }
+    io_leave(io);
+    return rc;
+}
+
+int edo_shutdown(edo_io *io)
+{
+    if (!io)
+        return -EBADF;
+    return shutdown(io->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+int edo_tcp_nodelay(edo_io *io, bool on)
+{
+    int v = on;
+    if (!io)
+        return -EBADF;
+    return setsockopt(io->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0 ? -errno : 0;
+}
+
+/* ---- addresses -------------------------------------------------------------------------- */
+
+int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+    if (!addr || !ss || !sslen)
+        return -EINVAL;
+    memset(ss, 0, sizeof *ss);
+    char host[64];
+    const char *port;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':' || (size_t)(end - addr - 1) >= sizeof host)
+            return -EINVAL;
+        memcpy(host, addr + 1, (size_t)(end - addr - 1));
+        host[end - addr - 1] = 0;
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (!colon || (size_t)(colon - addr) >= sizeof host)
+            return -EINVAL;
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = 0;
+        port = colon + 1;
+    }
+    char *end;
+    errno = 0;
+    long p = strtol(port, &end, 10);
+    if (!*port || *end || p < 0 || p > 65535 || errno)
+        return -EINVAL;
+    if (addr[0] == '[') {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)p);
+        if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+            return -EINVAL;
+        *sslen = sizeof *s6;
+        return 0;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)p);
+    if (!host[0] || !strcmp(host, "*"))
+        s4->sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (!strcmp(host, "localhost"))
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+        return -EINVAL; /* names need a resolver, which runs on the blocking pool */
+    *sslen = sizeof *s4;
+    return 0;
+}
+
+static int format_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN];
+    int n;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        n = snprintf(buf, len, "%s:%u", host, ntohs(s4->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        n = snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
+    } else {
+        return -EAFNOSUPPORT;
+    }
+    return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+int edo_local_addr(const edo_io *io, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (!io)
+        return -EBADF;
+    if (getsockname(io->fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -errno;
+    return format_addr(&ss, buf, len);
+}
+
+int edo_peer_addr(const edo_io *io, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (!io)
+        return -EBADF;
+    if (getpeername(io->fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -errno;
+    return format_addr(&ss, buf, len);
+}
+
+/* ---- TCP -------------------------------------------------------------------------------- */
+
+int edo_tcp_listen_with(edo_io **out, const char *addr, const edo_listen_opts *opts)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = edo_parse_addr(addr, &ss, &sl);
+    if (rc < 0)
+        return rc;
+    if (!edo__task_current())
+        return -EPERM;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    int backlog = opts && opts->backlog > 0 ? opts->backlog : SOMAXCONN;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        goto fail;
+    if (opts && opts->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        goto fail;
+    if (ss.ss_family == AF_INET6 && opts && opts->v6only &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+        goto fail;
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, backlog) < 0)
+        goto fail;
+    rc = edo__io_new(out, fd, EDO__IO_POLLABLE | EDO__IO_SOCKET);
+    if (rc < 0)
+        close(fd);
+    return rc;
+fail:
+    rc = -errno;
+    close(fd);
+    return rc;
+}
+
+int edo_tcp_listen(edo_io **out, const char *addr, int backlog)
+{
+    edo_listen_opts o = {.backlog = backlog};
+    return edo_tcp_listen_with(out, addr, &o);
+}
+
+#define BACKOFF_MIN_MS 10
+#define BACKOFF_MAX_MS 1000
+
+int edo_tcp_accept(edo_io *lis, edo_io **out)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    int rc = io_enter(lis);
+    if (rc < 0)
+        return rc;
+    int64_t deadline = op_deadline(&lis->rd);
+    for (;;) {
+        uint32_t seen;
+        if (maybe_ready(&lis->rd, &seen)) {
+            int fd = accept4(lis->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                lis->accept_backoff = 0;
+                int one = 1;
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                rc = edo__io_new(out, fd, EDO__IO_POLLABLE | EDO__IO_SOCKET);
+                if (rc < 0)
+                    close(fd);
+                edo__budget_spend();
+                break;
+            }
+            int err = errno;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                /* The connection waits in the backlog and the listener stays readable:
+                 * sleep before reporting, so that a loop that retries cannot spin. */
+                int64_t b = lis->accept_backoff;
+                b = b ? (b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2) : BACKOFF_MIN_MS;
+                lis->accept_backoff = b;
+                rc = edo_sleep(b);
+                if (rc == 0)
+                    rc = -err;
+                break;
+            }
+            if (err == EAGAIN) {
+                atomic_store_explicit(&lis->rd.idle, seen, memory_order_relaxed);
+            } else if (err != EINTR && err != ECONNABORTED && err != EPROTO &&
+                       err != ENETDOWN && err != ENOPROTOOPT && err != EHOSTDOWN &&
+                       err != ENONET && err != EHOSTUNREACH && err != ENETUNREACH) {
+                /* Those are the new connection's problems (accept(2)); the rest are ours. */
+                rc = -err;
+                break;
+            } else {
+                continue;
+            }
+        }
+        rc = dir_wait(lis, &lis->rd, seen, EDO_WAIT_READ, deadline);
+        if (rc < 0)
+            break;
+    }
+    io_leave(lis);
+    return rc;
+}
+
+int edo_tcp_connect(edo_io **out, const char *addr, int64_t timeout_ms)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = edo_parse_addr(addr, &ss, &sl);
+    if (rc < 0)
+        return rc;
+    if (!edo__task_current())
+        return -EPERM;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Registered after connect(2): an unconnected socket polls as hung up. */
+    bool pending = false;
+    if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+        if (errno != EINPROGRESS) {
+            rc = -errno;
+            close(fd);
+            return rc;
+        }
+        pending = true;
+    }
+    edo_io *io;
+    rc = edo__io_new(&io, fd, EDO__IO_POLLABLE | EDO__IO_SOCKET);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    int64_t deadline = timeout_ms > 0 ? edo_now() + timeout_ms : EDO_NEVER;
+    while (pending) {
+        uint32_t seen = atomic_load(&io->wr.events);
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+            err = errno;
+        if (err) {
+            rc = -err;
+            break;
+        }
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0)
+            break; /* connected */
+        if (errno != ENOTCONN) {
+            rc = -errno;
+            break;
+        }
+        rc = dir_wait(io, &io->wr, seen, EDO_WAIT_WRITE, deadline);
+        if (rc < 0)
+            break;
+    }
+    if (rc < 0) {
+        edo_close(io);
+        return rc;
+    }
+    *out = io;
+    return 0;
+}
