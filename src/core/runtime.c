@@ -43,6 +43,7 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     edo_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return -ENOMEM;
+    edo__cycles_to_ns(0); /* start calibrating the busy-time clock */
     size_t page = edo__page_size();
     size_t stack = opts && opts->stack_size ? opts->stack_size : DEFAULT_STACK;
     rt->stack_size = (stack + page - 1) & ~(page - 1);

@@ -30,6 +30,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 enum {
     EDO__QUEUED = 0,
@@ -68,9 +69,9 @@ struct edo_task {
     /* counters */
     uint64_t id;
     uint64_t resumes;
-    uint64_t busy_ns;
-    int64_t run_start_ns; /* coarse clock at the last resume */
-    int64_t spawned_at;
+    uint64_t busy_cycles;    /* edo__cycles() ticks spent running */
+    uint64_t run_start;      /* edo__cycles() at the last resume */
+    uint64_t spawned_cycles; /* edo__cycles() at spawn */
     const char *site;
     char name[32];
 };
@@ -81,6 +82,7 @@ struct edo_task {
  * the stealer's CAS then fails and it retries. */
 #define EDO__LOCAL_QUEUE 256
 typedef struct edo__queue {
+    bool stealable; /* false with one worker: the owner pops without a CAS */
     _Atomic uint32_t head;
     _Atomic uint32_t tail;
     _Atomic(edo_task *) slot[EDO__LOCAL_QUEUE];
@@ -95,7 +97,9 @@ struct edo__worker {
     edo_task *lifo;       /* the task most recently woken by the running task */
     uint32_t lifo_streak; /* consecutive runs from the LIFO slot */
     uint32_t tick;
-    bool poll_due; /* EVENT_INTERVAL tasks ran since the last poll */
+    bool poll_due;          /* time to poll the driver (sched.c's EVENT_INTERVAL) */
+    uint32_t poll_interval; /* task runs between polls while busy */
+    uint32_t next_poll_tick;
     edo__queue queue;
     edo__wheel wheel;
     /* driver */
@@ -172,13 +176,32 @@ void edo__task_list_add(edo_runtime *rt, edo_task *t);
 void edo__worker_enter(edo__worker *w);
 void edo__worker_leave(void);
 int64_t edo__now_ns(void);
-int64_t edo__coarse_ns(void);
+
+/* A cheap monotonic tick counter for the busy-time counters: the TSC on x86-64 (no system
+ * call, no vDSO), the virtual counter on aarch64, the coarse clock elsewhere. */
+static inline uint64_t edo__cycles(void)
+{
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ volatile("mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+#endif
+}
+/* Converts a span of edo__cycles() ticks to nanoseconds. */
+uint64_t edo__cycles_to_ns(uint64_t cycles);
 
 /* ---- driver (src/io/epoll.c) ------------------------------------------------------------ */
 int edo__driver_init(edo__worker *w);
 void edo__driver_fini(edo__worker *w);
-/* Waits for events at most timeout_ms (-1: no limit) and wakes the tasks they concern. */
-void edo__driver_poll(edo__worker *w, int timeout_ms);
+/* Waits for events at most timeout_ms (-1: no limit) and wakes the tasks they concern.
+ * Returns the number of events. */
+int edo__driver_poll(edo__worker *w, int timeout_ms);
 /* Wakes the worker from edo__driver_poll; any thread. */
 void edo__driver_unpark(edo__worker *w);
 

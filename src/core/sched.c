@@ -12,9 +12,12 @@
 #include <errno.h>
 #include <time.h>
 
-/* Poll the driver and the inject queue after this many tasks, even when tasks are always
- * ready, so that I/O and foreign wakes are never starved by busy tasks. */
+/* Poll the driver and the inject queue after this many task runs, even when tasks are
+ * always ready, so that I/O and foreign wakes are never starved by busy tasks. While such
+ * polls keep finding nothing, the interval doubles up to EVENT_INTERVAL_MAX: a system call
+ * every 61 switches would otherwise be a third of the cost of a yield. */
 #define EVENT_INTERVAL 61
+#define EVENT_INTERVAL_MAX (EVENT_INTERVAL * 8)
 /* Runs in a row from the LIFO slot before the queue's head gets its turn. */
 #define LIFO_MAX 3
 
@@ -53,13 +56,29 @@ int64_t edo__now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Busy time is counted at the coarse clock's resolution (a few ms), the way the kernel
- * counts CPU time: exact over long spans, and a few ns per switch instead of 20. */
-int64_t edo__coarse_ns(void)
+/* The tick rate of edo__cycles(), measured against CLOCK_MONOTONIC from the first call
+ * on: the longer the span, the better the estimate. */
+uint64_t edo__cycles_to_ns(uint64_t cycles)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+#if defined(__aarch64__)
+    uint64_t freq;
+    __asm__ volatile("mrs %0, cntfrq_el0" : "=r"(freq));
+    return (uint64_t)((unsigned __int128)cycles * 1000000000 / freq);
+#elif defined(__x86_64__)
+    static _Atomic uint64_t base_cyc, base_ns;
+    uint64_t c0 = atomic_load_explicit(&base_cyc, memory_order_relaxed);
+    uint64_t n0 = atomic_load_explicit(&base_ns, memory_order_relaxed);
+    uint64_t c = edo__cycles(), n = (uint64_t)edo__now_ns();
+    if (!c0) {
+        atomic_store(&base_ns, n);
+        atomic_store(&base_cyc, c);
+    }
+    if (!c0 || c - c0 < 1000000 || n <= n0)
+        return cycles / 3; /* too early to tell: assume 3 GHz */
+    return (uint64_t)((unsigned __int128)cycles * (n - n0) / (c - c0));
+#else
+    return cycles;
+#endif
 }
 
 int64_t edo_now(void)
@@ -83,6 +102,15 @@ static bool queue_push(edo__queue *q, edo_task *t)
 static edo_task *queue_pop(edo__queue *q)
 {
     uint32_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    if (!q->stealable) {
+        /* No other worker can take from this queue: no CAS needed. */
+        if (head == atomic_load_explicit(&q->tail, memory_order_relaxed))
+            return NULL;
+        edo_task *t = atomic_load_explicit(&q->slot[head % EDO__LOCAL_QUEUE],
+                                           memory_order_relaxed);
+        atomic_store_explicit(&q->head, head + 1, memory_order_relaxed);
+        return t;
+    }
     for (;;) {
         uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
         if (head == tail)
@@ -187,7 +215,7 @@ void edo__schedule(edo_task *t)
 static edo_task *next_task(edo__worker *w)
 {
     edo_task *t;
-    if (++w->tick % EVENT_INTERVAL == 0) {
+    if ((int32_t)(++w->tick - w->next_poll_tick) >= 0) {
         w->poll_due = true;
         if ((t = inject_pop(w->rt)))
             goto found;
@@ -213,12 +241,12 @@ found:
     return t;
 }
 
-static void run_prepare(edo__worker *w, edo_task *t)
+static void run_prepare(edo__worker *w, edo_task *t, uint64_t now)
 {
     if (atomic_load_explicit(&t->state, memory_order_relaxed) == EDO__QUEUED)
         atomic_store_explicit(&t->state, EDO__RUNNING, memory_order_relaxed);
     t->resumes++;
-    t->run_start_ns = edo__coarse_ns();
+    t->run_start = now;
     t->budget = EDO__BUDGET;
     w->current = t;
 }
@@ -270,12 +298,12 @@ void edo__switch_out(edo__worker *w, edo_task *self, int why)
             return;
         }
     }
-    int64_t c = edo__coarse_ns();
-    self->busy_ns += (uint64_t)(c - self->run_start_ns);
+    uint64_t c = edo__cycles();
+    self->busy_cycles += c - self->run_start;
     w->prev = self;
     w->prev_why = why;
     if (next) {
-        run_prepare(w, next);
+        run_prepare(w, next, c);
         edo__coro_switch(&self->ctx, &next->ctx, why == EDO__SW_EXIT);
     } else {
         w->current = NULL;
@@ -305,7 +333,12 @@ static void poll_once(edo__worker *w, int max_wait)
             timeout = 0;
     }
     w->poll_due = false;
-    edo__driver_poll(w, timeout);
+    int n = edo__driver_poll(w, timeout);
+    if (n > 0 || max_wait != 0 || !w->poll_interval)
+        w->poll_interval = EVENT_INTERVAL;
+    else if (w->poll_interval < EVENT_INTERVAL_MAX)
+        w->poll_interval *= 2;
+    w->next_poll_tick = w->tick + w->poll_interval;
     if (max_wait != 0)
         atomic_store(&w->parked, 0);
     if (w->wheel.count)
@@ -324,7 +357,7 @@ void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at)
             poll_once(w, 0);
         edo_task *t = next_task(w);
         if (t) {
-            run_prepare(w, t);
+            run_prepare(w, t, edo__cycles());
             edo__coro_switch(&w->sched, &t->ctx, 0);
             w->current = NULL;
             finish_switch(w);

@@ -119,7 +119,16 @@ static void task_entry(void *arg)
     edo_task *t = arg;
     edo__task_started(t);
     t->result = t->fn(t->arg);
-    edo__switch_out(edo__worker_current(), t, EDO__SW_EXIT);
+    /* Publish the end while still on this stack, so that a waiting joiner lands in the
+     * LIFO slot and the switch below goes straight to it. The runtime's reference keeps
+     * the stack mapped until edo__task_finish runs on the other side of that switch. */
+    edo__worker *w = edo__worker_current();
+    task_list_remove(w->rt, t);
+    atomic_store(&t->state, EDO__DONE);
+    if (atomic_load(&t->foreign_joiner))
+        syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    edo__slot_fire(&t->joiner);
+    edo__switch_out(w, t, EDO__SW_EXIT);
     __builtin_unreachable();
 }
 
@@ -154,7 +163,7 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
     t->deadline = EDO_NEVER;
     t->timer.fire = timer_fired;
     t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
-    t->spawned_at = edo__coarse_ns();
+    t->spawned_cycles = edo__cycles();
     if (opts && opts->name)
         snprintf(t->name, sizeof t->name, "%s", opts->name);
     atomic_init(&t->refs, joinable ? 2 : 1);
@@ -201,13 +210,7 @@ int edo_spawn_at(edo_task **out, const edo_spawn_opts *opts, edo_task_fn fn, voi
 /* Runs on the worker after the task's last switch: its stack is free now. */
 void edo__task_finish(edo__worker *w, edo_task *t)
 {
-    edo_runtime *rt = t->rt;
     edo__ctx_release(&t->ctx);
-    task_list_remove(rt, t);
-    atomic_store(&t->state, EDO__DONE);
-    if (atomic_load(&t->foreign_joiner))
-        syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-    edo__slot_fire(&t->joiner);
     edo__task_unref(t);
     (void)w;
 }
@@ -441,30 +444,30 @@ int64_t edo_deadline(void)
 
 void edo_task_stats(const edo_task *t, edo_task_info *info)
 {
+    edo_task *self = edo__task_current();
     if (!t)
-        t = edo__task_current();
+        t = self;
     memset(info, 0, sizeof *info);
     if (!t)
         return;
     uint32_t s = atomic_load(&t->state);
-    int64_t now = edo__coarse_ns();
+    uint64_t now = edo__cycles();
     info->id = t->id;
     snprintf(info->name, sizeof info->name, "%s", t->name[0] ? t->name : "task");
     info->spawn_site = t->site;
-    info->state = s == EDO__DONE     ? EDO_TASK_DONE
-                  : s == EDO__PARKED ? EDO_TASK_PARKED
-                  : s == EDO__QUEUED ? EDO_TASK_READY
-                  : t == edo__task_current() || t->waiting_on != EDO_WAIT_YIELD
-                      ? EDO_TASK_RUNNING
-                      : EDO_TASK_READY;
+    /* A yielded task waits in a run queue without leaving RUNNING (runtime.h). */
+    info->state = s == EDO__DONE                                     ? EDO_TASK_DONE
+                  : s == EDO__PARKED                                 ? EDO_TASK_PARKED
+                  : s == EDO__QUEUED                                 ? EDO_TASK_READY
+                  : t != self && t->waiting_on == EDO_WAIT_YIELD     ? EDO_TASK_READY
+                                                                     : EDO_TASK_RUNNING;
     info->waiting_on = (edo_wait_reason)t->waiting_on;
     info->resumes = t->resumes;
-    info->busy_ns = t->busy_ns;
-    if (t == edo__task_current())
-        info->busy_ns += (uint64_t)(now - t->run_start_ns);
-    int64_t life = now - t->spawned_at;
-    info->idle_ns = life > (int64_t)info->busy_ns ? (uint64_t)life - info->busy_ns : 0;
-    info->spawned_at = t->spawned_at / 1000000;
+    uint64_t busy = t->busy_cycles + (t == self ? now - t->run_start : 0);
+    uint64_t life = now - t->spawned_cycles;
+    info->busy_ns = edo__cycles_to_ns(busy);
+    info->idle_ns = life > busy ? edo__cycles_to_ns(life - busy) : 0;
+    info->spawned_at = edo_now() - (int64_t)(edo__cycles_to_ns(life) / 1000000);
     info->stack_size = t->stack_size;
 }
 

@@ -67,7 +67,7 @@ static void ready(edo__dir *d, bool hup)
     edo__slot_fire(&d->waiter);
 }
 
-void edo__driver_poll(edo__worker *w, int timeout_ms)
+int edo__driver_poll(edo__worker *w, int timeout_ms)
 {
     struct epoll_event evs[MAX_EVENTS];
     int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout_ms);
@@ -87,6 +87,7 @@ void edo__driver_poll(edo__worker *w, int timeout_ms)
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             ready(&io->wr, e & (EPOLLHUP | EPOLLERR));
     }
+    return n;
 }
 
 void edo__driver_unpark(edo__worker *w)
