@@ -8,6 +8,8 @@
 #include "core/coro.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -32,6 +34,28 @@ size_t edo__page_size(void)
     return page;
 }
 
+/* Stacks mapped with a guard page now, and how many may be: half of what is left of
+ * vm.max_map_count after a reserve for the rest of the program. */
+static _Atomic long guarded_stacks;
+static _Atomic long guard_limit;
+
+static long guard_limit_get(void)
+{
+    long lim = atomic_load_explicit(&guard_limit, memory_order_relaxed);
+    if (lim)
+        return lim;
+    long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &max) != 1)
+            max = 65530;
+        fclose(f);
+    }
+    lim = max > 16384 ? (max - 8192) / 2 : max / 4;
+    atomic_store_explicit(&guard_limit, lim, memory_order_relaxed);
+    return lim;
+}
+
 int edo__stack_map(edo__stack *st, size_t usable)
 {
     size_t page = edo__page_size();
@@ -41,13 +65,16 @@ int edo__stack_map(edo__stack *st, size_t usable)
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED)
         return -errno;
-    if (mprotect(map, page, PROT_NONE) < 0) {
-        int err = -errno;
-        munmap(map, len);
-        return err;
-    }
     st->map = map;
     st->map_len = len;
+    st->guarded = false;
+    if (atomic_fetch_add(&guarded_stacks, 1) < guard_limit_get() &&
+        mprotect(map, page, PROT_NONE) == 0) {
+        st->guarded = true;
+    } else {
+        atomic_fetch_sub(&guarded_stacks, 1);
+        *(unsigned long long *)map = EDO__STACK_CANARY;
+    }
 #ifdef EDO_HAVE_VALGRIND_H
     st->valgrind_id = VALGRIND_STACK_REGISTER(map + page, map + len);
 #else
@@ -68,6 +95,8 @@ void edo__stack_unmap(edo__stack *st)
     ASAN_UNPOISON_MEMORY_REGION(st->map + edo__page_size(), st->map_len - edo__page_size());
 #endif
     munmap(st->map, st->map_len);
+    if (st->guarded)
+        atomic_fetch_sub(&guarded_stacks, 1);
     st->map = NULL;
 }
 

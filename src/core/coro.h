@@ -9,6 +9,7 @@
 #ifndef EDO_CORE_CORO_H
 #define EDO_CORE_CORO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
@@ -51,15 +52,29 @@ typedef struct edo__ctx {
 #endif
 } edo__ctx;
 
-/* A mapped stack: [map, map + page) is the guard page, the rest is usable. */
+/* A mapped stack: [map, map + page) is the guard page, the rest is usable.
+ *
+ * Each guard page splits the mapping in two, and the kernel caps a process's mappings
+ * (vm.max_map_count, 65530 by default), so beyond about half that many stacks new ones get
+ * no guard page: their first page (still reserved, so the layout is the same) holds a
+ * canary word instead, checked each time the task switches away. Such an overflow is
+ * reported late, but it is reported. */
 typedef struct edo__stack {
     char *map;
     size_t map_len;
     unsigned valgrind_id;
+    bool guarded;
 } edo__stack;
+
+#define EDO__STACK_CANARY 0x6564f0c0a57ac4edULL
 
 /* Maps a stack of at least `usable` bytes plus a guard page. Returns 0 or -errno. */
 int edo__stack_map(edo__stack *st, size_t usable);
+/* False if an unguarded stack's canary was overwritten. */
+static inline bool edo__stack_intact(const edo__stack *st)
+{
+    return st->guarded || *(const unsigned long long *)st->map == EDO__STACK_CANARY;
+}
 void edo__stack_unmap(edo__stack *st);
 size_t edo__page_size(void);
 

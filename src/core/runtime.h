@@ -207,6 +207,8 @@ void edo__driver_unpark(edo__worker *w);
 
 /* ---- stack overflow report (src/core/task.c) ----------------------------------------- */
 int edo__overflow_init_thread(edo__worker *w);
+/* Prints which task overflowed its stack and aborts. */
+_Noreturn void edo__overflow_report(const edo_task *t);
 void edo__overflow_fini_thread(edo__worker *w);
 
 #endif

@@ -298,6 +298,8 @@ void edo__switch_out(edo__worker *w, edo_task *self, int why)
             return;
         }
     }
+    if (__builtin_expect(!edo__stack_intact(&self->stack), 0))
+        edo__overflow_report(self);
     uint64_t c = edo__cycles();
     self->busy_cycles += c - self->run_start;
     w->prev = self;

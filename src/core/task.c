@@ -495,6 +495,26 @@ static void put(const char *s)
     (void)r;
 }
 
+/* Async-signal-safe: called from the SIGSEGV handler. */
+_Noreturn void edo__overflow_report(const edo_task *t)
+{
+    char num[32];
+    put("edo: stack overflow in task '");
+    put(t->name[0] ? t->name : "task");
+    put("' spawned at ");
+    put(t->site ? t->site : "?");
+    put(" (stack ");
+    size_t kib = t->stack_size / 1024, i = sizeof num - 1;
+    num[i] = 0;
+    do
+        num[--i] = (char)('0' + kib % 10);
+    while ((kib /= 10) && i);
+    put(num + i);
+    put(" KiB; give it more with edo_spawn_with's stack_size)\n");
+    signal(SIGABRT, SIG_DFL);
+    abort();
+}
+
 static void overflow_handler(int sig, siginfo_t *si, void *uctx)
 {
     edo__worker *w = edo__worker_current();
@@ -502,23 +522,8 @@ static void overflow_handler(int sig, siginfo_t *si, void *uctx)
     char *addr = si->si_addr;
     size_t page = edo__page_size();
     /* A hit in the guard page, or just below the stack (a frame that jumped it). */
-    if (t && addr >= t->stack.map - 16 * page && addr < t->stack.map + page) {
-        char num[32];
-        put("edo: stack overflow in task '");
-        put(t->name[0] ? t->name : "task");
-        put("' spawned at ");
-        put(t->site ? t->site : "?");
-        put(" (stack ");
-        size_t kib = t->stack_size / 1024, i = sizeof num - 1;
-        num[i] = 0;
-        do
-            num[--i] = (char)('0' + kib % 10);
-        while ((kib /= 10) && i);
-        put(num + i);
-        put(" KiB; give it more with edo_spawn_with's stack_size)\n");
-        signal(SIGABRT, SIG_DFL);
-        abort();
-    }
+    if (t && addr >= t->stack.map - 16 * page && addr < t->stack.map + page)
+        edo__overflow_report(t);
     /* Not ours: hand it to whoever was there before, or die the default way. */
     struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
     if (old->sa_flags & SA_SIGINFO) {
