@@ -151,14 +151,16 @@ typedef struct edo_spawn_opts {
 #define edo_runtime_spawn(rt, task, fn, arg)                                                  \
     edo_runtime_spawn_at((rt), (task), NULL, (fn), (arg), EDO__HERE)
 
-/* Waits until the task has returned and releases the handle (always: after edo_join the
- * handle is gone, whatever it returns). Stores the task's return value in *result (if
- * result is not NULL). Returns 0; -ECANCELED if the task was aborted before it returned
- * (*result is then what it returned while unwinding). If the wait itself is cut short -
- * the caller is aborted (-ECANCELED) or its deadline passes (-ETIMEDOUT) - the task is
- * detached and runs on, and *result is NULL. -EDEADLK: a task joining itself; -EINVAL:
- * another task is already joining it. Suspends when called from a task; from a thread
- * outside the runtime it blocks that thread. */
+/* Waits until the task has returned, stores its return value in *result (if result is not
+ * NULL) and releases the handle. Returns 0, or -ECANCELED if the task was aborted before
+ * it returned (*result is then what it returned while unwinding).
+ * If the caller's deadline passes first, it returns -ETIMEDOUT and the handle stays
+ * valid: join it again, or abort or detach it. If the caller is aborted while it waits,
+ * the task is detached (it runs on and is reclaimed when it returns) and edo_join returns
+ * -ECANCELED. So the handle is released by every return except -ETIMEDOUT.
+ * -EDEADLK: a task joining itself; -EINVAL: another task is already joining it (both
+ * leave the handle valid). Suspends when called from a task; from a thread outside the
+ * runtime it blocks that thread. */
 int edo_join(edo_task *task, void **result);
 
 /* Releases the handle without waiting: the task runs on and is reclaimed when it
@@ -224,7 +226,7 @@ typedef struct edo_task_info {
     size_t stack_size;
 } edo_task_info;
 
-/* Calls fn for every live task of rt (spawned and not yet reclaimed), with a snapshot of
+/* Calls fn for every live task of rt (spawned and not yet returned), with a snapshot of
  * its counters; stops early when fn returns non-zero. Call it from a task of rt or while
  * no thread drives rt. Returns the number of tasks visited. */
 size_t edo_task_list(edo_runtime *rt, int (*fn)(const edo_task_info *info, void *arg),
@@ -258,8 +260,8 @@ void edo_io_set_timeout(edo_io *io, int64_t read_ms, int64_t write_ms);
  * -EBADF. Returns 0 or -errno from close(2) (the descriptor is closed either way). */
 int edo_close(edo_io *io);
 
-/* Creates a listening TCP socket on "host:port" (IPv4 literal, "[v6]:port", or ":port" /
- * "*:port" for every IPv4 address) with SO_REUSEADDR. backlog <= 0: SOMAXCONN. */
+/* Creates a listening TCP socket on "host:port" (see edo_parse_addr) with SO_REUSEADDR.
+ * backlog <= 0: SOMAXCONN. */
 int edo_tcp_listen(edo_io **lis, const char *addr, int backlog);
 
 typedef struct edo_listen_opts {
@@ -318,7 +320,9 @@ int edo_tcp_nodelay(edo_io *io, bool on);
 int edo_local_addr(const edo_io *io, char *buf, size_t len);
 int edo_peer_addr(const edo_io *io, char *buf, size_t len);
 
-/* Parses "host:port" (IPv4 literal, "[v6]:port", ":port", "*:port") into *ss. */
+/* Parses "host:port" into *ss: an IPv4 literal, "[v6]:port", ":port" or "*:port" (every
+ * IPv4 address), or "localhost:port" (127.0.0.1). The port is 0-65535 in decimal digits.
+ * Other names need a resolver and are refused with -EINVAL. */
 int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -61,11 +61,6 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
         free(rt);
         return rc;
     }
-    /* Writing to a closed pipe must be an error value, not the end of the process.
-     * Sockets use MSG_NOSIGNAL; this covers pipes, unless the program chose otherwise. */
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-        signal(SIGPIPE, SIG_IGN);
     *out = rt;
     return 0;
 }
@@ -90,6 +85,12 @@ static int drive_begin(edo_runtime *rt)
         atomic_store(&rt->driving, false);
         return rc;
     }
+    /* Writing to a closed pipe must be an error value, never a signal, whatever the
+     * program's SIGPIPE disposition: the worker thread blocks it (sockets use
+     * MSG_NOSIGNAL; a write to a pipe takes the pending signal back). */
+    sigset_t block = rt->sigmask; /* and the signals edo_signal_wait took over */
+    sigaddset(&block, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block, &w->saved_sigmask);
     edo__worker_enter(w);
     return 0;
 }
@@ -98,6 +99,7 @@ static void drive_end(edo_runtime *rt)
 {
     edo__worker *w = &rt->worker;
     edo__worker_leave();
+    pthread_sigmask(SIG_SETMASK, &w->saved_sigmask, NULL);
     edo__overflow_fini_thread(w);
     edo__ctx_release(&w->sched);
     atomic_store(&rt->driving, false);

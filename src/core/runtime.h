@@ -29,6 +29,7 @@
 #include "edo.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -61,7 +62,8 @@ struct edo_task {
     int64_t deadline;
     edo__timer timer;
     bool timer_fired;
-    bool listed; /* in the runtime's task list */
+    bool listed;    /* in the runtime's task list */
+    bool cancelled; /* aborted before it returned (read by join after DONE) */
     uint8_t waiting_on; /* edo_wait_reason */
     uint32_t budget;
     edo__stack stack;
@@ -109,7 +111,8 @@ struct edo__worker {
     /* stack pool: free stacks of the default size, reused before mapping new ones */
     edo__stack *pool;
     size_t pool_len, pool_cap;
-    void *altstack; /* signal stack for the stack-overflow report */
+    sigset_t saved_sigmask; /* the driving thread's mask before it became the worker */
+    void *altstack;         /* signal stack for the stack-overflow report */
     size_t altstack_len;
 };
 

@@ -65,16 +65,25 @@ uint64_t edo__cycles_to_ns(uint64_t cycles)
     __asm__ volatile("mrs %0, cntfrq_el0" : "=r"(freq));
     return (uint64_t)((unsigned __int128)cycles * 1000000000 / freq);
 #elif defined(__x86_64__)
-    static _Atomic uint64_t base_cyc, base_ns;
-    uint64_t c0 = atomic_load_explicit(&base_cyc, memory_order_relaxed);
-    uint64_t n0 = atomic_load_explicit(&base_ns, memory_order_relaxed);
-    uint64_t c = edo__cycles(), n = (uint64_t)edo__now_ns();
+    /* The first call measures the rate over 100 us, once; later calls refine it over the
+     * whole span since then. */
+    static _Atomic uint64_t base_cyc, base_ns, first_ratio_ppm;
+    uint64_t c0 = atomic_load_explicit(&base_cyc, memory_order_acquire);
     if (!c0) {
-        atomic_store(&base_ns, n);
-        atomic_store(&base_cyc, c);
+        uint64_t n0 = (uint64_t)edo__now_ns(), cs = edo__cycles(), n;
+        while ((n = (uint64_t)edo__now_ns()) - n0 < 100000)
+            ;
+        uint64_t ce = edo__cycles();
+        uint64_t ppm = ce > cs ? (n - n0) * 1000000 / (ce - cs) : 333333;
+        atomic_store(&first_ratio_ppm, ppm ? ppm : 1);
+        atomic_store(&base_ns, n0);
+        atomic_store_explicit(&base_cyc, cs, memory_order_release);
+        return (uint64_t)((unsigned __int128)cycles * ppm / 1000000);
     }
-    if (!c0 || c - c0 < 1000000 || n <= n0)
-        return cycles / 3; /* too early to tell: assume 3 GHz */
+    uint64_t n0 = atomic_load(&base_ns);
+    uint64_t c = edo__cycles(), n = (uint64_t)edo__now_ns();
+    if (c - c0 < 1000000000 || n <= n0) /* under a few tenths of a second */
+        return (uint64_t)((unsigned __int128)cycles * atomic_load(&first_ratio_ppm) / 1000000);
     return (uint64_t)((unsigned __int128)cycles * (n - n0) / (c - c0));
 #else
     return cycles;
@@ -156,12 +165,14 @@ static edo_task *inject_pop(edo_runtime *rt)
     return t;
 }
 
-/* The local queue is full: move half of it and t to the inject queue in one go. */
+/* The local queue is full. With one worker, t goes to the inject queue, which is drained
+ * after the local one, so run order stays FIFO. When other workers may steal, half the
+ * queue moves there with it, in one lock, where idle workers can pick it up. */
 static void push_overflow(edo__worker *w, edo_task *t)
 {
     edo_task *first = NULL, *last = NULL;
     uint32_t n = 0;
-    for (; n < EDO__LOCAL_QUEUE / 2; n++) {
+    for (; w->queue.stealable && n < EDO__LOCAL_QUEUE / 2; n++) {
         edo_task *o = queue_pop(&w->queue);
         if (!o)
             break;

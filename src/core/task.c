@@ -119,6 +119,7 @@ static void task_entry(void *arg)
     edo_task *t = arg;
     edo__task_started(t);
     t->result = t->fn(t->arg);
+    t->cancelled = atomic_load(&t->aborted); /* an abort after this point changes nothing */
     /* Publish the end while still on this stack, so that a waiting joiner lands in the
      * LIFO slot and the switch below goes straight to it. The runtime's reference keeps
      * the stack mapped until edo__task_finish runs on the other side of that switch. */
@@ -340,7 +341,7 @@ static int join_result(edo_task *t, void **result)
 {
     if (result)
         *result = t->result;
-    int rc = atomic_load(&t->aborted) ? -ECANCELED : 0;
+    int rc = t->cancelled ? -ECANCELED : 0;
     edo__task_unref(t);
     return rc;
 }
@@ -369,11 +370,10 @@ int edo_join(edo_task *t, void **result)
         if (atomic_load_explicit(&t->state, memory_order_acquire) != EDO__DONE)
             rc = edo__park(EDO_WAIT_JOIN, EDO_NEVER);
         edo__slot_disarm(&t->joiner, self);
-        if (rc < 0) {
-            /* The wait was cut short: the handle is released all the same. */
-            edo_detach(t);
+        if (rc == -ECANCELED)
+            edo_detach(t); /* an aborted caller cannot wait: it lets the task go */
+        if (rc < 0)
             return rc;
-        }
     }
     return join_result(t, result);
 }
@@ -467,7 +467,7 @@ void edo_task_stats(const edo_task *t, edo_task_info *info)
     uint64_t life = now - t->spawned_cycles;
     info->busy_ns = edo__cycles_to_ns(busy);
     info->idle_ns = life > busy ? edo__cycles_to_ns(life - busy) : 0;
-    info->spawned_at = edo_now() - (int64_t)(edo__cycles_to_ns(life) / 1000000);
+    info->spawned_at = (edo__now_ns() - (int64_t)edo__cycles_to_ns(life)) / 1000000;
     info->stack_size = t->stack_size;
 }
 

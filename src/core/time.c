@@ -27,5 +27,5 @@ int edo_sleep(int64_t ms)
         return edo_yield();
     /* Round the start up to the next millisecond, so the sleep lasts at least ms. */
     int64_t start = (edo__now_ns() + 999999) / 1000000;
-    return edo_sleep_until(start + ms);
+    return edo_sleep_until(ms >= EDO_NEVER - start ? EDO_NEVER : start + ms);
 }

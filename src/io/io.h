@@ -42,6 +42,9 @@ struct edo_io {
  * driver when flags has EDO__IO_POLLABLE. On failure fd is left open. */
 int edo__io_new(edo_io **out, int fd, int flags);
 
+/* edo_read, with what the task is shown waiting for. */
+ssize_t edo__read_for(edo_io *io, void *buf, size_t len, edo_wait_reason why);
+
 /* Closes the signal descriptor of a runtime that is shutting down (src/io/signal.c). */
 void edo__signal_fini(edo_runtime *rt);
 

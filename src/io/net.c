@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,7 +181,8 @@ static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why,
 
 /* ---- reading and writing ---------------------------------------------------------------- */
 
-static ssize_t do_read(edo_io *io, void *buf, size_t len, int64_t deadline)
+static ssize_t do_read(edo_io *io, void *buf, size_t len, edo_wait_reason why,
+                       int64_t deadline)
 {
     for (;;) {
         uint32_t seen;
@@ -188,7 +190,7 @@ static ssize_t do_read(edo_io *io, void *buf, size_t len, int64_t deadline)
             ssize_t n = read(io->fd, buf, len);
             if (n >= 0) {
                 /* A short read drained the socket: the next one waits for an edge. */
-                if (n > 0 && (size_t)n < len)
+                if (n > 0 && (size_t)n < len && (io->flags & EDO__IO_POLLABLE))
                     atomic_store_explicit(&io->rd.idle, seen, memory_order_relaxed);
                 edo__budget_spend();
                 return n;
@@ -199,7 +201,7 @@ static ssize_t do_read(edo_io *io, void *buf, size_t len, int64_t deadline)
                 return -errno;
             atomic_store_explicit(&io->rd.idle, seen, memory_order_relaxed);
         }
-        int rc = dir_wait(io, &io->rd, seen, EDO_WAIT_READ, deadline);
+        int rc = dir_wait(io, &io->rd, seen, why, deadline);
         if (rc < 0)
             return rc;
     }
@@ -232,13 +234,22 @@ static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct io
                 n = iov ? writev(io->fd, iov, iovcnt) : write(io->fd, buf, len);
             }
             if (n >= 0) {
-                if ((size_t)n < want)
+                if ((size_t)n < want && (io->flags & EDO__IO_POLLABLE))
                     atomic_store_explicit(&io->wr.idle, seen, memory_order_relaxed);
                 edo__budget_spend();
                 return n;
             }
             if (errno == EINTR)
                 continue;
+            if (errno == EPIPE && !(io->flags & EDO__IO_SOCKET)) {
+                /* The worker blocks SIGPIPE; take the one this write raised, so that it
+                 * is never delivered later. */
+                sigset_t pipe;
+                sigemptyset(&pipe);
+                sigaddset(&pipe, SIGPIPE);
+                sigtimedwait(&pipe, NULL, &(struct timespec){0, 0});
+                errno = EPIPE;
+            }
             if (errno != EAGAIN)
                 return -errno;
             atomic_store_explicit(&io->wr.idle, seen, memory_order_relaxed);
@@ -249,14 +260,19 @@ static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct io
     }
 }
 
-ssize_t edo_read(edo_io *io, void *buf, size_t len)
+ssize_t edo__read_for(edo_io *io, void *buf, size_t len, edo_wait_reason why)
 {
     int rc = io_enter(io);
     if (rc < 0)
         return rc;
-    ssize_t n = do_read(io, buf, len, op_deadline(&io->rd));
+    ssize_t n = do_read(io, buf, len, why, op_deadline(&io->rd));
     io_leave(io);
     return n;
+}
+
+ssize_t edo_read(edo_io *io, void *buf, size_t len)
+{
+    return edo__read_for(io, buf, len, EDO_WAIT_READ);
 }
 
 int edo_read_exact(edo_io *io, void *buf, size_t len, size_t *done)
@@ -266,7 +282,7 @@ int edo_read_exact(edo_io *io, void *buf, size_t len, size_t *done)
     if (rc == 0) {
         int64_t deadline = op_deadline(&io->rd);
         while (got < len) {
-            ssize_t n = do_read(io, (char *)buf + got, len - got, deadline);
+            ssize_t n = do_read(io, (char *)buf + got, len - got, EDO_WAIT_READ, deadline);
             if (n <= 0) {
                 rc = n == 0 ? -ENODATA : (int)n;
                 break;
@@ -386,10 +402,15 @@ int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *ssl
         host[colon - addr] = 0;
         port = colon + 1;
     }
-    char *end;
-    errno = 0;
-    long p = strtol(port, &end, 10);
-    if (!*port || *end || p < 0 || p > 65535 || errno)
+    long p = 0;
+    if (!*port || strlen(port) > 5)
+        return -EINVAL;
+    for (const char *c = port; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return -EINVAL;
+        p = p * 10 + (*c - '0');
+    }
+    if (p > 65535)
         return -EINVAL;
     if (addr[0] == '[') {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;

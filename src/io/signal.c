@@ -45,7 +45,7 @@ int edo_signal_wait(const int *sigs, int nsig)
     }
     for (;;) {
         struct signalfd_siginfo si;
-        ssize_t n = edo_read(rt->sigio, &si, sizeof si);
+        ssize_t n = edo__read_for(rt->sigio, &si, sizeof si, EDO_WAIT_SIGNAL);
         if (n < 0)
             return (int)n;
         if (n == (ssize_t)sizeof si && sigismember(&want, (int)si.ssi_signo))
@@ -64,5 +64,5 @@ void edo__signal_fini(edo_runtime *rt)
         ;
     edo_close(rt->sigio);
     rt->sigio = NULL;
-    pthread_sigmask(SIG_UNBLOCK, &rt->sigmask, NULL);
+    /* The driving thread's own mask comes back when it stops driving (runtime.c). */
 }
