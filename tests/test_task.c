@@ -1,0 +1,1269 @@
+/*
+ * Tasks: spawn and join, detached tasks, start order, yield, identity and names, task
+ * lists and counters, abort at every kind of suspension point, foreign threads, shutdown
+ * with parked tasks, edo_block_on and edo_main.
+ *
+ * edo-test: tsan
+ */
+#include "harness.h"
+
+#include <pthread.h>
+#include <sys/resource.h>
+
+#define VAL(x) ((void *)(intptr_t)(x))
+#define INT(p) ((intptr_t)(p))
+
+static void *ret_arg(void *arg)
+{
+    return arg;
+}
+
+static void *ret_after_yields(void *arg)
+{
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(edo_yield(), 0);
+    return arg;
+}
+
+static void *sleep_long(void *arg)
+{
+    int rc = edo_sleep(1000000);
+    return arg ? arg : VAL(rc);
+}
+
+static void yield_n(int n)
+{
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(edo_yield(), 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void *spawn_join_root(void *unused)
+{
+    edo_task *t = NULL;
+    void *res = NULL;
+    CHECK_OK(edo_spawn(&t, ret_arg, VAL(42)));
+    CHECK(t != NULL);
+    CHECK_EQ(edo_join(t, &res), 0);
+    CHECK_EQ(INT(res), 42);
+
+    /* Joining a task that has already returned hands over the value it left behind. */
+    CHECK_OK(edo_spawn(&t, ret_arg, VAL(7)));
+    yield_n(10);
+    edo_task_info info;
+    edo_task_stats(t, &info);
+    CHECK_EQ(info.state, EDO_TASK_DONE);
+    res = NULL;
+    CHECK_EQ(edo_join(t, &res), 0);
+    CHECK_EQ(INT(res), 7);
+
+    CHECK_OK(edo_spawn(&t, ret_after_yields, VAL(8)));
+    CHECK_EQ(edo_join(t, NULL), 0);
+
+    /* Joined in the reverse of the order they finish in. */
+    edo_task *ts[16];
+    for (int i = 0; i < 16; i++)
+        CHECK_OK(edo_spawn(&ts[i], ret_after_yields, VAL(100 + i)));
+    for (int i = 15; i >= 0; i--) {
+        CHECK_EQ(edo_join(ts[i], &res), 0);
+        CHECK_EQ(INT(res), 100 + i);
+    }
+    return VAL(99);
+}
+
+static void case_spawn_join(void)
+{
+    CHECK_EQ(INT(test_run(spawn_join_root, NULL)), 99);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void *count_up(void *arg)
+{
+    int *count = arg;
+    CHECK_EQ(edo_yield(), 0);
+    CHECK_EQ(edo_sleep(1), 0);
+    (*count)++;
+    return NULL;
+}
+
+static int count_visit(const edo_task_info *info, void *arg)
+{
+    return 0;
+}
+
+static size_t live_tasks(void)
+{
+    return edo_task_list(edo_runtime_current(), count_visit, NULL);
+}
+
+static void *detached_root(void *unused)
+{
+    int count = 0;
+    for (int i = 0; i < 100; i++)
+        CHECK_OK(edo_spawn(NULL, count_up, &count));
+    CHECK_EQ(count, 0);
+    WAIT_UNTIL(count == 100, 5000);
+
+    /* A detached handle: the task runs on. */
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, count_up, &count));
+    edo_detach(t);
+    WAIT_UNTIL(count == 101, 5000);
+
+    /* Detached after it returned: reclaimed at once (ASan's leak check would see it). */
+    CHECK_OK(edo_spawn(&t, ret_arg, NULL));
+    yield_n(3);
+    edo_task_info info;
+    edo_task_stats(t, &info);
+    CHECK_EQ(info.state, EDO_TASK_DONE);
+    edo_detach(t);
+
+    /* Only the root is left once the detached tasks are reclaimed. */
+    WAIT_UNTIL(live_tasks() == 1, 2000);
+    return NULL;
+}
+
+static void case_detached(void)
+{
+    test_run(detached_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void *set_flag(void *arg)
+{
+    *(int *)arg = 1;
+    return NULL;
+}
+
+static void *start_order_root(void *unused)
+{
+    int flag = 0;
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, set_flag, &flag));
+    /* Calls that do not suspend do not let the new task in. */
+    (void)edo_now();
+    (void)edo_task_id(t);
+    for (volatile int i = 0; i < 100000; i++) {
+    }
+    CHECK_EQ(flag, 0);
+    edo_task_info info;
+    edo_task_stats(t, &info);
+    CHECK_EQ(info.state, EDO_TASK_READY);
+    CHECK_EQ(info.resumes, 0);
+    CHECK_EQ(edo_yield(), 0);
+    CHECK_EQ(flag, 1);
+    CHECK_EQ(edo_join(t, NULL), 0);
+
+    /* Every task that was ready runs before a yielding task continues. */
+    int flags[5] = {0};
+    edo_task *ts[5];
+    for (int i = 0; i < 5; i++)
+        CHECK_OK(edo_spawn(&ts[i], set_flag, &flags[i]));
+    CHECK_EQ(edo_yield(), 0);
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(flags[i], 1);
+        CHECK_EQ(edo_join(ts[i], NULL), 0);
+    }
+
+    /* Suspending in a sleep lets it in too. */
+    flag = 0;
+    CHECK_OK(edo_spawn(&t, set_flag, &flag));
+    CHECK_EQ(edo_sleep(0), 0);
+    CHECK_EQ(flag, 1);
+    CHECK_EQ(edo_join(t, NULL), 0);
+    return NULL;
+}
+
+static void case_start_order(void)
+{
+    test_run(start_order_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+enum { RR_ROUNDS = 200 };
+
+typedef struct rr_log {
+    char *log;
+    int n;
+} rr_log;
+
+typedef struct rr_arg {
+    rr_log *log;
+    char who;
+} rr_arg;
+
+static void *rr_task(void *arg)
+{
+    rr_arg *a = arg;
+    for (int i = 0; i < RR_ROUNDS; i++) {
+        a->log->log[a->log->n++] = a->who;
+        CHECK_EQ(edo_yield(), 0);
+    }
+    return NULL;
+}
+
+static void rr_check(int ntasks)
+{
+    rr_log log = {malloc(RR_ROUNDS * 3 + 1), 0};
+    rr_arg args[3];
+    edo_task *ts[3];
+    for (int i = 0; i < ntasks; i++) {
+        args[i] = (rr_arg){&log, (char)('A' + i)};
+        CHECK_OK(edo_spawn(&ts[i], rr_task, &args[i]));
+    }
+    for (int i = 0; i < ntasks; i++)
+        CHECK_EQ(edo_join(ts[i], NULL), 0);
+    CHECK_EQ(log.n, RR_ROUNDS * ntasks);
+    log.log[log.n] = 0;
+    /* Strict rotation: each task runs once per round, always in the same order. */
+    for (int i = 0; i < log.n; i++) {
+        if (i > 0)
+            CHECK_MSG(log.log[i] != log.log[i - 1], "at %d: %.40s", i,
+                      log.log + (i > 20 ? i - 20 : 0));
+        if (i >= ntasks)
+            CHECK_MSG(log.log[i] == log.log[i - ntasks], "at %d: %.40s", i,
+                      log.log + (i > 20 ? i - 20 : 0));
+    }
+    free(log.log);
+}
+
+static void *round_robin_root(void *unused)
+{
+    rr_check(2);
+    rr_check(3);
+    return NULL;
+}
+
+static void case_yield_round_robin(void)
+{
+    test_run(round_robin_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct ident {
+    uint64_t id;
+    edo_task *self;
+    char name[40];
+    edo_runtime *rt;
+} ident;
+
+static void *ident_task(void *arg)
+{
+    ident *d = arg;
+    d->id = edo_task_id(NULL);
+    d->self = edo_self();
+    snprintf(d->name, sizeof d->name, "%s", edo_task_name(NULL));
+    d->rt = edo_runtime_current();
+    CHECK(!edo_aborted());
+    return NULL;
+}
+
+static void *rename_task(void *arg)
+{
+    edo_set_name(arg);
+    CHECK_EQ(edo_sleep(1000000), -ECANCELED);
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void *identity_root(void *arg)
+{
+    edo_runtime *rt = arg;
+    CHECK(edo_runtime_current() == rt);
+    CHECK(edo_self() != NULL);
+    CHECK_NE(edo_task_id(NULL), 0);
+    CHECK_EQ(edo_task_id(NULL), edo_task_id(edo_self()));
+
+    enum { N = 100, SEQ = 1000 };
+    ident *ids = calloc(N, sizeof *ids);
+    edo_task *ts[N];
+    for (int i = 0; i < N; i++)
+        CHECK_OK(edo_spawn(&ts[i], ident_task, &ids[i]));
+    uint64_t *all = malloc((N + SEQ + 1) * sizeof *all);
+    int n = 0;
+    yield_n(2);
+    for (int i = 0; i < N; i++) {
+        CHECK_NE(ids[i].id, 0);
+        CHECK_EQ(edo_task_id(ts[i]), ids[i].id);
+        CHECK(ids[i].self != NULL);
+        CHECK_EQ(edo_task_id(ids[i].self), ids[i].id);
+        CHECK_STR_EQ(ids[i].name, "task");
+        CHECK_STR_EQ(edo_task_name(ts[i]), "task");
+        CHECK(ids[i].rt == rt);
+        all[n++] = ids[i].id;
+        CHECK_EQ(edo_join(ts[i], NULL), 0);
+    }
+    /* Never reused, not even by tasks that get the memory of finished ones. */
+    for (int i = 0; i < SEQ; i++) {
+        ident d;
+        edo_task *t;
+        CHECK_OK(edo_spawn(&t, ident_task, &d));
+        CHECK_EQ(edo_join(t, NULL), 0);
+        all[n++] = d.id;
+    }
+    all[n++] = edo_task_id(NULL);
+    qsort(all, (size_t)n, sizeof *all, cmp_u64);
+    for (int i = 1; i < n; i++)
+        CHECK_MSG(all[i] != all[i - 1], "task id %" PRIu64 " seen twice", all[i]);
+    free(all);
+    free(ids);
+
+    /* Names: given at spawn (copied), renamed from inside, truncated to 31 bytes. */
+    char name[32] = "worker-7";
+    edo_spawn_opts opts = {.name = name};
+    ident d;
+    edo_task *t;
+    CHECK_OK(edo_spawn_with(&t, &opts, ident_task, &d));
+    strcpy(name, "clobbered");
+    CHECK_STR_EQ(edo_task_name(t), "worker-7");
+    CHECK_EQ(edo_join(t, NULL), 0);
+    CHECK_STR_EQ(d.name, "worker-7");
+
+    opts.name = NULL;
+    CHECK_OK(edo_spawn_with(&t, &opts, ident_task, &d));
+    CHECK_EQ(edo_join(t, NULL), 0);
+    CHECK_STR_EQ(d.name, "task");
+
+    CHECK_OK(edo_spawn(&t, rename_task, "renamed"));
+    yield_n(2);
+    CHECK_STR_EQ(edo_task_name(t), "renamed");
+    edo_abort(t);
+    CHECK_EQ(edo_join(t, NULL), -ECANCELED);
+
+    const char *longname = "0123456789abcdefghijklmnopqrstuvwxyzABCD";
+    CHECK_OK(edo_spawn(&t, rename_task, (void *)longname));
+    yield_n(2);
+    CHECK_EQ(strlen(edo_task_name(t)), 31);
+    CHECK(strncmp(edo_task_name(t), longname, 31) == 0);
+    edo_abort(t);
+    CHECK_EQ(edo_join(t, NULL), -ECANCELED);
+
+    opts.name = longname;
+    CHECK_OK(edo_spawn_with(&t, &opts, ident_task, &d));
+    CHECK_EQ(strlen(edo_task_name(t)), 31);
+    CHECK_EQ(edo_join(t, NULL), 0);
+
+    edo_set_name("root-renamed");
+    CHECK_STR_EQ(edo_task_name(NULL), "root-renamed");
+    CHECK_STR_EQ(edo_task_name(edo_self()), "root-renamed");
+    return NULL;
+}
+
+static void case_identity(void)
+{
+    /* Outside any task. */
+    CHECK(edo_self() == NULL);
+    CHECK_EQ(edo_task_id(NULL), 0);
+    CHECK(edo_runtime_current() == NULL);
+    CHECK_EQ(edo_set_deadline(12345), EDO_NEVER);
+    CHECK_ERR(edo_spawn(NULL, ret_arg, NULL), -EPERM);
+
+    edo_runtime *rt;
+    CHECK_OK(edo_runtime_new(&rt, NULL));
+    CHECK_OK(edo_block_on(rt, identity_root, rt, NULL));
+    edo_runtime_free(rt);
+    CHECK(edo_runtime_current() == NULL);
+    CHECK(edo_self() == NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+enum { MAX_INFOS = 64 };
+
+typedef struct info_list {
+    edo_task_info info[MAX_INFOS];
+    int n;
+    int stop_after; /* 0: never */
+} info_list;
+
+static int collect(const edo_task_info *info, void *arg)
+{
+    info_list *l = arg;
+    CHECK_LT(l->n, MAX_INFOS);
+    l->info[l->n++] = *info;
+    return l->stop_after && l->n >= l->stop_after;
+}
+
+static const edo_task_info *find_info(const info_list *l, const char *name)
+{
+    const edo_task_info *found = NULL;
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->info[i].name, name) == 0) {
+            CHECK_MSG(found == NULL, "two tasks named %s", name);
+            found = &l->info[i];
+        }
+    CHECK_MSG(found != NULL, "task %s is not in the list", name);
+    return found;
+}
+
+static void check_common(const edo_task_info *i, int64_t t0, int64_t t1)
+{
+    CHECK_NE(i->id, 0);
+    CHECK(i->spawn_site != NULL);
+    CHECK_MSG(strstr(i->spawn_site, "test_task.c:") != NULL, "spawn site \"%s\"", i->spawn_site);
+    CHECK_GE(i->stack_size, 64 * 1024);
+    CHECK_GE(i->spawned_at, t0);
+    CHECK_LE(i->spawned_at, t1);
+}
+
+static void *sleep_half_second(void *arg)
+{
+    return VAL(edo_sleep(500));
+}
+
+static void *joiner_task(void *arg)
+{
+    edo_spawn_opts o = {.name = "sleeper-c"};
+    edo_task *child;
+    CHECK_OK(edo_spawn_with(&child, &o, sleep_half_second, NULL));
+    /* Aborted ourselves: the child is detached and ends on its own. */
+    CHECK_EQ(edo_join(child, NULL), -ECANCELED);
+    return NULL;
+}
+
+static void *task_list_root(void *arg)
+{
+    edo_runtime *rt = arg;
+    int64_t t0 = edo_now();
+    edo_task *a, *b, *j, *fin, *fresh;
+    edo_spawn_opts o = {.name = "sleeper-a"};
+    CHECK_OK(edo_spawn_with(&a, &o, sleep_long, NULL));
+    o.name = "sleeper-b";
+    CHECK_OK(edo_spawn_with(&b, &o, sleep_long, NULL));
+    o.name = "joiner";
+    CHECK_OK(edo_spawn_with(&j, &o, joiner_task, NULL));
+    o.name = "finished";
+    CHECK_OK(edo_spawn_with(&fin, &o, ret_arg, VAL(3)));
+    test_wait_parked(a, EDO_WAIT_SLEEP);
+    test_wait_parked(b, EDO_WAIT_SLEEP);
+    test_wait_parked(j, EDO_WAIT_JOIN);
+    o.name = "fresh";
+    CHECK_OK(edo_spawn_with(&fresh, &o, ret_arg, NULL));
+    edo_set_name("root");
+
+    info_list *l = calloc(1, sizeof *l);
+    size_t n = edo_task_list(rt, collect, l);
+    int64_t t1 = edo_now();
+    CHECK_EQ(n, (size_t)l->n);
+    /* "finished" has returned: the list holds only tasks that have not. */
+    if (n != 6)
+        for (int k = 0; k < l->n; k++)
+            fprintf(stderr, "listed: %s (%s)\n", l->info[k].name,
+                    test_state_name(l->info[k].state));
+    CHECK_EQ(n, 6);
+    for (int i = 0; i < l->n; i++)
+        for (int k = 0; k < i; k++)
+            CHECK_NE(l->info[i].id, l->info[k].id);
+
+    const edo_task_info *i;
+    i = find_info(l, "sleeper-a");
+    check_common(i, t0, t1);
+    CHECK_EQ(i->id, edo_task_id(a));
+    CHECK_EQ(i->state, EDO_TASK_PARKED);
+    CHECK_EQ(i->waiting_on, EDO_WAIT_SLEEP);
+    CHECK_GE(i->resumes, 1);
+    i = find_info(l, "sleeper-b");
+    check_common(i, t0, t1);
+    CHECK_EQ(i->state, EDO_TASK_PARKED);
+    CHECK_EQ(i->waiting_on, EDO_WAIT_SLEEP);
+    i = find_info(l, "sleeper-c");
+    check_common(i, t0, t1);
+    CHECK_EQ(i->state, EDO_TASK_PARKED);
+    CHECK_EQ(i->waiting_on, EDO_WAIT_SLEEP);
+    i = find_info(l, "joiner");
+    check_common(i, t0, t1);
+    CHECK_EQ(i->state, EDO_TASK_PARKED);
+    CHECK_EQ(i->waiting_on, EDO_WAIT_JOIN);
+    CHECK_GE(i->resumes, 1);
+    for (int k = 0; k < l->n; k++)
+        CHECK_MSG(strcmp(l->info[k].name, "finished") != 0, "a returned task is listed");
+    edo_task_info fi;
+    edo_task_stats(fin, &fi);
+    CHECK_EQ(fi.state, EDO_TASK_DONE);
+    CHECK_GE(fi.resumes, 1);
+    i = find_info(l, "fresh");
+    check_common(i, t0, t1);
+    CHECK_EQ(i->state, EDO_TASK_READY);
+    CHECK_EQ(i->resumes, 0);
+    i = find_info(l, "root");
+    CHECK_EQ(i->id, edo_task_id(NULL));
+    CHECK_EQ(i->state, EDO_TASK_RUNNING);
+    CHECK_GE(i->resumes, 1);
+
+    /* fn returning non-zero stops the walk. */
+    memset(l, 0, sizeof *l);
+    l->stop_after = 2;
+    CHECK_EQ(edo_task_list(rt, collect, l), 2);
+    CHECK_EQ(l->n, 2);
+    free(l);
+
+    edo_abort(a);
+    edo_abort(b);
+    edo_abort(j);
+    CHECK_EQ(edo_join(a, NULL), -ECANCELED);
+    CHECK_EQ(edo_join(b, NULL), -ECANCELED);
+    CHECK_EQ(edo_join(j, NULL), -ECANCELED);
+    CHECK_EQ(edo_join(fin, NULL), 0);
+    CHECK_EQ(edo_join(fresh, NULL), 0);
+    WAIT_UNTIL(live_tasks() == 1, 5000); /* sleeper-c, detached, ends after 500 ms */
+
+    /* Left behind for the listing from outside the runtime. */
+    o.name = "leftover";
+    CHECK_OK(edo_spawn_with(NULL, &o, sleep_long, NULL));
+    CHECK_EQ(edo_yield(), 0);
+    return NULL;
+}
+
+static void case_task_list(void)
+{
+    edo_runtime *rt;
+    CHECK_OK(edo_runtime_new(&rt, NULL));
+    CHECK_OK(edo_block_on(rt, task_list_root, rt, NULL));
+    /* While no thread drives the runtime. */
+    info_list *l = calloc(1, sizeof *l);
+    edo_task_list(rt, collect, l);
+    const edo_task_info *i = find_info(l, "leftover");
+    CHECK_EQ(i->state, EDO_TASK_PARKED);
+    CHECK_EQ(i->waiting_on, EDO_WAIT_SLEEP);
+    free(l);
+    edo_runtime_free(rt);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void *busy_task(void *arg)
+{
+    int64_t t0 = edo_now();
+    while (edo_now() - t0 < 20) {
+    }
+    CHECK_EQ(edo_yield(), 0);
+    return NULL;
+}
+
+static void *yield_ten(void *arg)
+{
+    yield_n(10);
+    return NULL;
+}
+
+static void *self_stats_task(void *arg)
+{
+    edo_task_info info;
+    memset(&info, 0, sizeof info);
+    edo_task_stats(NULL, &info);
+    CHECK_EQ(info.id, edo_task_id(NULL));
+    CHECK_EQ(info.state, EDO_TASK_RUNNING);
+    CHECK_GE(info.resumes, 1);
+    CHECK_STR_EQ(info.name, "stats");
+    CHECK(info.spawn_site && strstr(info.spawn_site, "test_task.c:"));
+    CHECK_GE(info.stack_size, 256 * 1024);
+    return NULL;
+}
+
+static void *task_stats_root(void *unused)
+{
+    edo_task_info info;
+    edo_task *t;
+    edo_spawn_opts o = {.name = "stats", .stack_size = 256 * 1024};
+    int64_t before = edo_now();
+    CHECK_OK(edo_spawn_with(&t, &o, self_stats_task, NULL));
+    int64_t after = edo_now();
+    edo_task_stats(t, &info);
+    CHECK_GE(info.spawned_at, before);
+    CHECK_LE(info.spawned_at, after);
+    CHECK_STR_EQ(info.name, "stats");
+    CHECK_EQ(edo_join(t, NULL), 0);
+
+    /* Every switch to the task counts. Two of them, so that each yield has somewhere to
+     * go (a yield with nothing else ready need not switch at all). */
+    edo_task *t2;
+    CHECK_OK(edo_spawn(&t, yield_ten, NULL));
+    CHECK_OK(edo_spawn(&t2, yield_ten, NULL));
+    WAIT_UNTIL((edo_task_stats(t2, &info), info.state == EDO_TASK_DONE), 2000);
+    CHECK_GE(info.resumes, 10);
+    edo_task_stats(t, &info);
+    CHECK_EQ(info.state, EDO_TASK_DONE);
+    CHECK_GE(info.resumes, 10);
+    CHECK_EQ(edo_join(t, NULL), 0);
+    CHECK_EQ(edo_join(t2, NULL), 0);
+
+    /* busy_ns: the task ran ~20 ms without suspending. */
+    CHECK_OK(edo_spawn(&t, busy_task, NULL));
+    WAIT_UNTIL((edo_task_stats(t, &info), info.state == EDO_TASK_DONE), 2000);
+    CHECK_GE(info.busy_ns, 10 * 1000000ull);
+    CHECK_LT(info.busy_ns, 5000 * 1000000ull);
+    CHECK_EQ(edo_join(t, NULL), 0);
+
+    /* idle_ns: it waited ~30 ms to be run while the spawner kept the thread. */
+    CHECK_OK(edo_spawn(&t, ret_arg, NULL));
+    int64_t t0 = edo_now();
+    while (edo_now() - t0 < 30) {
+    }
+    WAIT_UNTIL((edo_task_stats(t, &info), info.state == EDO_TASK_DONE), 2000);
+    CHECK_GE(info.idle_ns, 15 * 1000000ull);
+    CHECK_LT(info.idle_ns, 5000 * 1000000ull);
+    CHECK_EQ(edo_join(t, NULL), 0);
+    return NULL;
+}
+
+static void case_task_stats(void)
+{
+    test_run(task_stats_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static uintptr_t many_value(uintptr_t i)
+{
+    return (i * 2654435761u) ^ 0x5a5a5a5au;
+}
+
+static void *many_task(void *arg)
+{
+    uintptr_t i = (uintptr_t)arg;
+    /* All of them are alive at once: each yields before it returns. */
+    CHECK_EQ(edo_yield(), 0);
+    return (void *)many_value(i);
+}
+
+static void *many_root(void *unused)
+{
+    enum { N = TEST_SCALE(10000, 10000, 2000) };
+    edo_task **ts = malloc(N * sizeof *ts);
+    /* Twice: the second round runs on stacks from the cache. */
+    for (int round = 0; round < 2; round++) {
+        for (uintptr_t i = 0; i < N; i++)
+            CHECK_OK(edo_spawn(&ts[i], many_task, (void *)i));
+        CHECK_EQ(live_tasks(), N + 1);
+        for (uintptr_t i = 0; i < N; i++) {
+            void *res = NULL;
+            CHECK_EQ(edo_join(ts[i], &res), 0);
+            CHECK_EQ((uintptr_t)res, many_value(i));
+        }
+    }
+    free(ts);
+    return NULL;
+}
+
+static void case_many_tasks(void)
+{
+    test_run(many_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Abort at every kind of suspension point.                                                 */
+
+enum { AT_SLEEP, AT_YIELD, AT_JOIN, AT_READ, AT_WRITE, AT_ACCEPT, AT_CONNECT, AT_SIGNAL, AT_COUNT };
+
+static const char *const at_names[] = {"sleep", "yield",  "join",    "read",
+                                       "write", "accept", "connect", "signal"};
+
+typedef struct victim {
+    int kind;
+    edo_io *io;
+    char addr[48];
+    int rc;       /* what the suspension point returned */
+    int rc_after; /* what a later suspension returned */
+    bool aborted; /* edo_aborted() afterwards */
+    int writes;
+} victim;
+
+static void *victim_task(void *arg)
+{
+    victim *v = arg;
+    char *buf = calloc(1, 4096);
+    edo_task *child;
+    edo_io *conn = NULL;
+    switch (v->kind) {
+    case AT_SLEEP:
+        v->rc = edo_sleep(1000000);
+        break;
+    case AT_YIELD:
+        while ((v->rc = edo_yield()) == 0) {
+        }
+        break;
+    case AT_JOIN:
+        CHECK_OK(edo_spawn(&child, sleep_long, NULL));
+        /* A join cut short by our own abort detaches the child (edo.h): the handle is
+         * gone, and the child is left to the runtime's shutdown. */
+        v->rc = edo_join(child, NULL);
+        break;
+    case AT_READ:
+        v->rc = (int)edo_read(v->io, buf, 4096);
+        break;
+    case AT_WRITE:
+        for (;;) {
+            ssize_t n = edo_write(v->io, buf, 4096);
+            if (n < 0) {
+                v->rc = (int)n;
+                break;
+            }
+            v->writes++;
+        }
+        break;
+    case AT_ACCEPT:
+        v->rc = edo_tcp_accept(v->io, &conn);
+        break;
+    case AT_CONNECT:
+        v->rc = edo_tcp_connect(&conn, v->addr, 0);
+        break;
+    case AT_SIGNAL: {
+        int sig = SIGUSR1;
+        v->rc = edo_signal_wait(&sig, 1);
+        break;
+    }
+    }
+    if (v->rc >= 0 && conn)
+        edo_close(conn);
+    v->aborted = edo_aborted();
+    v->rc_after = edo_sleep(10);
+    free(buf);
+    return VAL(0xab00 + v->kind);
+}
+
+static const edo_wait_reason at_reason[] = {
+    [AT_SLEEP] = EDO_WAIT_SLEEP,   [AT_JOIN] = EDO_WAIT_JOIN,   [AT_READ] = EDO_WAIT_READ,
+    [AT_WRITE] = EDO_WAIT_WRITE,   [AT_ACCEPT] = EDO_WAIT_READ, [AT_CONNECT] = EDO_WAIT_WRITE,
+    [AT_SIGNAL] = EDO_WAIT_SIGNAL,
+};
+
+static void *abort_points_root(void *unused)
+{
+    for (int kind = 0; kind < AT_COUNT; kind++) {
+        printf("    abort at %s\n", at_names[kind]);
+        victim v = {.kind = kind};
+        int raw = -1, fill[64], nfill = 0, lfd = -1;
+        if (kind == AT_READ || kind == AT_WRITE) {
+            v.io = test_socketpair(&raw);
+            if (kind == AT_WRITE) {
+                int small = 4096;
+                CHECK_SYS(setsockopt(edo_io_fd(v.io), SOL_SOCKET, SO_SNDBUF, &small, sizeof small));
+            }
+        } else if (kind == AT_ACCEPT) {
+            v.io = test_listen(v.addr, sizeof v.addr, 4);
+        } else if (kind == AT_CONNECT) {
+            lfd = test_full_backlog(v.addr, sizeof v.addr, fill, 64, &nfill);
+        }
+        edo_task *t;
+        edo_spawn_opts o = {.name = at_names[kind]};
+        CHECK_OK(edo_spawn_with(&t, &o, victim_task, &v));
+        if (kind == AT_YIELD) {
+            yield_n(20);
+            edo_task_info info;
+            edo_task_stats(t, &info);
+            CHECK_NE(info.state, EDO_TASK_DONE);
+        } else {
+            test_wait_parked(t, at_reason[kind]);
+        }
+        edo_abort(t);
+        edo_abort(t); /* more than once is fine */
+        void *res = NULL;
+        CHECK_ERR(edo_join(t, &res), -ECANCELED);
+        CHECK_EQ(INT(res), 0xab00 + kind);
+        CHECK_ERR(v.rc, -ECANCELED);
+        CHECK_ERR(v.rc_after, -ECANCELED);
+        CHECK(v.aborted);
+        if (kind == AT_WRITE)
+            CHECK_GT(v.writes, 0);
+        if (v.io)
+            CHECK_OK(edo_close(v.io));
+        if (raw >= 0)
+            close(raw);
+        if (lfd >= 0)
+            close(lfd);
+        test_close_all(fill, nfill);
+    }
+    return NULL;
+}
+
+static void case_abort_points(void)
+{
+    test_run(abort_points_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct early {
+    bool ran, aborted_at_start;
+    int rc_sleep, rc_yield, rc_read, rc_join;
+} early;
+
+static void *early_task(void *arg)
+{
+    early *e = arg;
+    e->ran = true;
+    e->aborted_at_start = edo_aborted();
+    e->rc_sleep = edo_sleep(10);
+    e->rc_yield = edo_yield();
+    int raw;
+    edo_io *io = test_socketpair(&raw);
+    char c;
+    e->rc_read = (int)edo_read(io, &c, 1);
+    edo_close(io);
+    close(raw);
+    edo_task *child;
+    CHECK_OK(edo_spawn(&child, ret_arg, NULL));
+    e->rc_join = edo_join(child, NULL);
+    if (e->rc_join == -ETIMEDOUT) /* the only return that leaves the handle valid */
+        edo_detach(child);
+    return VAL(77);
+}
+
+static void *no_suspend_task(void *arg)
+{
+    return VAL(9);
+}
+
+static void *abort_early_root(void *unused)
+{
+    /* Aborted before it first runs: it still runs, and every suspension fails. */
+    early e = {0};
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, early_task, &e));
+    edo_abort(t);
+    CHECK(!e.ran);
+    void *res = NULL;
+    CHECK_ERR(edo_join(t, &res), -ECANCELED);
+    CHECK_EQ(INT(res), 77);
+    CHECK(e.ran);
+    CHECK(e.aborted_at_start);
+    CHECK_ERR(e.rc_sleep, -ECANCELED);
+    CHECK_ERR(e.rc_yield, -ECANCELED);
+    CHECK_ERR(e.rc_read, -ECANCELED);
+    CHECK_ERR(e.rc_join, -ECANCELED);
+
+    /* Aborted before it runs, returns without ever suspending: still reported. */
+    CHECK_OK(edo_spawn(&t, no_suspend_task, NULL));
+    edo_abort(t);
+    CHECK_ERR(edo_join(t, &res), -ECANCELED);
+    CHECK_EQ(INT(res), 9);
+
+    /* Aborted after it returned: harmless, and the join reports a normal return. */
+    CHECK_OK(edo_spawn(&t, ret_arg, VAL(5)));
+    WAIT_UNTIL(({
+                   edo_task_info i;
+                   edo_task_stats(t, &i);
+                   i.state == EDO_TASK_DONE;
+               }),
+               2000);
+    edo_abort(t);
+    edo_abort(t);
+    CHECK_EQ(edo_join(t, &res), 0);
+    CHECK_EQ(INT(res), 5);
+    return NULL;
+}
+
+static void case_abort_early_and_late(void)
+{
+    test_run(abort_early_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int leftover_flag;
+
+static void *leftover_task(void *arg)
+{
+    CHECK_EQ(edo_sleep(20), 0);
+    leftover_flag = 1;
+    return NULL;
+}
+
+static void *leave_leftover_root(void *arg)
+{
+    CHECK_OK(edo_spawn(NULL, leftover_task, NULL));
+    return VAL(11);
+}
+
+static void *wait_leftover_root(void *arg)
+{
+    WAIT_UNTIL(leftover_flag == 1, 2000);
+    return VAL(12);
+}
+
+static void *self_abort_root(void *arg)
+{
+    edo_abort(edo_self());
+    CHECK(edo_aborted());
+    CHECK_ERR(edo_sleep(1), -ECANCELED);
+    return VAL(13);
+}
+
+static void case_block_on(void)
+{
+    edo_runtime *rt;
+    CHECK_OK(edo_runtime_new(&rt, NULL));
+    void *res = NULL;
+    CHECK_EQ(edo_block_on(rt, leave_leftover_root, NULL, &res), 0);
+    CHECK_EQ(INT(res), 11);
+    CHECK_EQ(leftover_flag, 0);
+    /* The task left behind goes on at the next edo_block_on. */
+    CHECK_EQ(edo_block_on(rt, wait_leftover_root, NULL, NULL), 0);
+    CHECK_EQ(leftover_flag, 1);
+    CHECK_ERR(edo_block_on(rt, self_abort_root, NULL, &res), -ECANCELED);
+    CHECK_EQ(INT(res), 13);
+    edo_runtime_free(rt);
+
+    edo_runtime_opts opts = {.workers = 1, .stack_size = 128 * 1024, .stack_cache = 1};
+    CHECK_OK(edo_runtime_new(&rt, &opts));
+    edo_runtime_free(rt);
+    /* This version has only the current-thread flavour. */
+    opts.workers = 2;
+    rt = NULL;
+    CHECK_ERR(edo_runtime_new(&rt, &opts), -ENOTSUP);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void *stack_size_task(void *arg)
+{
+    edo_task_info info;
+    edo_task_stats(NULL, &info);
+    CHECK_GE(info.stack_size, 128 * 1024);
+    CHECK_EQ(edo_yield(), 0);
+    return NULL;
+}
+
+static void *opts_root(void *arg)
+{
+    /* stack_cache = 1: most stacks are unmapped on return and mapped afresh. */
+    edo_task *ts[50];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 50; i++)
+            CHECK_OK(edo_spawn(&ts[i], stack_size_task, NULL));
+        for (int i = 0; i < 50; i++)
+            CHECK_EQ(edo_join(ts[i], NULL), 0);
+    }
+    return NULL;
+}
+
+static void case_runtime_opts(void)
+{
+    edo_runtime_opts opts = {.stack_size = 128 * 1024, .stack_cache = 1};
+    test_run_opts(&opts, opts_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct drive {
+    edo_runtime *rt;
+    atomic_int stop;
+    atomic_int running;
+    atomic_int detached_done;
+} drive;
+
+static void *drive_root(void *arg)
+{
+    drive *d = arg;
+    atomic_store(&d->running, 1);
+    while (!atomic_load(&d->stop))
+        CHECK_EQ(edo_sleep(1), 0);
+    return NULL;
+}
+
+static void *drive_thread(void *arg)
+{
+    drive *d = arg;
+    CHECK_EQ(edo_block_on(d->rt, drive_root, d, NULL), 0);
+    return NULL;
+}
+
+typedef struct remote {
+    drive *d;
+    uintptr_t i;
+    edo_runtime *rt_seen;
+} remote;
+
+static void *remote_task(void *arg)
+{
+    remote *r = arg;
+    r->rt_seen = edo_runtime_current();
+    if (r->i % 3 == 0)
+        CHECK_EQ(edo_sleep(1), 0);
+    else
+        CHECK_EQ(edo_yield(), 0);
+    return (void *)many_value(r->i);
+}
+
+static void *remote_detached(void *arg)
+{
+    drive *d = arg;
+    CHECK_EQ(edo_yield(), 0);
+    atomic_fetch_add(&d->detached_done, 1);
+    return NULL;
+}
+
+static void case_foreign_thread(void)
+{
+    enum { N = TEST_SCALE(500, 500, 200), M = 100 };
+    drive d = {0};
+    CHECK_OK(edo_runtime_new(&d.rt, NULL));
+    remote *rs = calloc(N, sizeof *rs);
+    edo_task **ts = calloc(N, sizeof *ts);
+
+    /* Spawned while no thread drives the runtime: runs once one does. */
+    edo_task *early_t;
+    remote early_r = {&d, 3, NULL};
+    CHECK_OK(edo_runtime_spawn(d.rt, &early_t, remote_task, &early_r));
+    CHECK_NE(edo_task_id(early_t), 0);
+
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, drive_thread, &d), 0);
+    while (!atomic_load(&d.running))
+        test_sleep_us(100);
+
+    for (uintptr_t i = 0; i < N; i++) {
+        rs[i] = (remote){&d, i, NULL};
+        CHECK_OK(edo_runtime_spawn(d.rt, &ts[i], remote_task, &rs[i]));
+    }
+    for (int i = 0; i < M; i++)
+        CHECK_OK(edo_runtime_spawn(d.rt, NULL, remote_detached, &d));
+    void *res;
+    for (uintptr_t i = 0; i < N; i++) {
+        res = NULL;
+        CHECK_EQ(edo_join(ts[i], &res), 0);
+        CHECK_EQ((uintptr_t)res, many_value(i));
+        CHECK(rs[i].rt_seen == d.rt);
+    }
+    CHECK_EQ(edo_join(early_t, &res), 0);
+    CHECK_EQ((uintptr_t)res, many_value(3));
+
+    /* A foreign thread aborts and joins. */
+    edo_task *t;
+    CHECK_OK(edo_runtime_spawn(d.rt, &t, sleep_long, VAL(21)));
+    test_sleep_us(2000);
+    edo_abort(t);
+    CHECK_ERR(edo_join(t, &res), -ECANCELED);
+    CHECK_EQ(INT(res), 21);
+
+    int64_t t0 = test_clock_ms();
+    while (atomic_load(&d.detached_done) < M) {
+        CHECK_MSG(test_clock_ms() - t0 < 5000, "%d of %d detached tasks ran",
+                  atomic_load(&d.detached_done), M);
+        test_sleep_us(200);
+    }
+    atomic_store(&d.stop, 1);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    edo_runtime_free(d.rt);
+    free(rs);
+    free(ts);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* edo_runtime_free with tasks parked in every kind of call.                                */
+
+typedef struct parked {
+    int kind;
+    int *unwound;
+    edo_io *io;
+    char addr[48];
+} parked;
+
+static void *parked_task(void *arg)
+{
+    parked *p = arg;
+    /* Owned memory that only the task's own cleanup frees. */
+    char *buf = malloc(4096);
+    edo_io *conn = NULL;
+    edo_task *child;
+    int rc = 0;
+    switch (p->kind) {
+    case AT_SLEEP:
+        rc = edo_sleep(1000000);
+        break;
+    case AT_READ:
+        rc = (int)edo_read(p->io, buf, 4096);
+        break;
+    case AT_WRITE:
+        while ((rc = (int)edo_write(p->io, buf, 4096)) > 0) {
+        }
+        break;
+    case AT_ACCEPT:
+        rc = edo_tcp_accept(p->io, &conn);
+        break;
+    case AT_CONNECT:
+        rc = edo_tcp_connect(&conn, p->addr, 0);
+        break;
+    case AT_JOIN:
+        CHECK_OK(edo_spawn(&child, sleep_long, NULL));
+        rc = edo_join(child, NULL); /* aborted: the child is detached, shutdown ends it */
+        break;
+    case AT_YIELD: /* never ran before the shutdown */
+        rc = edo_sleep(1000000);
+        break;
+    default:
+        abort();
+    }
+    CHECK_ERR(rc, -ECANCELED);
+    /* Cleanup that suspends again fails at once rather than hanging the shutdown. */
+    CHECK_ERR(edo_sleep(1000000), -ECANCELED);
+    CHECK_ERR(edo_spawn(NULL, ret_arg, NULL), -ESHUTDOWN);
+    if (p->io)
+        CHECK_OK(edo_close(p->io));
+    free(buf);
+    (*p->unwound)++;
+    return NULL;
+}
+
+static const int parked_kinds[] = {AT_SLEEP, AT_READ, AT_WRITE, AT_ACCEPT, AT_CONNECT, AT_JOIN};
+enum { NPARKED = sizeof parked_kinds / sizeof parked_kinds[0] };
+
+typedef struct shutdown_env {
+    parked p[NPARKED + 1];
+    int raws[NPARKED];
+    int nraw;
+    int unwound;
+} shutdown_env;
+
+static void *shutdown_root(void *arg)
+{
+    shutdown_env *env = arg;
+    edo_task *ts[NPARKED];
+    for (int i = 0; i < NPARKED; i++) {
+        parked *p = &env->p[i];
+        p->kind = parked_kinds[i];
+        p->unwound = &env->unwound;
+        if (p->kind == AT_READ || p->kind == AT_WRITE)
+            p->io = test_socketpair(&env->raws[env->nraw++]);
+        else if (p->kind == AT_ACCEPT)
+            p->io = test_listen(p->addr, sizeof p->addr, 4);
+        CHECK_OK(edo_spawn(&ts[i], parked_task, p));
+    }
+    for (int i = 0; i < NPARKED; i++) {
+        test_wait_parked(ts[i], at_reason[parked_kinds[i]]);
+        edo_detach(ts[i]);
+    }
+    /* One more that never gets to run before the shutdown. */
+    env->p[NPARKED] = (parked){.kind = AT_YIELD, .unwound = &env->unwound};
+    CHECK_OK(edo_spawn(NULL, parked_task, &env->p[NPARKED]));
+    return NULL;
+}
+
+static void case_free_with_parked_tasks(void)
+{
+    int fds_before = test_count_fds();
+    shutdown_env *env = calloc(1, sizeof *env);
+    CHECK_EQ(parked_kinds[4], AT_CONNECT);
+    int fill[64], nfill, lfd = test_full_backlog(env->p[4].addr, 48, fill, 64, &nfill);
+
+    edo_runtime *rt;
+    CHECK_OK(edo_runtime_new(&rt, NULL));
+    CHECK_EQ(edo_block_on(rt, shutdown_root, env, NULL), 0);
+    CHECK_EQ(env->unwound, 0);
+    int64_t t0 = test_clock_ms();
+    edo_runtime_free(rt);
+    CHECK_LT(test_clock_ms() - t0, 4000);
+    CHECK_EQ(env->unwound, NPARKED + 1);
+    test_close_all(env->raws, env->nraw);
+    test_close_all(fill, nfill);
+    close(lfd);
+    free(env);
+    CHECK_EQ(test_count_fds(), fds_before);
+
+    /* Spawned from outside and never driven at all: it runs during the shutdown. */
+    int unwound = 0;
+    parked p = {.kind = AT_YIELD, .unwound = &unwound};
+    CHECK_OK(edo_runtime_new(&rt, NULL));
+    CHECK_OK(edo_runtime_spawn(rt, NULL, parked_task, &p));
+    edo_runtime_free(rt);
+    CHECK_EQ(unwound, 1);
+    CHECK_EQ(test_count_fds(), fds_before);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int main_fn(void *arg)
+{
+    CHECK(edo_runtime_current() != NULL);
+    CHECK(edo_self() != NULL);
+    /* Left running: edo_main's shutdown aborts it. */
+    CHECK_OK(edo_spawn(NULL, sleep_long, NULL));
+    CHECK_EQ(edo_sleep(1), 0);
+    return *(int *)arg;
+}
+
+static void case_edo_main(void)
+{
+    int v = 7;
+    CHECK_EQ(edo_main(main_fn, &v), 7);
+    v = 0;
+    CHECK_EQ(edo_main(main_fn, &v), 0);
+    v = -ECONNRESET;
+    CHECK_EQ(edo_main(main_fn, &v), 1);
+    v = -1;
+    CHECK_EQ(edo_main(main_fn, &v), 1);
+    CHECK(edo_runtime_current() == NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void *signal_task(void *arg)
+{
+    int sigs[2] = {SIGUSR2, SIGWINCH};
+    return VAL(edo_signal_wait(sigs, 2));
+}
+
+static void *signal_root(void *arg)
+{
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, signal_task, NULL));
+    test_wait_parked(t, EDO_WAIT_SIGNAL);
+    /* The waiting thread has the signal blocked: raise() leaves it pending for the
+     * signalfd rather than killing the process. */
+    CHECK_SYS(raise(SIGUSR2));
+    void *res = NULL;
+    CHECK_EQ(edo_join(t, &res), 0);
+    CHECK_EQ(INT(res), SIGUSR2);
+    return NULL;
+}
+
+static void case_signal_wait(void)
+{
+    test_run(signal_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void case_errors(void)
+{
+    const int errs[] = {ETIMEDOUT, ECANCELED, ECONNRESET, EPIPE, EMFILE, EINVAL, 0, 99999};
+    for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+        const char *neg = edo_strerror(-errs[i]), *pos = edo_strerror(errs[i]);
+        CHECK(neg != NULL && pos != NULL);
+        CHECK_STR_EQ(neg, pos);
+        if (errs[i] != 0)
+            CHECK(neg[0] != 0);
+    }
+    CHECK(strstr(edo_strerror(-ETIMEDOUT), "imed") != NULL);
+    const int retry[] = {EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED, EINTR, EAGAIN};
+    for (size_t i = 0; i < sizeof retry / sizeof retry[0]; i++)
+        CHECK_MSG(edo_retryable(-retry[i]), "%s", edo_strerror(-retry[i]));
+    const int final[] = {ECONNRESET, ETIMEDOUT, ECANCELED, EBADF, EINVAL, EPIPE};
+    for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
+        CHECK_MSG(!edo_retryable(-final[i]), "%s", edo_strerror(-final[i]));
+    CHECK_EQ(edo_fail(-ENOENT, "test_task: this line is expected"), -ENOENT);
+}
+
+static const test_case cases[] = {
+    TEST_CASE(case_spawn_join),     TEST_CASE(case_detached),
+    TEST_CASE(case_start_order),    TEST_CASE(case_yield_round_robin),
+    TEST_CASE(case_identity),       TEST_CASE(case_task_list),
+    TEST_CASE(case_task_stats),     TEST_CASE(case_many_tasks),
+    TEST_CASE(case_abort_points),   TEST_CASE(case_abort_early_and_late),
+    TEST_CASE(case_block_on),       TEST_CASE(case_runtime_opts),
+    TEST_CASE(case_foreign_thread), TEST_CASE(case_free_with_parked_tasks),
+    TEST_CASE(case_edo_main),       TEST_CASE(case_signal_wait),
+    TEST_CASE(case_errors),
+};
+
+TEST_MAIN(cases)
