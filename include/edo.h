@@ -34,6 +34,9 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; what this header declares is its ABI. */
+#pragma GCC visibility push(default)
+
 #define EDO_VERSION_MAJOR 0
 #define EDO_VERSION_MINOR 1
 #define EDO_VERSION_PATCH 0
@@ -345,6 +348,8 @@ int edo_spawn_at(edo_task **task, const edo_spawn_opts *opts, edo_task_fn fn, vo
                  const char *site);
 int edo_runtime_spawn_at(edo_runtime *rt, edo_task **task, const edo_spawn_opts *opts,
                          edo_task_fn fn, void *arg, const char *site);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

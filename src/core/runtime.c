@@ -135,7 +135,7 @@ void edo_runtime_free(edo_runtime *rt)
                         "runs; not freed\n");
         return;
     }
-    rt->closing = true;
+    atomic_store(&rt->closing, true);
     /* Tasks spawned from outside that never ran join the list first. */
     pthread_mutex_lock(&rt->inject_lock);
     for (edo_task *t = rt->inject_head; t; t = t->qnext)

@@ -130,7 +130,7 @@ struct edo_runtime {
     edo_task *all;
     uint64_t live;
     _Atomic bool driving; /* a thread is inside edo_block_on */
-    bool closing;
+    _Atomic bool closing; /* edo_runtime_free has begun: spawns fail with -ESHUTDOWN */
     /* signals (src/io/signal.c) */
     edo_io *sigio;
     sigset_t sigmask;

@@ -145,7 +145,7 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
 {
     if (!fn)
         return -EINVAL;
-    if (rt->closing)
+    if (atomic_load_explicit(&rt->closing, memory_order_relaxed))
         return -ESHUTDOWN;
     size_t usable = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
     if (usable < 8192)
