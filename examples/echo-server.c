@@ -1,0 +1,241 @@
+/*
+ * echo-server - TCP echo server: one task per connection, written as plain sequential C.
+ *
+ *   build/examples/echo-server [-p PORT] [-w WORKERS] [-h]
+ *
+ *   -p PORT     port on 127.0.0.1 (default 7000; 0 picks a free one and prints it)
+ *   -w WORKERS  worker threads of the runtime (default: EDO_WORKERS, else 1)
+ *   -h          this help
+ *
+ * Every connection gets its own task with a 4 KiB buffer on its stack: read what
+ * arrived, write all of it back, until the peer closes or an error. SIGINT or SIGTERM
+ * stops the server cleanly (exit status 0): a watcher task receives the signal and aborts
+ * the accept loop; shutting the runtime down then aborts the connection tasks, whose
+ * pending read or write fails with -ECANCELED, so each one closes its own socket.
+ *
+ * Try it:  build/examples/echo-server -p 7000 &  build/examples/echo-client hi there
+ *
+ * This is also the server that bench/run-echo.sh measures against raw epoll and Tokio,
+ * so the per-message path is exactly one edo_read and one edo_write_all.
+ */
+#include <edo.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BUF_SIZE 4096
+
+struct server {
+    char addr[32];      /* "127.0.0.1:PORT" */
+    edo_io *lis;        /* the listening socket, owned by the accept loop */
+    edo_task *acceptor; /* handle of the accept loop, joined by serve() */
+    bool stopping;      /* a signal came: do not start (or keep) accepting */
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: echo-server [-p PORT] [-w WORKERS] [-h]\n"
+                 "  -p PORT     listen on 127.0.0.1:PORT (default 7000; 0: any free port)\n"
+                 "  -w WORKERS  worker threads (default: EDO_WORKERS from the environment, "
+                 "else 1)\n"
+                 "  -h          show this help\n"
+                 "Echoes every byte back. SIGINT/SIGTERM stop it (exit status 0).\n");
+}
+
+/* One connection. Owns conn: whatever ends the loop (EOF, an error, -ECANCELED at
+ * shutdown), the socket is closed here. */
+static void *echo_conn(void *arg)
+{
+    edo_io *conn = arg;
+    char buf[BUF_SIZE];
+    ssize_t n;
+
+    while ((n = edo_read(conn, buf, sizeof buf)) > 0)
+        if (edo_write_all(conn, buf, (size_t)n, NULL) < 0)
+            break;
+    edo_close(conn);
+    return NULL;
+}
+
+static void *accept_loop(void *arg)
+{
+    struct server *srv = arg;
+    int64_t next_warning = 0;
+    edo_io *conn;
+    int rc;
+
+    for (;;) {
+        rc = edo_tcp_accept(srv->lis, &conn);
+        if (rc < 0) {
+            if (rc == -ECANCELED) { /* aborted by the signal watcher: a clean stop */
+                rc = 0;
+                break;
+            }
+            if (!edo_retryable(rc))
+                break;
+            /* Out of descriptors or memory: accept has already waited a little before
+             * returning, so retrying cannot spin. Say so at most once a second. */
+            if (rc != -ECONNABORTED && rc != -EINTR && rc != -EAGAIN && edo_now() >= next_warning) {
+                next_warning = edo_now() + 1000;
+                fprintf(stderr, "echo-server: accept: %s (retrying)\n", edo_strerror(rc));
+            }
+            continue;
+        }
+        rc = edo_spawn(NULL, echo_conn, conn); /* detached: it closes conn itself */
+        if (rc < 0) {
+            edo_close(conn);
+            if (rc == -ESHUTDOWN) {
+                rc = 0;
+                break;
+            }
+            fprintf(stderr, "echo-server: dropping a connection: spawn: %s\n", edo_strerror(rc));
+        }
+    }
+    edo_close(srv->lis);
+    srv->lis = NULL;
+    if (rc < 0)
+        edo_fail(rc, "accept");
+    return (void *)(intptr_t)rc;
+}
+
+/* Turns SIGINT/SIGTERM into a clean stop: aborting the accept loop makes its pending
+ * edo_tcp_accept return -ECANCELED. */
+static void *watch_signals(void *arg)
+{
+    struct server *srv = arg;
+    static const int sigs[] = { SIGINT, SIGTERM };
+
+    int sig = edo_signal_wait(sigs, 2);
+    if (sig < 0) /* -ECANCELED: serve() is done with us */
+        return NULL;
+    fprintf(stderr, "echo-server: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    srv->stopping = true;
+    if (srv->acceptor)
+        edo_abort(srv->acceptor);
+    return NULL;
+}
+
+/* The root task: returns 0 for a clean stop, -errno if the server could not run. */
+static void *serve(void *arg)
+{
+    struct server *srv = arg;
+    edo_task *watcher;
+    void *result = NULL;
+    char where[48];
+    int rc;
+
+    rc = edo_spawn(&watcher, watch_signals, srv);
+    if (rc < 0)
+        return (void *)(intptr_t)edo_fail(rc, "spawn the signal watcher");
+    /* Let the watcher reach edo_signal_wait, which takes SIGINT/SIGTERM over, before the
+     * port opens: from then on a Ctrl-C always means a clean stop. */
+    edo_yield();
+
+    rc = edo_tcp_listen(&srv->lis, srv->addr, 0);
+    if (rc < 0) {
+        fprintf(stderr, "echo-server: cannot listen on %s: %s\n", srv->addr, edo_strerror(rc));
+        goto out;
+    }
+    if (edo_local_addr(srv->lis, where, sizeof where) < 0)
+        snprintf(where, sizeof where, "%s", srv->addr);
+
+    if (!srv->stopping) {
+        rc = edo_spawn(&srv->acceptor, accept_loop, srv);
+        if (rc < 0) {
+            edo_fail(rc, "spawn the accept loop");
+            edo_close(srv->lis);
+            goto out;
+        }
+        printf("echo-server: listening on %s\n", where);
+        fflush(stdout);
+        /* -ECANCELED here means the watcher aborted it: the normal way to stop. */
+        edo_join(srv->acceptor, &result);
+        srv->acceptor = NULL;
+        rc = (int)(intptr_t)result;
+    } else {
+        edo_close(srv->lis);
+    }
+
+out:
+    edo_abort(watcher); /* no-op if it already returned */
+    edo_join(watcher, NULL);
+    return (void *)(intptr_t)rc;
+}
+
+/* Parses a whole decimal number in [lo, hi]; returns false if s is anything else. */
+static bool parse_num(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    static struct server srv;
+    edo_runtime_opts opts = { 0 };
+    edo_runtime *rt;
+    long port = 7000, workers = 0;
+    void *result = NULL;
+    int c, rc;
+
+    while ((c = getopt(argc, argv, "p:w:h")) != -1) {
+        switch (c) {
+        case 'p':
+            if (!parse_num(optarg, 0, 65535, &port)) {
+                fprintf(stderr, "echo-server: bad port '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'w':
+            if (!parse_num(optarg, 1, INT_MAX, &workers)) {
+                fprintf(stderr, "echo-server: bad worker count '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "echo-server: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    snprintf(srv.addr, sizeof srv.addr, "127.0.0.1:%ld", port);
+
+    opts.workers = (int)workers; /* 0: EDO_WORKERS, else 1 */
+    rc = edo_runtime_new(&rt, &opts);
+    if (rc < 0) {
+        if (workers > 0)
+            fprintf(stderr, "echo-server: cannot start a runtime with %ld workers: %s\n", workers,
+                    edo_strerror(rc));
+        else if (getenv("EDO_WORKERS"))
+            fprintf(stderr, "echo-server: cannot start a runtime with EDO_WORKERS=%s: %s\n",
+                    getenv("EDO_WORKERS"), edo_strerror(rc));
+        else
+            fprintf(stderr, "echo-server: cannot start the runtime: %s\n", edo_strerror(rc));
+        return 1;
+    }
+    rc = edo_block_on(rt, serve, &srv, &result);
+    edo_runtime_free(rt); /* aborts the connection tasks; each closes its socket */
+    if (rc < 0) {
+        fprintf(stderr, "echo-server: %s\n", edo_strerror(rc));
+        return 1;
+    }
+    return (intptr_t)result < 0 ? 1 : 0;
+}
