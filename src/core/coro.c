@@ -1,5 +1,5 @@
 /*
- * Context switch, stacks and the sanitizer annotations of every switch.
+ * Context switch and the sanitizer annotations of every switch.
  *
  * The switch is a plain function in assembly: it saves only what the ABI says a callee
  * must preserve (the compiler has already saved the caller-saved registers around the
@@ -7,17 +7,9 @@
  */
 #include "core/coro.h"
 
-#include <errno.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#ifdef EDO_HAVE_VALGRIND_H
-#include <valgrind/valgrind.h>
-#endif
 #ifdef EDO_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
@@ -25,83 +17,6 @@
 #ifdef EDO_TSAN
 #include <sanitizer/tsan_interface.h>
 #endif
-
-size_t edo__page_size(void)
-{
-    static _Atomic size_t page;
-    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
-    if (!p) {
-        p = (size_t)sysconf(_SC_PAGESIZE);
-        atomic_store_explicit(&page, p, memory_order_relaxed);
-    }
-    return p;
-}
-
-/* Stacks mapped with a guard page now, and how many may be: half of what is left of
- * vm.max_map_count after a reserve for the rest of the program. */
-static _Atomic long guarded_stacks;
-static _Atomic long guard_limit;
-
-static long guard_limit_get(void)
-{
-    long lim = atomic_load_explicit(&guard_limit, memory_order_relaxed);
-    if (lim)
-        return lim;
-    long max = 65530;
-    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
-    if (f) {
-        if (fscanf(f, "%ld", &max) != 1)
-            max = 65530;
-        fclose(f);
-    }
-    lim = max > 16384 ? (max - 8192) / 2 : max / 4;
-    atomic_store_explicit(&guard_limit, lim, memory_order_relaxed);
-    return lim;
-}
-
-int edo__stack_map(edo__stack *st, size_t usable)
-{
-    size_t page = edo__page_size();
-    size_t len = ((usable + page - 1) & ~(page - 1)) + page;
-    /* MAP_NORESERVE: an idle task costs only the pages it has touched. */
-    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (map == MAP_FAILED)
-        return -errno;
-    st->map = map;
-    st->map_len = len;
-    st->guarded = false;
-    if (atomic_fetch_add(&guarded_stacks, 1) < guard_limit_get() &&
-        mprotect(map, page, PROT_NONE) == 0) {
-        st->guarded = true;
-    } else {
-        atomic_fetch_sub(&guarded_stacks, 1);
-        *(unsigned long long *)map = EDO__STACK_CANARY;
-    }
-#ifdef EDO_HAVE_VALGRIND_H
-    st->valgrind_id = VALGRIND_STACK_REGISTER(map + page, map + len);
-#else
-    st->valgrind_id = 0;
-#endif
-    return 0;
-}
-
-void edo__stack_unmap(edo__stack *st)
-{
-    if (!st->map)
-        return;
-#ifdef EDO_HAVE_VALGRIND_H
-    VALGRIND_STACK_DEREGISTER(st->valgrind_id);
-#endif
-#ifdef EDO_ASAN
-    /* Frames that never returned (a finished task's entry) leave poisoned shadow bytes. */
-    ASAN_UNPOISON_MEMORY_REGION(st->map + edo__page_size(), st->map_len - edo__page_size());
-#endif
-    munmap(st->map, st->map_len);
-    if (st->guarded)
-        atomic_fetch_sub(&guarded_stacks, 1);
-    st->map = NULL;
-}
 
 /* ---- the switch itself ---------------------------------------------------------------- */
 

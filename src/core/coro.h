@@ -55,7 +55,7 @@ typedef struct edo__ctx {
 /* A mapped stack: [map, map + page) is the guard page, the rest is usable.
  *
  * Each guard page splits the mapping in two, and the kernel caps a process's mappings
- * (vm.max_map_count, 65530 by default), so beyond about half that many stacks new ones get
+ * (vm.max_map_count, 65530 by default), so beyond a quarter that many stacks new ones get
  * no guard page: their first page (still reserved, so the layout is the same) holds a
  * canary word instead, checked each time the task switches away. Such an overflow is
  * reported late, but it is reported. */
@@ -70,6 +70,22 @@ typedef struct edo__stack {
 
 /* Maps a stack of at least `usable` bytes plus a guard page. Returns 0 or -errno. */
 int edo__stack_map(edo__stack *st, size_t usable);
+
+/* A worker's own cache of free stacks (stack.c), used without a lock. */
+typedef struct edo__stack_cache {
+    edo__stack *v;
+    size_t len, cap;
+} edo__stack_cache;
+
+/* A free stack of `usable` bytes: from local (may be NULL), the shared cache, or a new
+ * mapping. *reused tells which; a reused stack keeps its old contents. */
+int edo__stack_get(edo__stack_cache *local, size_t usable, edo__stack *st, bool *reused);
+/* Gives a stack back: to local while it holds fewer than local_max, else shared. */
+void edo__stack_put(edo__stack_cache *local, size_t local_max, edo__stack *st);
+/* Moves local's stacks to the shared cache and frees local's array. */
+void edo__stack_cache_release(edo__stack_cache *local);
+/* Unmaps part of what the shared cache has held beyond its floor for over a second. */
+void edo__stack_trim(void);
 /* False if an unguarded stack's canary was overwritten. */
 static inline bool edo__stack_intact(const edo__stack *st)
 {

@@ -161,9 +161,8 @@ void edo_runtime_free(edo_runtime *rt)
     edo__signal_fini(rt);
     drive_end(rt);
     edo__driver_fini(w);
-    for (size_t i = 0; i < w->pool_len; i++)
-        edo__stack_unmap(&w->pool[i]);
-    free(w->pool);
+    edo__stack_cache_release(&w->stacks);
+    edo__stack_trim();
     pthread_mutex_destroy(&rt->inject_lock);
     free(rt);
 }

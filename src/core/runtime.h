@@ -108,9 +108,7 @@ struct edo__worker {
     int epfd;
     int evfd;                /* wakes a worker parked in epoll_wait */
     _Atomic int parked;      /* in epoll_wait, or about to be */
-    /* stack pool: free stacks of the default size, reused before mapping new ones */
-    edo__stack *pool;
-    size_t pool_len, pool_cap;
+    edo__stack_cache stacks; /* free stacks, reused before mapping new ones */
     sigset_t saved_sigmask; /* the driving thread's mask before it became the worker */
     void *altstack;         /* signal stack for the stack-overflow report */
     size_t altstack_len;

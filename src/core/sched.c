@@ -344,6 +344,8 @@ static void poll_once(edo__worker *w, int max_wait)
         atomic_store(&w->parked, 1);
         if (atomic_load(&w->rt->inject_len))
             timeout = 0;
+        else
+            edo__stack_trim(); /* idle: a good moment to give memory back */
     }
     w->poll_due = false;
     int n = edo__driver_poll(w, timeout);

@@ -28,17 +28,12 @@ static _Atomic uint64_t next_task_id = 1;
 
 static edo_task *task_alloc(edo__worker *w, size_t usable, int *err)
 {
-    edo_runtime *rt = w ? w->rt : NULL;
-    edo__stack st = {0};
-    bool pooled = w && usable == rt->stack_size && w->pool_len;
-    if (pooled) {
-        st = w->pool[--w->pool_len];
-    } else {
-        int rc = edo__stack_map(&st, usable + TASK_SLOT);
-        if (rc < 0) {
-            *err = rc;
-            return NULL;
-        }
+    edo__stack st;
+    bool pooled;
+    int rc = edo__stack_get(w ? &w->stacks : NULL, usable + TASK_SLOT, &st, &pooled);
+    if (rc < 0) {
+        *err = rc;
+        return NULL;
     }
     edo_task *t = (edo_task *)(st.map + st.map_len - TASK_SLOT);
 #ifdef EDO_ASAN
@@ -55,22 +50,12 @@ static void task_free(edo_task *t)
 {
     edo__stack st = t->stack;
     edo__worker *w = edo__worker_current();
-    edo_runtime *rt = t->rt;
-    /* Back to the pool of this worker when it is one of rt's and the stack is standard. */
-    if (w && w->rt == rt && t->stack_size == rt->stack_size && w->pool_len < rt->stack_cache) {
-        if (w->pool_len == w->pool_cap) {
-            size_t cap = w->pool_cap ? w->pool_cap * 2 : 16;
-            edo__stack *p = realloc(w->pool, cap * sizeof *p);
-            if (!p)
-                goto unmap;
-            w->pool = p;
-            w->pool_cap = cap;
-        }
-        w->pool[w->pool_len++] = st;
-        return;
-    }
-unmap:
-    edo__stack_unmap(&st);
+    /* To this worker's cache if it is one of the task's runtime (only then is rt alive
+     * for sure), else to the shared one. */
+    if (w && w->rt == t->rt)
+        edo__stack_put(&w->stacks, w->rt->stack_cache, &st);
+    else
+        edo__stack_put(NULL, 0, &st);
 }
 
 void edo__task_ref(edo_task *t)
