@@ -225,7 +225,7 @@ typedef struct edo_task_info {
     uint64_t resumes;   /* times it was switched to */
     uint64_t busy_ns;   /* time spent running */
     uint64_t idle_ns;   /* time spent between being spawned or parked and running */
-    int64_t spawned_at; /* edo_now() at spawn */
+    int64_t spawned_at; /* edo_now() at spawn, to a few ms (derived from busy_ns's clock) */
     size_t stack_size;
 } edo_task_info;
 

@@ -7,6 +7,7 @@
  */
 #include "core/coro.h"
 
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -230,6 +231,9 @@ void edo__coro_switch(edo__ctx *from, edo__ctx *to, int from_exiting)
 #endif
     (void)from_exiting;
 #ifdef EDO_CORO_UCONTEXT
+    /* swapcontext also switches the signal mask, to the one `to` had when it last ran:
+     * carry the thread's current one over instead, as the assembly switch does. */
+    pthread_sigmask(SIG_SETMASK, NULL, &to->uc.uc_sigmask);
     swapcontext(&from->uc, &to->uc);
 #else
     edo__ctx_switch(&from->sp, to->sp);

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#if !defined(__x86_64__) && !defined(__aarch64__)
+#if defined(EDO_FORCE_UCONTEXT) || (!defined(__x86_64__) && !defined(__aarch64__))
 #define EDO_CORO_UCONTEXT 1
 #include <ucontext.h>
 #endif

@@ -70,10 +70,13 @@ uint64_t edo__cycles_to_ns(uint64_t cycles)
     static _Atomic uint64_t base_cyc, base_ns, first_ratio_ppm;
     uint64_t c0 = atomic_load_explicit(&base_cyc, memory_order_acquire);
     if (!c0) {
-        uint64_t n0 = (uint64_t)edo__now_ns(), cs = edo__cycles(), n;
+        /* Each end is a clock read between two counter reads, taken at their midpoint. */
+        uint64_t a = edo__cycles(), n0 = (uint64_t)edo__now_ns(), b = edo__cycles(), n;
+        uint64_t cs = a + (b - a) / 2;
         while ((n = (uint64_t)edo__now_ns()) - n0 < 100000)
-            ;
-        uint64_t ce = edo__cycles();
+            a = edo__cycles();
+        b = edo__cycles();
+        uint64_t ce = a + (b - a) / 2;
         uint64_t ppm = ce > cs ? (n - n0) * 1000000 / (ce - cs) : 333333;
         atomic_store(&first_ratio_ppm, ppm ? ppm : 1);
         atomic_store(&base_ns, n0);
