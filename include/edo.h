@@ -151,7 +151,7 @@ typedef struct edo_spawn_opts {
 
 /* Spawns a task on rt from any thread, also from outside the runtime. Same returns and
  * handle rules as edo_spawn; the task runs when a thread drives the runtime. */
-#define edo_runtime_spawn(rt, task, fn, arg)                                                  \
+#define edo_runtime_spawn(rt, task, fn, arg)                                                       \
     edo_runtime_spawn_at((rt), (task), NULL, (fn), (arg), EDO__HERE)
 
 /* Waits until the task has returned, stores its return value in *result (if result is not
@@ -207,11 +207,11 @@ typedef enum edo_task_state {
 typedef enum edo_wait_reason {
     EDO_WAIT_NONE,
     EDO_WAIT_SLEEP,
-    EDO_WAIT_READ,    /* a descriptor to become readable (accept, read) */
-    EDO_WAIT_WRITE,   /* a descriptor to become writable (connect, write) */
-    EDO_WAIT_JOIN,    /* another task to finish */
-    EDO_WAIT_SIGNAL,  /* a signal */
-    EDO_WAIT_YIELD,   /* ready again after a yield */
+    EDO_WAIT_READ,   /* a descriptor to become readable (accept, read) */
+    EDO_WAIT_WRITE,  /* a descriptor to become writable (connect, write) */
+    EDO_WAIT_JOIN,   /* another task to finish */
+    EDO_WAIT_SIGNAL, /* a signal */
+    EDO_WAIT_YIELD,  /* ready again after a yield */
     EDO_WAIT_OTHER
 } edo_wait_reason;
 
@@ -232,8 +232,7 @@ typedef struct edo_task_info {
 /* Calls fn for every live task of rt (spawned and not yet returned), with a snapshot of
  * its counters; stops early when fn returns non-zero. Call it from a task of rt or while
  * no thread drives rt. Returns the number of tasks visited. */
-size_t edo_task_list(edo_runtime *rt, int (*fn)(const edo_task_info *info, void *arg),
-                     void *arg);
+size_t edo_task_list(edo_runtime *rt, int (*fn)(const edo_task_info *info, void *arg), void *arg);
 
 /* The counters of one task (NULL: the calling task). */
 void edo_task_stats(const edo_task *task, edo_task_info *info);

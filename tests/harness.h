@@ -160,7 +160,7 @@ static inline int64_t test_clock_us(void)
  * point. */
 static inline void test_sleep_us(int64_t us)
 {
-    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+    struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000 };
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
 }
@@ -333,7 +333,7 @@ static inline int test_port_of(const char *addr)
 static inline int test_raw_listener(char *addr, size_t len, int backlog)
 {
     int fd = (int)CHECK_SYS(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     CHECK_SYS(bind(fd, (struct sockaddr *)&sin, sizeof sin));
     if (backlog >= 0)
         CHECK_SYS(listen(fd, backlog));
@@ -348,14 +348,14 @@ static inline int test_raw_listener(char *addr, size_t len, int backlog)
 static inline int test_raw_connect(const char *addr, int wait_ms, bool *established)
 {
     int fd = (int)CHECK_SYS(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons((uint16_t)test_port_of(addr)),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sin = { .sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)test_port_of(addr)),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     int rc = connect(fd, (struct sockaddr *)&sin, sizeof sin);
     CHECK_MSG(rc == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
     *established = rc == 0;
     if (!*established) {
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
         if (poll(&p, 1, wait_ms) == 1) {
             int err = 0;
             socklen_t el = sizeof err;
@@ -412,7 +412,7 @@ typedef struct test_rng {
 
 static inline test_rng test_rng_new(uint64_t stream)
 {
-    test_rng r = {test_seed() ^ (stream * 0x9e3779b97f4a7c15u)};
+    test_rng r = { test_seed() ^ (stream * 0x9e3779b97f4a7c15u) };
     return r;
 }
 

@@ -25,7 +25,7 @@ static int blocking_connect(const char *addr)
 
 static void reset_close(int fd)
 {
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
     CHECK_SYS(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
     close(fd);
 }
@@ -108,7 +108,7 @@ static void *acceptor_task(void *arg)
         if (rc < 0)
             continue;
         echo_conn *ec = malloc(sizeof *ec);
-        *ec = (echo_conn){conn, &s->st};
+        *ec = (echo_conn){ conn, &s->st };
         CHECK_OK(edo_spawn(NULL, echo_handler, ec));
     }
 }
@@ -206,11 +206,11 @@ static void *reset_root(void *unused)
 {
     char addr[48];
     edo_io *lis = test_listen(addr, sizeof addr, 0);
-    resetter rs = {0};
+    resetter rs = { 0 };
     memcpy(rs.addr, addr, sizeof addr);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, resetter_thread, &rs), 0);
-    big_write b = {0};
+    big_write b = { 0 };
     CHECK_OK(edo_tcp_accept(lis, &b.io));
     edo_task *bw;
     CHECK_OK(edo_spawn(&bw, big_writer, &b));
@@ -223,7 +223,7 @@ static void *reset_root(void *unused)
     client cs[N];
     edo_task *ct[N];
     for (int i = 0; i < N; i++) {
-        cs[i] = (client){.addr = s.addr, .id = i, .rounds = 20, .until = &reset_seen};
+        cs[i] = (client){ .addr = s.addr, .id = i, .rounds = 20, .until = &reset_seen };
         CHECK_OK(edo_spawn(&ct[i], client_task, &cs[i]));
     }
     for (int i = 0; i < N; i++)
@@ -392,7 +392,7 @@ static void *silent_root(void *unused)
     CHECK_GT(done, 0);
     CHECK_LT(done, big);
     CHECK_ERR(edo_write(conn, data, big), -ETIMEDOUT);
-    struct iovec iov = {data, big};
+    struct iovec iov = { data, big };
     CHECK_ERR(edo_writev(conn, &iov, 1), -ETIMEDOUT);
     free(data);
 
@@ -446,7 +446,7 @@ static void *garbage_root(void *unused)
     edo_io *io;
     CHECK_OK(edo_tcp_connect(&io, s.addr, 5000));
     edo_io_set_timeout(io, 10000, 10000);
-    blob b = {io, data, len};
+    blob b = { io, data, len };
     edo_task *w;
     CHECK_OK(edo_spawn(&w, blob_writer, &b));
     unsigned char *got = malloc(len);
@@ -500,7 +500,7 @@ static void *slow_root(void *unused)
 {
     server s;
     server_start(&s);
-    slow sl = {.done = 0};
+    slow sl = { .done = 0 };
     memcpy(sl.addr, s.addr, sizeof sl.addr);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, slow_thread, &sl), 0);
@@ -511,7 +511,7 @@ static void *slow_root(void *unused)
     edo_task *ts[N];
     int64_t t0 = edo_now();
     for (int i = 0; i < N; i++) {
-        cs[i] = (client){.addr = s.addr, .id = 100 + i, .rounds = 300};
+        cs[i] = (client){ .addr = s.addr, .id = 100 + i, .rounds = 300 };
         CHECK_OK(edo_spawn(&ts[i], client_task, &cs[i]));
     }
     for (int i = 0; i < N; i++)
@@ -558,7 +558,7 @@ static void *flood_thread(void *arg)
             continue;
         }
         CHECK_MSG(errno == EAGAIN, "send: %s", strerror(errno));
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
         if (poll(&p, 1, 200) == 0)
             break;
     }
@@ -575,7 +575,7 @@ static void *flood_root(void *unused)
 {
     server s;
     server_start(&s);
-    flooder f = {.stuck = 0};
+    flooder f = { .stuck = 0 };
     memcpy(f.addr, s.addr, sizeof f.addr);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, flood_thread, &f), 0);
@@ -586,7 +586,7 @@ static void *flood_root(void *unused)
     client cs[N];
     edo_task *ts[N];
     for (int i = 0; i < N; i++) {
-        cs[i] = (client){.addr = s.addr, .id = 200 + i, .rounds = 100};
+        cs[i] = (client){ .addr = s.addr, .id = 200 + i, .rounds = 100 };
         CHECK_OK(edo_spawn(&ts[i], client_task, &cs[i]));
     }
     for (int i = 0; i < N; i++)
@@ -665,7 +665,7 @@ static void *emfile_acceptor(void *arg)
             env->first_accept_after_release = edo_now();
         env->accepted++;
         emfile_conn *ec = malloc(sizeof *ec);
-        *ec = (emfile_conn){env, conn};
+        *ec = (emfile_conn){ env, conn };
         CHECK_OK(edo_spawn(NULL, emfile_handler, ec));
     }
     return NULL;
@@ -680,9 +680,9 @@ static void *emfile_client_task(void *arg)
 {
     emfile_client *c = arg;
     int fd = edo_io_fd(c->io);
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons((uint16_t)test_port_of(c->env->addr)),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sin = { .sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)test_port_of(c->env->addr)),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     int rc = connect(fd, (struct sockaddr *)&sin, sizeof sin);
     CHECK_MSG(rc == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
     CHECK_EQ(edo_io_wait(c->io, EDO_WRITE), 0);

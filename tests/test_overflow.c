@@ -47,11 +47,11 @@ static void *overflow_root(void *arg)
     for (int i = 0; i < p->bystanders; i++) {
         char name[32];
         snprintf(name, sizeof name, "bystander-%d", i);
-        edo_spawn_opts bo = {.name = name};
+        edo_spawn_opts bo = { .name = name };
         CHECK_OK(edo_spawn_with(NULL, &bo, bystander_task, NULL));
     }
     edo_task *t;
-    edo_spawn_opts o = {.name = p->name, .stack_size = p->stack_size};
+    edo_spawn_opts o = { .name = p->name, .stack_size = p->stack_size };
     CHECK_OK(edo_spawn_with(&t, &o, recurse_task, NULL));
     edo_join(t, NULL);
     return NULL;
@@ -84,7 +84,7 @@ static void run_in_child(const overflow_plan *p, child_result *res)
     size_t have = 0;
     int64_t t0 = test_clock_ms();
     for (;;) {
-        struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
+        struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
         int rc = poll(&pf, 1, 1000);
         CHECK_MSG(test_clock_ms() - t0 < 45000, "the child never finished");
         if (rc <= 0)
@@ -138,19 +138,19 @@ static void check_overflow_report(const overflow_plan *p, const char *want_name)
 
 static void case_overflow_named(void)
 {
-    overflow_plan p = {"deep-recursion", 16 * 1024, 0};
+    overflow_plan p = { "deep-recursion", 16 * 1024, 0 };
     check_overflow_report(&p, "deep-recursion");
 }
 
 static void case_overflow_default_stack(void)
 {
-    overflow_plan p = {NULL, 0, 0};
+    overflow_plan p = { NULL, 0, 0 };
     check_overflow_report(&p, "task");
 }
 
 static void case_overflow_among_others(void)
 {
-    overflow_plan p = {"culprit", 32 * 1024, 5};
+    overflow_plan p = { "culprit", 32 * 1024, 5 };
     check_overflow_report(&p, "culprit");
 }
 
@@ -168,7 +168,7 @@ static void *fits_root(void *arg)
 {
     /* ~64 KiB of frames in a 512 KiB stack: well clear of the guard, even with ASan's
      * larger frames. */
-    edo_spawn_opts o = {.name = "fits", .stack_size = 512 * 1024};
+    edo_spawn_opts o = { .name = "fits", .stack_size = 512 * 1024 };
     edo_task *t;
     CHECK_OK(edo_spawn_with(&t, &o, bounded_task, (void *)(intptr_t)200));
     CHECK_EQ(edo_join(t, NULL), 0);

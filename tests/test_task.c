@@ -158,7 +158,7 @@ static void *start_order_root(void *unused)
     CHECK_EQ(edo_join(t, NULL), 0);
 
     /* Every task that was ready runs before a yielding task continues. */
-    int flags[5] = {0};
+    int flags[5] = { 0 };
     edo_task *ts[5];
     for (int i = 0; i < 5; i++)
         CHECK_OK(edo_spawn(&ts[i], set_flag, &flags[i]));
@@ -208,11 +208,11 @@ static void *rr_task(void *arg)
 
 static void rr_check(int ntasks)
 {
-    rr_log log = {malloc(RR_ROUNDS * 3 + 1), 0};
+    rr_log log = { malloc(RR_ROUNDS * 3 + 1), 0 };
     rr_arg args[3];
     edo_task *ts[3];
     for (int i = 0; i < ntasks; i++) {
-        args[i] = (rr_arg){&log, (char)('A' + i)};
+        args[i] = (rr_arg){ &log, (char)('A' + i) };
         CHECK_OK(edo_spawn(&ts[i], rr_task, &args[i]));
     }
     for (int i = 0; i < ntasks; i++)
@@ -320,7 +320,7 @@ static void *identity_root(void *arg)
 
     /* Names: given at spawn (copied), renamed from inside, truncated to 31 bytes. */
     char name[32] = "worker-7";
-    edo_spawn_opts opts = {.name = name};
+    edo_spawn_opts opts = { .name = name };
     ident d;
     edo_task *t;
     CHECK_OK(edo_spawn_with(&t, &opts, ident_task, &d));
@@ -424,7 +424,7 @@ static void *sleep_half_second(void *arg)
 
 static void *joiner_task(void *arg)
 {
-    edo_spawn_opts o = {.name = "sleeper-c"};
+    edo_spawn_opts o = { .name = "sleeper-c" };
     edo_task *child;
     CHECK_OK(edo_spawn_with(&child, &o, sleep_half_second, NULL));
     /* Aborted ourselves: the child is detached and ends on its own. */
@@ -437,7 +437,7 @@ static void *task_list_root(void *arg)
     edo_runtime *rt = arg;
     int64_t t0 = edo_now();
     edo_task *a, *b, *j, *fin, *fresh;
-    edo_spawn_opts o = {.name = "sleeper-a"};
+    edo_spawn_opts o = { .name = "sleeper-a" };
     CHECK_OK(edo_spawn_with(&a, &o, sleep_long, NULL));
     o.name = "sleeper-b";
     CHECK_OK(edo_spawn_with(&b, &o, sleep_long, NULL));
@@ -575,7 +575,7 @@ static void *task_stats_root(void *unused)
 {
     edo_task_info info;
     edo_task *t;
-    edo_spawn_opts o = {.name = "stats", .stack_size = 256 * 1024};
+    edo_spawn_opts o = { .name = "stats", .stack_size = 256 * 1024 };
     int64_t before = edo_now();
     CHECK_OK(edo_spawn_with(&t, &o, self_stats_task, NULL));
     int64_t after = edo_now();
@@ -666,8 +666,8 @@ static void case_many_tasks(void)
 
 enum { AT_SLEEP, AT_YIELD, AT_JOIN, AT_READ, AT_WRITE, AT_ACCEPT, AT_CONNECT, AT_SIGNAL, AT_COUNT };
 
-static const char *const at_names[] = {"sleep", "yield",  "join",    "read",
-                                       "write", "accept", "connect", "signal"};
+static const char *const at_names[] = { "sleep", "yield",  "join",    "read",
+                                        "write", "accept", "connect", "signal" };
 
 typedef struct victim {
     int kind;
@@ -742,7 +742,7 @@ static void *abort_points_root(void *unused)
 {
     for (int kind = 0; kind < AT_COUNT; kind++) {
         printf("    abort at %s\n", at_names[kind]);
-        victim v = {.kind = kind};
+        victim v = { .kind = kind };
         int raw = -1, fill[64], nfill = 0, lfd = -1;
         if (kind == AT_READ || kind == AT_WRITE) {
             v.io = test_socketpair(&raw);
@@ -756,7 +756,7 @@ static void *abort_points_root(void *unused)
             lfd = test_full_backlog(v.addr, sizeof v.addr, fill, 64, &nfill);
         }
         edo_task *t;
-        edo_spawn_opts o = {.name = at_names[kind]};
+        edo_spawn_opts o = { .name = at_names[kind] };
         CHECK_OK(edo_spawn_with(&t, &o, victim_task, &v));
         if (kind == AT_YIELD) {
             yield_n(20);
@@ -828,7 +828,7 @@ static void *no_suspend_task(void *arg)
 static void *abort_early_root(void *unused)
 {
     /* Aborted before it first runs: it still runs, and every suspension fails. */
-    early e = {0};
+    early e = { 0 };
     edo_task *t;
     CHECK_OK(edo_spawn(&t, early_task, &e));
     edo_abort(t);
@@ -915,7 +915,7 @@ static void case_block_on(void)
     CHECK_EQ(INT(res), 13);
     edo_runtime_free(rt);
 
-    edo_runtime_opts opts = {.workers = 1, .stack_size = 128 * 1024, .stack_cache = 1};
+    edo_runtime_opts opts = { .workers = 1, .stack_size = 128 * 1024, .stack_cache = 1 };
     CHECK_OK(edo_runtime_new(&rt, &opts));
     edo_runtime_free(rt);
     /* This version has only the current-thread flavour. */
@@ -950,7 +950,7 @@ static void *opts_root(void *arg)
 
 static void case_runtime_opts(void)
 {
-    edo_runtime_opts opts = {.stack_size = 128 * 1024, .stack_cache = 1};
+    edo_runtime_opts opts = { .stack_size = 128 * 1024, .stack_cache = 1 };
     test_run_opts(&opts, opts_root, NULL);
 }
 
@@ -1007,14 +1007,14 @@ static void *remote_detached(void *arg)
 static void case_foreign_thread(void)
 {
     enum { N = TEST_SCALE(500, 500, 200), M = 100 };
-    drive d = {0};
+    drive d = { 0 };
     CHECK_OK(edo_runtime_new(&d.rt, NULL));
     remote *rs = calloc(N, sizeof *rs);
     edo_task **ts = calloc(N, sizeof *ts);
 
     /* Spawned while no thread drives the runtime: runs once one does. */
     edo_task *early_t;
-    remote early_r = {&d, 3, NULL};
+    remote early_r = { &d, 3, NULL };
     CHECK_OK(edo_runtime_spawn(d.rt, &early_t, remote_task, &early_r));
     CHECK_NE(edo_task_id(early_t), 0);
 
@@ -1024,7 +1024,7 @@ static void case_foreign_thread(void)
         test_sleep_us(100);
 
     for (uintptr_t i = 0; i < N; i++) {
-        rs[i] = (remote){&d, i, NULL};
+        rs[i] = (remote){ &d, i, NULL };
         CHECK_OK(edo_runtime_spawn(d.rt, &ts[i], remote_task, &rs[i]));
     }
     for (int i = 0; i < M; i++)
@@ -1116,7 +1116,7 @@ static void *parked_task(void *arg)
     return NULL;
 }
 
-static const int parked_kinds[] = {AT_SLEEP, AT_READ, AT_WRITE, AT_ACCEPT, AT_CONNECT, AT_JOIN};
+static const int parked_kinds[] = { AT_SLEEP, AT_READ, AT_WRITE, AT_ACCEPT, AT_CONNECT, AT_JOIN };
 enum { NPARKED = sizeof parked_kinds / sizeof parked_kinds[0] };
 
 typedef struct shutdown_env {
@@ -1145,7 +1145,7 @@ static void *shutdown_root(void *arg)
         edo_detach(ts[i]);
     }
     /* One more that never gets to run before the shutdown. */
-    env->p[NPARKED] = (parked){.kind = AT_YIELD, .unwound = &env->unwound};
+    env->p[NPARKED] = (parked){ .kind = AT_YIELD, .unwound = &env->unwound };
     CHECK_OK(edo_spawn(NULL, parked_task, &env->p[NPARKED]));
     return NULL;
 }
@@ -1173,7 +1173,7 @@ static void case_free_with_parked_tasks(void)
 
     /* Spawned from outside and never driven at all: it runs during the shutdown. */
     int unwound = 0;
-    parked p = {.kind = AT_YIELD, .unwound = &unwound};
+    parked p = { .kind = AT_YIELD, .unwound = &unwound };
     CHECK_OK(edo_runtime_new(&rt, NULL));
     CHECK_OK(edo_runtime_spawn(rt, NULL, parked_task, &p));
     edo_runtime_free(rt);
@@ -1210,7 +1210,7 @@ static void case_edo_main(void)
 
 static void *signal_task(void *arg)
 {
-    int sigs[2] = {SIGUSR2, SIGWINCH};
+    int sigs[2] = { SIGUSR2, SIGWINCH };
     return VAL(edo_signal_wait(sigs, 2));
 }
 
@@ -1237,7 +1237,7 @@ static void case_signal_wait(void)
 
 static void case_errors(void)
 {
-    const int errs[] = {ETIMEDOUT, ECANCELED, ECONNRESET, EPIPE, EMFILE, EINVAL, 0, 99999};
+    const int errs[] = { ETIMEDOUT, ECANCELED, ECONNRESET, EPIPE, EMFILE, EINVAL, 0, 99999 };
     for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
         const char *neg = edo_strerror(-errs[i]), *pos = edo_strerror(errs[i]);
         CHECK(neg != NULL && pos != NULL);
@@ -1246,10 +1246,10 @@ static void case_errors(void)
             CHECK(neg[0] != 0);
     }
     CHECK(strstr(edo_strerror(-ETIMEDOUT), "imed") != NULL);
-    const int retry[] = {EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED, EINTR, EAGAIN};
+    const int retry[] = { EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED, EINTR, EAGAIN };
     for (size_t i = 0; i < sizeof retry / sizeof retry[0]; i++)
         CHECK_MSG(edo_retryable(-retry[i]), "%s", edo_strerror(-retry[i]));
-    const int final[] = {ECONNRESET, ETIMEDOUT, ECANCELED, EBADF, EINVAL, EPIPE};
+    const int final[] = { ECONNRESET, ETIMEDOUT, ECANCELED, EBADF, EINVAL, EPIPE };
     for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
         CHECK_MSG(!edo_retryable(-final[i]), "%s", edo_strerror(-final[i]));
     CHECK_EQ(edo_fail(-ENOENT, "test_task: this line is expected"), -ENOENT);

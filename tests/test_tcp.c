@@ -111,7 +111,7 @@ typedef struct echo_client {
 static void *echo_writer(void *arg)
 {
     echo_client *c = arg;
-    msg_plan p = {test_rng_new(10000 + (uint64_t)c->idx)};
+    msg_plan p = { test_rng_new(10000 + (uint64_t)c->idx) };
     for (int m = 0; m < ECHO_MSGS; m++) {
         size_t off, len, done = 0;
         next_msg(&p, &off, &len);
@@ -130,7 +130,7 @@ static void *echo_client_task(void *arg)
     edo_task *w;
     CHECK_OK(edo_spawn(&w, echo_writer, c));
     unsigned char *buf = malloc(CHUNK);
-    msg_plan p = {test_rng_new(10000 + (uint64_t)c->idx)};
+    msg_plan p = { test_rng_new(10000 + (uint64_t)c->idx) };
     long long total = 0;
     for (int m = 0; m < ECHO_MSGS; m++) {
         size_t off, len;
@@ -163,7 +163,7 @@ static void *echo_client_task(void *arg)
 static void *echo_root(void *unused)
 {
     pool_init();
-    echo_env env = {0};
+    echo_env env = { 0 };
     edo_task *acc;
     CHECK_OK(edo_spawn(&acc, echo_acceptor, &env));
     WAIT_UNTIL(env.addr[0] != 0, 2000);
@@ -171,7 +171,7 @@ static void *echo_root(void *unused)
     edo_task **ts = calloc(ECHO_CLIENTS, sizeof *ts);
     int64_t t0 = edo_now();
     for (int i = 0; i < ECHO_CLIENTS; i++) {
-        cs[i] = (echo_client){&env, i, NULL};
+        cs[i] = (echo_client){ &env, i, NULL };
         CHECK_OK(edo_spawn(&ts[i], echo_client_task, &cs[i]));
     }
     for (int i = 0; i < ECHO_CLIENTS; i++)
@@ -241,7 +241,7 @@ static void *addr_root(void *unused)
     CHECK_OK(edo_close(lis));
 
     /* Every IPv4 address. */
-    const char *any[] = {":0", "*:0", "0.0.0.0:0"};
+    const char *any[] = { ":0", "*:0", "0.0.0.0:0" };
     for (int i = 0; i < 3; i++) {
         CHECK_OK(edo_tcp_listen(&lis, any[i], 4));
         CHECK_OK(edo_local_addr(lis, addr, sizeof addr));
@@ -273,7 +273,7 @@ static bool ipv6_available(char *why, size_t len)
         snprintf(why, len, "socket(AF_INET6): %s", strerror(errno));
         return false;
     }
-    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
     int rc = bind(fd, (struct sockaddr *)&sin6, sizeof sin6);
     if (rc < 0)
         snprintf(why, len, "bind([::1]:0): %s", strerror(errno));
@@ -302,7 +302,7 @@ static void *ipv6_root(void *unused)
     CHECK_OK(edo_close(s));
     CHECK_OK(edo_close(lis));
 
-    edo_listen_opts o = {.backlog = 4, .v6only = true};
+    edo_listen_opts o = { .backlog = 4, .v6only = true };
     CHECK_OK(edo_tcp_listen_with(&lis, "[::]:0", &o));
     CHECK_EQ(get_int_opt(edo_io_fd(lis), IPPROTO_IPV6, IPV6_V6ONLY), 1);
     CHECK_OK(edo_close(lis));
@@ -359,7 +359,7 @@ static void case_parse_addr(void)
     CHECK_EQ(ntohs(sin->sin_port), 65535);
     CHECK_EQ(ntohl(sin->sin_addr.s_addr), 0x0a010203u);
 
-    const char *any[] = {":80", "*:80", "0.0.0.0:80"};
+    const char *any[] = { ":80", "*:80", "0.0.0.0:80" };
     for (int i = 0; i < 3; i++) {
         CHECK_EQ(edo_parse_addr(any[i], &ss, &sl), 0);
         CHECK_EQ(ss.ss_family, AF_INET);
@@ -523,9 +523,9 @@ static void *writev_root(void *unused)
     pool_init();
     edo_io *c, *s;
     test_tcp_pair(&c, &s);
-    struct iovec iov[3] = {{"hello ", 6}, {"", 0}, {"world", 5}};
+    struct iovec iov[3] = { { "hello ", 6 }, { "", 0 }, { "world", 5 } };
     CHECK_EQ(edo_writev(c, iov, 3), 11);
-    char buf[12] = {0};
+    char buf[12] = { 0 };
     CHECK_OK(edo_read_exact(s, buf, 11, NULL));
     CHECK_STR_EQ(buf, "hello world");
 
@@ -539,11 +539,11 @@ static void *writev_root(void *unused)
     for (int i = 0; i < NIOV; i++) {
         size_t len = (size_t)test_rng_range(&r, 1, 16384);
         size_t off = (size_t)test_rng_range(&r, 0, POOL_SIZE - len);
-        big[i] = (struct iovec){pool + off, len};
+        big[i] = (struct iovec){ pool + off, len };
         memcpy(expect + total, pool + off, len);
         total += len;
     }
-    bulk b = {s, total, expect};
+    bulk b = { s, total, expect };
     edo_task *rd;
     CHECK_OK(edo_spawn(&rd, bulk_reader, &b));
     int at = 0, calls = 0;
@@ -669,7 +669,7 @@ static void *reuseport_root(void *unused)
 {
     enum { N = 64 };
     char addr[48];
-    edo_listen_opts o = {.backlog = N, .reuseport = true};
+    edo_listen_opts o = { .backlog = N, .reuseport = true };
     edo_io *l1, *l2, *l3;
     CHECK_OK(edo_tcp_listen_with(&l1, "127.0.0.1:0", &o));
     CHECK_OK(edo_local_addr(l1, addr, sizeof addr));
@@ -680,7 +680,7 @@ static void *reuseport_root(void *unused)
     CHECK_ERR(edo_tcp_listen_with(&l3, addr, NULL), -EADDRINUSE);
 
     int total = 0;
-    rp_acceptor a1 = {l1, &total, 0}, a2 = {l2, &total, 0};
+    rp_acceptor a1 = { l1, &total, 0 }, a2 = { l2, &total, 0 };
     edo_task *t1, *t2;
     CHECK_OK(edo_spawn(&t1, rp_accept_task, &a1));
     CHECK_OK(edo_spawn(&t2, rp_accept_task, &a2));
@@ -740,7 +740,7 @@ static void *close_wakes_root(void *unused)
     /* Closing an edo_io wakes the task parked on it with -EBADF. */
     edo_io *c, *s, *lis;
     test_tcp_pair(&c, &s);
-    closer cl = {s, 0};
+    closer cl = { s, 0 };
     edo_task *t;
     CHECK_OK(edo_spawn(&t, parked_on_io, &cl));
     test_wait_parked(t, EDO_WAIT_READ);
@@ -752,7 +752,7 @@ static void *close_wakes_root(void *unused)
 
     char addr[48];
     lis = test_listen(addr, sizeof addr, 4);
-    cl = (closer){lis, 1};
+    cl = (closer){ lis, 1 };
     CHECK_OK(edo_spawn(&t, parked_on_io, &cl));
     test_wait_parked(t, EDO_WAIT_READ);
     CHECK_OK(edo_close(lis));
@@ -818,7 +818,7 @@ static void *file_root(void *unused)
     CHECK_EQ(edo_io_fd(io), fd);
     CHECK_OK(edo_write_all(io, "file contents", 13, NULL));
     CHECK_SYS(lseek(fd, 0, SEEK_SET));
-    char buf[32] = {0};
+    char buf[32] = { 0 };
     CHECK_EQ(edo_read(io, buf, sizeof buf), 13);
     CHECK_STR_EQ(buf, "file contents");
     CHECK_EQ(edo_read(io, buf, sizeof buf), 0);
@@ -869,7 +869,7 @@ static ssize_t write_until_error(edo_io *io, int how)
         } else if (how == 1) {
             n = edo_write_all(io, data, sizeof data, NULL);
         } else {
-            struct iovec iov[2] = {{(void *)data, 100}, {(void *)data, sizeof data}};
+            struct iovec iov[2] = { { (void *)data, 100 }, { (void *)data, sizeof data } };
             n = edo_writev(io, iov, 2);
         }
         if (n < 0)
@@ -881,7 +881,7 @@ static ssize_t write_until_error(edo_io *io, int how)
 
 static void *sigpipe_sockets_root(void *unused)
 {
-    const char *how[] = {"edo_write", "edo_write_all", "edo_writev"};
+    const char *how[] = { "edo_write", "edo_write_all", "edo_writev" };
     for (int k = 0; k < 3; k++) {
         edo_io *c, *s;
         test_tcp_pair(&c, &s);
@@ -901,7 +901,7 @@ static void *sigpipe_sockets_root(void *unused)
 static void *sigpipe_pipe_root(void *unused)
 {
     /* A pipe has no MSG_NOSIGNAL: the write needs SIGPIPE blocked (or ignored). */
-    const char *how[] = {"edo_write", "edo_write_all", "edo_writev"};
+    const char *how[] = { "edo_write", "edo_write_all", "edo_writev" };
     for (int k = 0; k < 3; k++) {
         int p[2];
         CHECK_SYS(pipe2(p, O_CLOEXEC));
@@ -922,7 +922,7 @@ static void run_with_sigpipe_handler(void *(*root)(void *))
 {
     edo_runtime *rt;
     CHECK_OK(edo_runtime_new(&rt, NULL));
-    struct sigaction sa = {.sa_handler = on_sigpipe}, old;
+    struct sigaction sa = { .sa_handler = on_sigpipe }, old;
     sigemptyset(&sa.sa_mask);
     CHECK_SYS(sigaction(SIGPIPE, &sa, &old));
     sigpipes = 0;

@@ -172,7 +172,7 @@ static void *set_flag(void *arg)
 
 static void *sleep_zero_root(void *unused)
 {
-    const int64_t ms[] = {0, -1, -5, INT64_MIN};
+    const int64_t ms[] = { 0, -1, -5, INT64_MIN };
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
         int flag = 0;
         edo_task *t;
@@ -216,12 +216,12 @@ static void *level_task(void *arg)
 static void *wheel_levels_root(void *unused)
 {
     /* Around every power-of-two boundary a wheel is likely to use, up to 5 s. */
-    const int64_t ms[] = {1,    2,    15,   16,   17,   63,   64,   65,   70,   127,
-                          128,  129,  255,  256,  257,  300,  511,  512,  513,  1000,
-                          1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 4097, 5000};
+    const int64_t ms[] = { 1,    2,    15,   16,   17,   63,   64,   65,   70,   127,
+                           128,  129,  255,  256,  257,  300,  511,  512,  513,  1000,
+                           1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 4097, 5000 };
     enum { N = sizeof ms / sizeof ms[0] };
     /* Far away: must still be parked when the rest are done. */
-    const int64_t far[] = {100000, 3 * 24 * 3600 * 1000LL, INT64_MAX / 2, INT64_MAX};
+    const int64_t far[] = { 100000, 3 * 24 * 3600 * 1000LL, INT64_MAX / 2, INT64_MAX };
     enum { F = sizeof far / sizeof far[0] };
     level_arg la[N], lf[F];
     edo_task *ts[N], *tf[F];
@@ -323,7 +323,7 @@ static void *deadline_root(void *unused)
     CHECK_GE(edo_now(), inner);
     CHECK_LT(edo_now(), outer);
     CHECK_EQ(edo_set_deadline(outer), inner);
-    delayed_write dw = {raw, 50};
+    delayed_write dw = { raw, 50 };
     edo_task *w;
     CHECK_OK(edo_spawn(&w, delayed_write_task, &dw));
     CHECK_EQ(edo_read(io, &c, 1), 1);
@@ -419,7 +419,7 @@ static void *ghost_same_task_root(void *unused)
     edo_task *w;
 
     /* A read timeout made moot by data. */
-    delayed_write dw = {raw, 5};
+    delayed_write dw = { raw, 5 };
     CHECK_OK(edo_spawn(&w, delayed_write_task, &dw));
     edo_io_set_timeout(io, 60, 0);
     CHECK_EQ(edo_read(io, &c, 1), 1);
@@ -563,7 +563,7 @@ static void *late_writer(void *arg)
 static void *under_load_root(void *unused)
 {
     /* Always a ready task: the runtime must still look at its timers and descriptors. */
-    load l = {0};
+    load l = { 0 };
     edo_task *sp[2];
     CHECK_OK(edo_spawn(&sp[0], yield_spinner, &l));
     CHECK_OK(edo_spawn(&sp[1], yield_spinner, &l));

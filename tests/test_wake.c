@@ -275,7 +275,7 @@ static void *abort_race_root(void *unused)
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, aborter_thread, ar), 0);
     for (int i = 1; i <= ar->rounds; i++) {
-        victim_arg va = {ar, i};
+        victim_arg va = { ar, i };
         edo_task *t;
         CHECK_OK(edo_spawn(&t, race_victim, &va));
         atomic_store(&ar->target, t);
@@ -390,7 +390,7 @@ static void *storm_blip_root(void *arg)
 
 static void run_storm(bool intermittent)
 {
-    storm s = {0};
+    storm s = { 0 };
     s.per_thread = TEST_SCALE(2000, 1000, 250);
     int total = STORM_THREADS * s.per_thread;
     s.ran = calloc((size_t)total, sizeof *s.ran);
@@ -398,7 +398,7 @@ static void run_storm(bool intermittent)
     pthread_t th[STORM_THREADS];
     storm_thread st[STORM_THREADS];
     for (int k = 0; k < STORM_THREADS; k++) {
-        st[k] = (storm_thread){&s, k};
+        st[k] = (storm_thread){ &s, k };
         CHECK_EQ(pthread_create(&th[k], NULL, storm_spawner, &st[k]), 0);
     }
     if (intermittent) {
@@ -453,7 +453,7 @@ static void *tvw_writer(void *arg)
 
 static void *timer_vs_wake_root(void *unused)
 {
-    tvw t = {.rounds = TEST_SCALE(1000, 600, 300)};
+    tvw t = { .rounds = TEST_SCALE(1000, 600, 300) };
     edo_io *io = test_socketpair(&t.wfd);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, tvw_writer, &t), 0);
@@ -547,7 +547,7 @@ static void case_ping_pong_two_runtimes(void)
     int sv[2];
     CHECK_SYS(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
     int rounds = TEST_SCALE(20000, 10000, 3000);
-    pp a = {sv[0], rounds, true}, b = {sv[1], rounds, false};
+    pp a = { sv[0], rounds, true }, b = { sv[1], rounds, false };
     pthread_t ta, tb;
     CHECK_EQ(pthread_create(&ta, NULL, pp_thread, &a), 0);
     CHECK_EQ(pthread_create(&tb, NULL, pp_thread, &b), 0);

@@ -161,8 +161,8 @@ void edo__ctx_make(edo__ctx *ctx, void *lo, size_t len, void (*entry)(void *), v
     uint64_t fpcr;
     __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
     memset(sp, 0, 176);
-    sp[0] = (uint64_t)(uintptr_t)arg;   /* x19 */
-    sp[1] = (uint64_t)(uintptr_t)entry; /* x20 */
+    sp[0] = (uint64_t)(uintptr_t)arg;             /* x19 */
+    sp[1] = (uint64_t)(uintptr_t)entry;           /* x20 */
     sp[11] = (uint64_t)(uintptr_t)edo__ctx_start; /* x30 */
     sp[20] = fpcr;
     ctx->sp = sp;

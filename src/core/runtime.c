@@ -115,7 +115,7 @@ int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
     if (rc < 0)
         return rc;
     edo_task *root;
-    rc = edo_runtime_spawn_at(rt, &root, &(edo_spawn_opts){.name = "main"}, fn, arg,
+    rc = edo_runtime_spawn_at(rt, &root, &(edo_spawn_opts){ .name = "main" }, fn, arg,
                               "edo_block_on");
     if (rc == 0) {
         edo__sched_loop(&rt->worker, root, EDO_NEVER);
@@ -146,8 +146,9 @@ void edo_runtime_free(edo_runtime *rt)
         edo_abort(t);
     edo__sched_loop(w, NULL, edo_now() + SHUTDOWN_GRACE_MS);
     if (rt->live) {
-        fprintf(stderr, "edo: %llu task(s) did not finish within %d ms of shutdown; their "
-                        "memory is freed without running them further:\n",
+        fprintf(stderr,
+                "edo: %llu task(s) did not finish within %d ms of shutdown; their "
+                "memory is freed without running them further:\n",
                 (unsigned long long)rt->live, SHUTDOWN_GRACE_MS);
         while (rt->all) {
             edo_task *t = rt->all;
@@ -186,7 +187,7 @@ int edo_main(int (*fn)(void *), void *arg)
         fprintf(stderr, "edo: cannot create the runtime: %s\n", edo_strerror(rc));
         return 1;
     }
-    struct main_call mc = {fn, arg};
+    struct main_call mc = { fn, arg };
     void *res = NULL;
     rc = edo_block_on(rt, main_task, &mc, &res);
     edo_runtime_free(rt);

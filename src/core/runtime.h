@@ -62,8 +62,8 @@ struct edo_task {
     int64_t deadline;
     edo__timer timer;
     bool timer_fired;
-    bool listed;    /* in the runtime's task list */
-    bool cancelled; /* aborted before it returned (read by join after DONE) */
+    bool listed;        /* in the runtime's task list */
+    bool cancelled;     /* aborted before it returned (read by join after DONE) */
     uint8_t waiting_on; /* edo_wait_reason */
     uint32_t budget;
     edo__stack stack;
@@ -109,8 +109,8 @@ struct edo__worker {
     int evfd;                /* wakes a worker parked in epoll_wait */
     _Atomic int parked;      /* in epoll_wait, or about to be */
     edo__stack_cache stacks; /* free stacks, reused before mapping new ones */
-    sigset_t saved_sigmask; /* the driving thread's mask before it became the worker */
-    void *altstack;         /* signal stack for the stack-overflow report */
+    sigset_t saved_sigmask;  /* the driving thread's mask before it became the worker */
+    void *altstack;          /* signal stack for the stack-overflow report */
     size_t altstack_len;
 };
 
@@ -166,7 +166,7 @@ void edo__slot_fire(edo__slot *s);
 void edo__budget_spend(void);
 
 /* ---- scheduler internals ---------------------------------------------------------------- */
-void edo__schedule(edo_task *t); /* t is QUEUED: put it on a run queue */
+void edo__schedule(edo_task *t);                      /* t is QUEUED: put it on a run queue */
 void edo__schedule_tail(edo__worker *w, edo_task *t); /* at the tail of w's own queue */
 /* Runs tasks until `until` is DONE (NULL: until no task is left) or give_up_at passes. */
 void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at);

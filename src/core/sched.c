@@ -118,8 +118,7 @@ static edo_task *queue_pop(edo__queue *q)
         /* No other worker can take from this queue: no CAS needed. */
         if (head == atomic_load_explicit(&q->tail, memory_order_relaxed))
             return NULL;
-        edo_task *t = atomic_load_explicit(&q->slot[head % EDO__LOCAL_QUEUE],
-                                           memory_order_relaxed);
+        edo_task *t = atomic_load_explicit(&q->slot[head % EDO__LOCAL_QUEUE], memory_order_relaxed);
         atomic_store_explicit(&q->head, head + 1, memory_order_relaxed);
         return t;
     }
@@ -127,11 +126,10 @@ static edo_task *queue_pop(edo__queue *q)
         uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
         if (head == tail)
             return NULL;
-        edo_task *t = atomic_load_explicit(&q->slot[head % EDO__LOCAL_QUEUE],
-                                           memory_order_relaxed);
+        edo_task *t = atomic_load_explicit(&q->slot[head % EDO__LOCAL_QUEUE], memory_order_relaxed);
         /* The head moves by CAS: a stealing worker may take from it too. */
-        if (atomic_compare_exchange_weak_explicit(&q->head, &head, head + 1,
-                                                  memory_order_acq_rel, memory_order_acquire))
+        if (atomic_compare_exchange_weak_explicit(&q->head, &head, head + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
             return t;
     }
 }
@@ -279,8 +277,7 @@ static void finish_switch(edo__worker *w)
     case EDO__SW_PARK: {
         uint32_t s = EDO__RUNNING;
         if (!atomic_compare_exchange_strong_explicit(&p->state, &s, EDO__PARKED,
-                                                     memory_order_acq_rel,
-                                                     memory_order_acquire)) {
+                                                     memory_order_acq_rel, memory_order_acquire)) {
             /* Woken while switching away: the wake is consumed by running it again. A
              * waker does nothing to a NOTIFIED task, so a plain store cannot lose one. */
             atomic_store_explicit(&p->state, EDO__QUEUED, memory_order_release);

@@ -108,7 +108,6 @@ void edo__stack_unmap(edo__stack *st)
     st->map = NULL;
 }
 
-
 /* ---- caches ------------------------------------------------------------------------------ */
 
 #define SHARED_MAX 16384
@@ -121,7 +120,7 @@ static struct {
     size_t len, cap;
     int64_t above_keep_since; /* ms, 0: at or below SHARED_KEEP */
     _Atomic size_t hint;      /* len, for a look without the lock */
-} shared = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} shared = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void shared_unlock(void)
 {
@@ -181,7 +180,8 @@ int edo__stack_get(edo__stack_cache *local, size_t usable, edo__stack *st, bool 
             if (!got) {
                 *st = s;
                 got = true;
-            } else if (local && local->len < BATCH && grow(&local->v, &local->cap, local->len + 1)) {
+            } else if (local && local->len < BATCH &&
+                       grow(&local->v, &local->cap, local->len + 1)) {
                 local->v[local->len++] = s;
             } else {
                 shared.v[shared.len++] = s;

@@ -209,16 +209,13 @@ void edo__wake(edo_task *t)
     for (;;) {
         if (s == EDO__PARKED) {
             if (atomic_compare_exchange_weak_explicit(&t->state, &s, EDO__QUEUED,
-                                                      memory_order_acq_rel,
-                                                      memory_order_acquire)) {
+                                                      memory_order_acq_rel, memory_order_acquire)) {
                 edo__schedule(t);
                 return;
             }
         } else if (s == EDO__RUNNING) {
-            if (atomic_compare_exchange_weak_explicit(&t->state, &s,
-                                                      EDO__RUNNING | EDO__NOTIFIED,
-                                                      memory_order_acq_rel,
-                                                      memory_order_acquire))
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s, EDO__RUNNING | EDO__NOTIFIED,
+                                                      memory_order_acq_rel, memory_order_acquire))
                 return;
         } else {
             return; /* already queued or notified, or done */
@@ -441,11 +438,11 @@ void edo_task_stats(const edo_task *t, edo_task_info *info)
     snprintf(info->name, sizeof info->name, "%s", t->name[0] ? t->name : "task");
     info->spawn_site = t->site;
     /* A yielded task waits in a run queue without leaving RUNNING (runtime.h). */
-    info->state = s == EDO__DONE                                     ? EDO_TASK_DONE
-                  : s == EDO__PARKED                                 ? EDO_TASK_PARKED
-                  : s == EDO__QUEUED                                 ? EDO_TASK_READY
-                  : t != self && t->waiting_on == EDO_WAIT_YIELD     ? EDO_TASK_READY
-                                                                     : EDO_TASK_RUNNING;
+    info->state = s == EDO__DONE                                 ? EDO_TASK_DONE
+                  : s == EDO__PARKED                             ? EDO_TASK_PARKED
+                  : s == EDO__QUEUED                             ? EDO_TASK_READY
+                  : t != self && t->waiting_on == EDO_WAIT_YIELD ? EDO_TASK_READY
+                                                                 : EDO_TASK_RUNNING;
     info->waiting_on = (edo_wait_reason)t->waiting_on;
     info->resumes = t->resumes;
     uint64_t busy = t->busy_cycles + (t == self ? now - t->run_start : 0);
@@ -545,7 +542,7 @@ int edo__overflow_init_thread(edo__worker *w)
         void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             return -errno;
-        stack_t ss = {.ss_sp = p, .ss_size = len, .ss_flags = 0};
+        stack_t ss = { .ss_sp = p, .ss_size = len, .ss_flags = 0 };
         if (sigaltstack(&ss, NULL) < 0) {
             int err = -errno;
             munmap(p, len);
@@ -562,7 +559,7 @@ void edo__overflow_fini_thread(edo__worker *w)
 {
     if (!w->altstack)
         return;
-    stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+    stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
     sigaltstack(&ss, NULL);
     munmap(w->altstack, w->altstack_len);
     w->altstack = NULL;

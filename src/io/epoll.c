@@ -22,7 +22,7 @@ int edo__driver_init(edo__worker *w)
     w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->evfd < 0)
         goto fail;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = &wake_tag};
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.ptr = &wake_tag };
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) < 0)
         goto fail;
     return 0;

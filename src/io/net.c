@@ -159,8 +159,7 @@ static inline bool maybe_ready(edo__dir *d, uint32_t *seen)
 }
 
 /* Waits until the driver reports an edge after `seen`. */
-static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why,
-                    int64_t deadline)
+static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why, int64_t deadline)
 {
     edo_task *self = edo__task_current();
     if (!self)
@@ -181,8 +180,7 @@ static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why,
 
 /* ---- reading and writing ---------------------------------------------------------------- */
 
-static ssize_t do_read(edo_io *io, void *buf, size_t len, edo_wait_reason why,
-                       int64_t deadline)
+static ssize_t do_read(edo_io *io, void *buf, size_t len, edo_wait_reason why, int64_t deadline)
 {
     for (;;) {
         uint32_t seen;
@@ -224,8 +222,8 @@ static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct io
             if (io->flags & EDO__IO_SOCKET) {
                 /* MSG_NOSIGNAL: a peer that is gone is an error value, not a SIGPIPE. */
                 if (iov) {
-                    struct msghdr mh = {.msg_iov = (struct iovec *)iov,
-                                        .msg_iovlen = (size_t)iovcnt};
+                    struct msghdr mh = { .msg_iov = (struct iovec *)iov,
+                                         .msg_iovlen = (size_t)iovcnt };
                     n = sendmsg(io->fd, &mh, MSG_NOSIGNAL);
                 } else {
                     n = send(io->fd, buf, len, MSG_NOSIGNAL);
@@ -247,7 +245,7 @@ static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct io
                 sigset_t pipe;
                 sigemptyset(&pipe);
                 sigaddset(&pipe, SIGPIPE);
-                sigtimedwait(&pipe, NULL, &(struct timespec){0, 0});
+                sigtimedwait(&pipe, NULL, &(struct timespec){ 0, 0 });
                 errno = EPIPE;
             }
             if (errno != EAGAIN)
@@ -352,7 +350,7 @@ int edo_io_wait(edo_io *io, int what)
         /* The counter first, then a level check: an edge after the check moves the counter,
          * so waiting on the value read before it can lose nothing. */
         uint32_t seen = atomic_load(&d->events);
-        struct pollfd p = {.fd = io->fd, .events = what == EDO_READ ? POLLIN : POLLOUT};
+        struct pollfd p = { .fd = io->fd, .events = what == EDO_READ ? POLLIN : POLLOUT };
         if (!(io->flags & EDO__IO_POLLABLE) || poll(&p, 1, 0) != 0)
             break;
         rc = dir_wait(io, d, seen, what == EDO_READ ? EDO_WAIT_READ : EDO_WAIT_WRITE, deadline);
@@ -514,7 +512,7 @@ fail:
 
 int edo_tcp_listen(edo_io **out, const char *addr, int backlog)
 {
-    edo_listen_opts o = {.backlog = backlog};
+    edo_listen_opts o = { .backlog = backlog };
     return edo_tcp_listen_with(out, addr, &o);
 }
 
@@ -558,9 +556,9 @@ int edo_tcp_accept(edo_io *lis, edo_io **out)
             }
             if (err == EAGAIN) {
                 atomic_store_explicit(&lis->rd.idle, seen, memory_order_relaxed);
-            } else if (err != EINTR && err != ECONNABORTED && err != EPROTO &&
-                       err != ENETDOWN && err != ENOPROTOOPT && err != EHOSTDOWN &&
-                       err != ENONET && err != EHOSTUNREACH && err != ENETUNREACH) {
+            } else if (err != EINTR && err != ECONNABORTED && err != EPROTO && err != ENETDOWN &&
+                       err != ENOPROTOOPT && err != EHOSTDOWN && err != ENONET &&
+                       err != EHOSTUNREACH && err != ENETUNREACH) {
                 /* Those are the new connection's problems (accept(2)); the rest are ours. */
                 rc = -err;
                 break;
