@@ -94,7 +94,7 @@ typedef struct edo_runtime_opts {
      * is added). 0: 64 KiB. */
     size_t stack_size;
     /* How many free stacks each worker keeps for reuse. 0: 256. Beyond that they go to a
-     * cache the process shares (at most 16384 stacks; what it holds above 256 for over a
+     * cache the process shares (at most 131072 stacks; what it holds above 256 for over a
      * second is unmapped when a worker idles or a runtime is freed, all of it at exit). */
     size_t stack_cache;
 } edo_runtime_opts;

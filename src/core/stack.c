@@ -110,7 +110,7 @@ void edo__stack_unmap(edo__stack *st)
 
 /* ---- caches ------------------------------------------------------------------------------ */
 
-#define SHARED_MAX 16384
+#define SHARED_MAX 131072
 #define SHARED_KEEP 256
 #define BATCH 32
 
