@@ -301,6 +301,8 @@ void edo__task_started(edo_task *t)
  * loop. For a yield with nothing else ready it returns at once. */
 void edo__switch_out(edo__worker *w, edo_task *self, int why)
 {
+    /* Read first: the counter's latency then overlaps the choice of the next task. */
+    uint64_t c = edo__cycles();
     edo_task *next = NULL;
     if (!w->poll_due) {
         next = next_task(w);
@@ -311,7 +313,6 @@ void edo__switch_out(edo__worker *w, edo_task *self, int why)
     }
     if (__builtin_expect(!edo__stack_intact(&self->stack), 0))
         edo__overflow_report(self);
-    uint64_t c = edo__cycles();
     self->busy_cycles += c - self->run_start;
     w->prev = self;
     w->prev_why = why;
