@@ -9,7 +9,7 @@
  *
  * Every connection gets its own task with a 4 KiB buffer on its stack: read what
  * arrived, write all of it back, until the peer closes or an error. SIGINT or SIGTERM
- * stops the server cleanly (exit status 0): a watcher task receives the signal and aborts
+ * stops the server cleanly (exit status 0): the main task receives the signal and aborts
  * the accept loop; shutting the runtime down then aborts the connection tasks, whose
  * pending read or write fails with -ECANCELED, so each one closes its own socket.
  *
@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,10 +33,10 @@
 #define BUF_SIZE 4096
 
 struct server {
-    char addr[32];      /* "127.0.0.1:PORT" */
-    edo_io *lis;        /* the listening socket, owned by the accept loop */
-    edo_task *acceptor; /* handle of the accept loop, joined by serve() */
-    bool stopping;      /* a signal came: do not start (or keep) accepting */
+    char addr[32];  /* "127.0.0.1:PORT" */
+    edo_io *lis;    /* the listening socket, owned by the accept loop */
+    edo_task *main; /* the root task, which waits for a signal (borrowed) */
+    int accept_rc;  /* why the accept loop stopped on its own */
 };
 
 static void usage(FILE *out)
@@ -63,17 +64,19 @@ static void *echo_conn(void *arg)
     return NULL;
 }
 
+/* Accepts until aborted (by serve, on a signal) or until accepting fails for good; then
+ * it aborts serve's wait for a signal, so that serve joins it either way. */
 static void *accept_loop(void *arg)
 {
     struct server *srv = arg;
-    int64_t next_warning = 0;
+    int64_t last_warning = INT64_MIN;
     edo_io *conn;
     int rc;
 
     for (;;) {
         rc = edo_tcp_accept(srv->lis, &conn);
         if (rc < 0) {
-            if (rc == -ECANCELED) { /* aborted by the signal watcher: a clean stop */
+            if (rc == -ECANCELED) { /* aborted by serve: a clean stop */
                 rc = 0;
                 break;
             }
@@ -81,8 +84,9 @@ static void *accept_loop(void *arg)
                 break;
             /* Out of descriptors or memory: accept has already waited a little before
              * returning, so retrying cannot spin. Say so at most once a second. */
-            if (rc != -ECONNABORTED && rc != -EINTR && rc != -EAGAIN && edo_now() >= next_warning) {
-                next_warning = edo_now() + 1000;
+            if (rc != -ECONNABORTED && rc != -EINTR && rc != -EAGAIN &&
+                edo_now() - last_warning >= 1000) {
+                last_warning = edo_now();
                 fprintf(stderr, "echo-server: accept: %s (retrying)\n", edo_strerror(rc));
             }
             continue;
@@ -90,82 +94,61 @@ static void *accept_loop(void *arg)
         rc = edo_spawn(NULL, echo_conn, conn); /* detached: it closes conn itself */
         if (rc < 0) {
             edo_close(conn);
-            if (rc == -ESHUTDOWN) {
-                rc = 0;
-                break;
-            }
-            fprintf(stderr, "echo-server: dropping a connection: spawn: %s\n", edo_strerror(rc));
+            fprintf(stderr, "echo-server: dropping a connection: spawn: %s\n",
+                    edo_strerror(rc));
         }
     }
     edo_close(srv->lis);
-    srv->lis = NULL;
-    if (rc < 0)
+    if (rc < 0) {
         edo_fail(rc, "accept");
+        srv->accept_rc = rc;
+        edo_abort(srv->main); /* ends serve's wait for a signal */
+    }
     return (void *)(intptr_t)rc;
 }
 
-/* Turns SIGINT/SIGTERM into a clean stop: aborting the accept loop makes its pending
- * edo_tcp_accept return -ECANCELED. */
-static void *watch_signals(void *arg)
-{
-    struct server *srv = arg;
-    static const int sigs[] = { SIGINT, SIGTERM };
-
-    int sig = edo_signal_wait(sigs, 2);
-    if (sig < 0) /* -ECANCELED: serve() is done with us */
-        return NULL;
-    fprintf(stderr, "echo-server: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    srv->stopping = true;
-    if (srv->acceptor)
-        edo_abort(srv->acceptor);
-    return NULL;
-}
-
-/* The root task: returns 0 for a clean stop, -errno if the server could not run. */
+/* The root task: listens, runs the accept loop, and waits for SIGINT/SIGTERM. Returns 0
+ * for a clean stop, -errno if the server could not run. */
 static void *serve(void *arg)
 {
+    static const int sigs[] = { SIGINT, SIGTERM };
     struct server *srv = arg;
-    edo_task *watcher;
+    edo_task *acceptor;
     void *result = NULL;
     char where[48];
     int rc;
 
-    rc = edo_spawn(&watcher, watch_signals, srv);
-    if (rc < 0)
-        return (void *)(intptr_t)edo_fail(rc, "spawn the signal watcher");
-    /* Let the watcher reach edo_signal_wait, which takes SIGINT/SIGTERM over, before the
-     * port opens: from then on a Ctrl-C always means a clean stop. */
-    edo_yield();
-
+    srv->main = edo_self();
     rc = edo_tcp_listen(&srv->lis, srv->addr, 0);
     if (rc < 0) {
         fprintf(stderr, "echo-server: cannot listen on %s: %s\n", srv->addr, edo_strerror(rc));
-        goto out;
+        return (void *)(intptr_t)rc;
     }
     if (edo_local_addr(srv->lis, where, sizeof where) < 0)
         snprintf(where, sizeof where, "%s", srv->addr);
-
-    if (!srv->stopping) {
-        rc = edo_spawn(&srv->acceptor, accept_loop, srv);
-        if (rc < 0) {
-            edo_fail(rc, "spawn the accept loop");
-            edo_close(srv->lis);
-            goto out;
-        }
-        printf("echo-server: listening on %s\n", where);
-        fflush(stdout);
-        /* -ECANCELED here means the watcher aborted it: the normal way to stop. */
-        edo_join(srv->acceptor, &result);
-        srv->acceptor = NULL;
-        rc = (int)(intptr_t)result;
-    } else {
+    rc = edo_spawn(&acceptor, accept_loop, srv);
+    if (rc < 0) {
         edo_close(srv->lis);
+        return (void *)(intptr_t)edo_fail(rc, "spawn the accept loop");
     }
+    printf("echo-server: listening on %s\n", where);
+    fflush(stdout);
 
-out:
-    edo_abort(watcher); /* no-op if it already returned */
-    edo_join(watcher, NULL);
-    return (void *)(intptr_t)rc;
+    /* From here on a Ctrl-C is a clean stop. */
+    int sig = edo_signal_wait(sigs, 2);
+    if (sig == -ECANCELED) {
+        /* The accept loop failed and aborted this wait; it is returning. An aborted task
+         * cannot wait for it, so let it go: the runtime's shutdown reclaims it. */
+        edo_detach(acceptor);
+        return (void *)(intptr_t)srv->accept_rc;
+    }
+    if (sig < 0)
+        edo_fail(sig, "wait for SIGINT/SIGTERM");
+    else
+        fprintf(stderr, "echo-server: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    edo_abort(acceptor); /* its accept returns -ECANCELED */
+    edo_join(acceptor, &result);
+    return result;
 }
 
 /* Parses a whole decimal number in [lo, hi]; returns false if s is anything else. */
@@ -217,6 +200,14 @@ int main(int argc, char **argv)
         return 2;
     }
     snprintf(srv.addr, sizeof srv.addr, "127.0.0.1:%ld", port);
+
+    /* Blocked from the start, a SIGINT that comes before serve() waits for it stays
+     * pending and is delivered to that wait instead of killing the process. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
     opts.workers = (int)workers; /* 0: EDO_WORKERS, else 1 */
     rc = edo_runtime_new(&rt, &opts);
