@@ -94,8 +94,7 @@ static void *accept_loop(void *arg)
         rc = edo_spawn(NULL, echo_conn, conn); /* detached: it closes conn itself */
         if (rc < 0) {
             edo_close(conn);
-            fprintf(stderr, "echo-server: dropping a connection: spawn: %s\n",
-                    edo_strerror(rc));
+            fprintf(stderr, "echo-server: dropping a connection: spawn: %s\n", edo_strerror(rc));
         }
     }
     edo_close(srv->lis);

@@ -97,6 +97,9 @@ typedef struct edo_runtime_opts {
      * cache the process shares (at most 131072 stacks; what it holds above 256 for over a
      * second is unmapped when a worker idles or a runtime is freed, all of it at exit). */
     size_t stack_cache;
+    /* How long edo_runtime_free lets aborted tasks unwind before it abandons the ones
+     * still running, in ms. 0: 5000. */
+    int64_t shutdown_timeout_ms;
 } edo_runtime_opts;
 
 /* Creates a runtime. opts may be NULL for the defaults. Returns 0 or -errno. */
@@ -112,8 +115,10 @@ int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
 /* Shuts rt down: aborts every task that is still alive, runs each until it has returned
  * (their calls that suspend fail with -ECANCELED, so they unwind through their own
  * cleanup), then frees every stack and the runtime. Tasks that still have not finished
- * after a grace period of 5 seconds are listed on stderr and their memory is freed
- * without running them further. Must not be called from a task. */
+ * after the grace period (shutdown_timeout_ms, 5 s by default) are listed on stderr and
+ * abandoned: they never run
+ * again, a join of one returns -ECANCELED, and its memory goes with its last handle. Must
+ * not be called from a task. */
 void edo_runtime_free(edo_runtime *rt);
 
 /* The runtime of the calling task, NULL outside a task. */
@@ -260,7 +265,10 @@ int edo_io_fd(const edo_io *io);
 void edo_io_set_timeout(edo_io *io, int64_t read_ms, int64_t write_ms);
 
 /* Closes the descriptor and frees io. Tasks parked on io elsewhere are woken and fail with
- * -EBADF. Returns 0 or -errno from close(2) (the descriptor is closed either way). */
+ * -EBADF; from a task, edo_close waits for them to leave io first. Called from outside the
+ * runtime while tasks still use io, it returns 0 at once and the last of them to leave
+ * closes and frees it. Returns 0 or -errno from close(2) (the descriptor is closed either
+ * way). io must not be used after edo_close. */
 int edo_close(edo_io *io);
 
 /* Creates a listening TCP socket on "host:port" (see edo_parse_addr) with SO_REUSEADDR.

@@ -1181,6 +1181,55 @@ static void case_free_with_parked_tasks(void)
     CHECK_EQ(test_count_fds(), fds_before);
 }
 
+/* Ignores its abort: every call fails with -ECANCELED and it goes on regardless. */
+static void *stubborn_task(void *arg)
+{
+    _Atomic int *spins = arg;
+    for (;;) {
+        edo_sleep(1000);
+        atomic_fetch_add(spins, 1);
+    }
+    return NULL;
+}
+
+typedef struct {
+    edo_task *t;
+    int rc;
+    void *res;
+} foreign_join;
+
+static void *join_from_thread(void *arg)
+{
+    foreign_join *fj = arg;
+    fj->rc = edo_join(fj->t, &fj->res);
+    return NULL;
+}
+
+static void case_free_abandons_stubborn_task(void)
+{
+    /* The grace period ends, the task is abandoned, and a thread joining it hears so. */
+    _Atomic int spins = 0;
+    edo_runtime_opts o = { .shutdown_timeout_ms = 200 };
+    edo_runtime *rt;
+    CHECK_OK(edo_runtime_new(&rt, &o));
+    foreign_join fj = { NULL, 1, (void *)1 };
+    CHECK_OK(edo_runtime_spawn(rt, &fj.t, stubborn_task, &spins));
+    CHECK_OK(edo_runtime_spawn(rt, NULL, sleep_long, NULL)); /* a well-behaved neighbour */
+    CHECK_EQ(edo_block_on(rt, ret_arg, NULL, NULL), 0);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, join_from_thread, &fj), 0);
+    int64_t t0 = test_clock_ms();
+    edo_runtime_free(rt);
+    int64_t took = test_clock_ms() - t0;
+    CHECK_GE(took, 150);
+    CHECK_LT(took, 4000);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_ERR(fj.rc, -ECANCELED);
+    CHECK(fj.res == NULL);
+    /* It kept calling, and those calls let the scheduler run instead of spinning in place. */
+    CHECK_GT(atomic_load(&spins), 1000);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 static int main_fn(void *arg)
@@ -1256,14 +1305,23 @@ static void case_errors(void)
 }
 
 static const test_case cases[] = {
-    TEST_CASE(case_spawn_join),     TEST_CASE(case_detached),
-    TEST_CASE(case_start_order),    TEST_CASE(case_yield_round_robin),
-    TEST_CASE(case_identity),       TEST_CASE(case_task_list),
-    TEST_CASE(case_task_stats),     TEST_CASE(case_many_tasks),
-    TEST_CASE(case_abort_points),   TEST_CASE(case_abort_early_and_late),
-    TEST_CASE(case_block_on),       TEST_CASE(case_runtime_opts),
-    TEST_CASE(case_foreign_thread), TEST_CASE(case_free_with_parked_tasks),
-    TEST_CASE(case_edo_main),       TEST_CASE(case_signal_wait),
+    TEST_CASE(case_spawn_join),
+    TEST_CASE(case_detached),
+    TEST_CASE(case_start_order),
+    TEST_CASE(case_yield_round_robin),
+    TEST_CASE(case_identity),
+    TEST_CASE(case_task_list),
+    TEST_CASE(case_task_stats),
+    TEST_CASE(case_many_tasks),
+    TEST_CASE(case_abort_points),
+    TEST_CASE(case_abort_early_and_late),
+    TEST_CASE(case_block_on),
+    TEST_CASE(case_runtime_opts),
+    TEST_CASE(case_foreign_thread),
+    TEST_CASE(case_free_with_parked_tasks),
+    TEST_CASE(case_free_abandons_stubborn_task),
+    TEST_CASE(case_edo_main),
+    TEST_CASE(case_signal_wait),
     TEST_CASE(case_errors),
 };
 

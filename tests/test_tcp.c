@@ -768,6 +768,54 @@ static void case_close_wakes_parked(void)
     CHECK_EQ(test_count_fds(), fds);
 }
 
+/* edo_close from outside the runtime, while a task is parked on the io: it cannot wait, so
+ * the parked task, woken with -EBADF, is the one that frees it (ASan checks the order). */
+typedef struct {
+    edo_io *io;
+    int raw;
+    int rc;
+} orphan_env;
+
+static void *orphan_reader(void *arg)
+{
+    orphan_env *e = arg;
+    char c;
+    e->rc = (int)edo_read(e->io, &c, 1);
+    return NULL;
+}
+
+static void *orphan_setup(void *arg)
+{
+    orphan_env *e = arg;
+    e->io = test_socketpair(&e->raw);
+    CHECK_OK(edo_spawn(NULL, orphan_reader, e));
+    CHECK_EQ(edo_yield(), 0); /* the reader parks in edo_read */
+    return NULL;
+}
+
+static void *orphan_drain(void *arg)
+{
+    orphan_env *e = arg;
+    WAIT_UNTIL(e->rc != 1, 5000);
+    return NULL;
+}
+
+static void case_close_from_outside(void)
+{
+    int fds = test_count_fds();
+    orphan_env e = { NULL, -1, 1 };
+    edo_runtime *rt;
+    CHECK_OK(edo_runtime_new(&rt, NULL));
+    CHECK_EQ(edo_block_on(rt, orphan_setup, &e, NULL), 0);
+    CHECK_EQ(e.rc, 1); /* still parked: nobody drives the runtime */
+    CHECK_OK(edo_close(e.io));
+    CHECK_EQ(edo_block_on(rt, orphan_drain, &e, NULL), 0);
+    CHECK_ERR(e.rc, -EBADF);
+    edo_runtime_free(rt);
+    close(e.raw);
+    CHECK_EQ(test_count_fds(), fds);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 static void *late_send(void *arg)
@@ -955,6 +1003,7 @@ static const test_case cases[] = {
     TEST_CASE(case_close_wakes_parked),
     TEST_CASE(case_io_wait),
     TEST_CASE(case_io_wrap),
+    TEST_CASE(case_close_from_outside),
     TEST_CASE(case_no_sigpipe_sockets),
     TEST_CASE(case_no_sigpipe_pipe),
     TEST_CASE(case_echo_1000_clients),

@@ -12,7 +12,7 @@
 
 #define DEFAULT_STACK (64 * 1024)
 #define DEFAULT_STACK_CACHE 256
-#define SHUTDOWN_GRACE_MS 5000
+#define DEFAULT_SHUTDOWN_TIMEOUT_MS 5000
 
 static int env_workers(void)
 {
@@ -48,6 +48,8 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     size_t stack = opts && opts->stack_size ? opts->stack_size : DEFAULT_STACK;
     rt->stack_size = (stack + page - 1) & ~(page - 1);
     rt->stack_cache = opts && opts->stack_cache ? opts->stack_cache : DEFAULT_STACK_CACHE;
+    rt->shutdown_timeout_ms = opts && opts->shutdown_timeout_ms > 0 ? opts->shutdown_timeout_ms
+                                                                    : DEFAULT_SHUTDOWN_TIMEOUT_MS;
     pthread_mutex_init(&rt->inject_lock, NULL);
     sigemptyset(&rt->sigmask);
 
@@ -144,19 +146,24 @@ void edo_runtime_free(edo_runtime *rt)
     pthread_mutex_unlock(&rt->inject_lock);
     for (edo_task *t = rt->all; t; t = t->all_next)
         edo_abort(t);
-    edo__sched_loop(w, NULL, edo_now() + SHUTDOWN_GRACE_MS);
+    edo__sched_loop(w, NULL, edo_now() + rt->shutdown_timeout_ms);
+    /* Spawned from another thread while the shutdown began: never ran, never listed. */
+    pthread_mutex_lock(&rt->inject_lock);
+    for (edo_task *t = rt->inject_head; t; t = t->qnext)
+        if (!t->listed)
+            edo__task_list_add(rt, t);
+    rt->inject_head = rt->inject_tail = NULL;
+    pthread_mutex_unlock(&rt->inject_lock);
     if (rt->live) {
         fprintf(stderr,
-                "edo: %llu task(s) did not finish within %d ms of shutdown; their "
-                "memory is freed without running them further:\n",
-                (unsigned long long)rt->live, SHUTDOWN_GRACE_MS);
+                "edo: %llu task(s) did not finish within %d ms of shutdown; they are "
+                "abandoned where they are (joins report -ECANCELED):\n",
+                (unsigned long long)rt->live, (int)rt->shutdown_timeout_ms);
         while (rt->all) {
             edo_task *t = rt->all;
             fprintf(stderr, "edo:   task %llu '%s' spawned at %s\n", (unsigned long long)t->id,
                     t->name[0] ? t->name : "task", t->site);
-            rt->all = t->all_next;
-            edo__ctx_release(&t->ctx);
-            edo__stack_unmap(&t->stack);
+            edo__task_abandon(t);
         }
     }
     edo__signal_fini(rt);

@@ -120,6 +120,7 @@ struct edo_runtime {
     edo__worker worker; /* one today: the current-thread flavour */
     size_t stack_size;  /* usable bytes of a default stack */
     size_t stack_cache;
+    int64_t shutdown_timeout_ms;
     /* inject queue: tasks spawned or woken from outside the worker */
     pthread_mutex_t inject_lock;
     edo_task *inject_head, *inject_tail;
@@ -173,6 +174,9 @@ void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at);
 void edo__switch_out(edo__worker *w, edo_task *self, int why);
 void edo__task_started(edo_task *t);
 void edo__task_finish(edo__worker *w, edo_task *t);
+/* Ends a task that will never run again (shutdown gave up on it): DONE and cancelled for
+ * its joiners, and its memory goes with the last reference. */
+void edo__task_abandon(edo_task *t);
 void edo__task_list_add(edo_runtime *rt, edo_task *t);
 void edo__worker_enter(edo__worker *w);
 void edo__worker_leave(void);

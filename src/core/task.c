@@ -194,6 +194,19 @@ int edo_spawn_at(edo_task **out, const edo_spawn_opts *opts, edo_task_fn fn, voi
 }
 
 /* Runs on the worker after the task's last switch: its stack is free now. */
+void edo__task_abandon(edo_task *t)
+{
+    task_list_remove(t->rt, t);
+    t->cancelled = true;
+    t->result = NULL;
+    atomic_store(&t->state, EDO__DONE);
+    if (atomic_load(&t->foreign_joiner))
+        syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    edo__slot_fire(&t->joiner);
+    edo__ctx_release(&t->ctx);
+    edo__task_unref(t);
+}
+
 void edo__task_finish(edo__worker *w, edo_task *t)
 {
     edo__ctx_release(&t->ctx);
@@ -229,8 +242,12 @@ int edo__park(edo_wait_reason why, int64_t deadline)
     edo_task *t = w ? w->current : NULL;
     if (!t)
         return -EPERM;
-    if (atomic_load_explicit(&t->aborted, memory_order_acquire))
+    if (atomic_load_explicit(&t->aborted, memory_order_acquire)) {
+        /* A task that loops on calls failing with -ECANCELED must still let the others
+         * (and a shutdown's grace period) run. */
+        edo__budget_spend();
         return -ECANCELED;
+    }
     if (t->deadline < deadline)
         deadline = t->deadline;
     edo__wheel *wheel = NULL;
@@ -311,8 +328,10 @@ int edo_yield(void)
     edo_task *t = w ? w->current : NULL;
     if (!t)
         return -EPERM;
-    if (atomic_load_explicit(&t->aborted, memory_order_acquire))
+    if (atomic_load_explicit(&t->aborted, memory_order_acquire)) {
+        edo__budget_spend(); /* as in edo__park */
         return -ECANCELED;
+    }
     t->waiting_on = EDO_WAIT_YIELD;
     edo__switch_out(w, t, EDO__SW_YIELD);
     t->waiting_on = EDO_WAIT_NONE;

@@ -33,6 +33,8 @@ struct edo_io {
     edo_runtime *rt;
     edo__dir rd, wr;
     _Atomic bool closing;
+    _Atomic bool orphaned;  /* closed from outside the runtime: the last user frees it */
+    _Atomic bool finalized; /* descriptor closed and memory freed (or about to be) */
     _Atomic uint32_t users; /* tasks inside a call on this io */
     edo__slot closer;       /* edo_close waiting for the users to leave */
     int64_t accept_backoff; /* ms, for a listener short of descriptors */

@@ -102,10 +102,27 @@ static int io_enter(edo_io *io)
     return 0;
 }
 
+/* Deregisters, closes and frees io, once: by edo_close, or by the last task to leave it
+ * when edo_close could not wait (called from outside the runtime). */
+static int io_finalize(edo_io *io)
+{
+    if (atomic_exchange(&io->finalized, true))
+        return 0;
+    if (io->flags & EDO__IO_POLLABLE)
+        edo__driver_del(&io->rt->worker, io);
+    int rc = close(io->fd) < 0 && errno != EINTR ? -errno : 0;
+    free(io);
+    return rc;
+}
+
 static void io_leave(edo_io *io)
 {
-    if (atomic_fetch_sub(&io->users, 1) == 1 && atomic_load(&io->closing))
-        edo__slot_fire(&io->closer);
+    if (atomic_fetch_sub(&io->users, 1) == 1 && atomic_load(&io->closing)) {
+        if (atomic_load(&io->orphaned))
+            io_finalize(io);
+        else
+            edo__slot_fire(&io->closer);
+    }
 }
 
 /* Suspends the calling task until nothing is switched to it for a while: used where the
@@ -131,18 +148,18 @@ int edo_close(edo_io *io)
     edo__slot_fire(&io->rd.waiter);
     edo__slot_fire(&io->wr.waiter);
     edo_task *self = edo__task_current();
-    while (self && atomic_load(&io->users)) {
-        if (!edo__slot_arm(&io->closer, self))
-            break;
+    if (!self) {
+        /* Outside the runtime nothing can wait: the last task to leave io frees it. */
+        atomic_store(&io->orphaned, true);
+        return atomic_load(&io->users) ? 0 : io_finalize(io);
+    }
+    while (atomic_load(&io->users)) {
+        edo__slot_arm(&io->closer, self); /* only edo_close arms it, and only once */
         if (atomic_load(&io->users))
             park_uninterruptible();
         edo__slot_disarm(&io->closer, self);
     }
-    if (io->flags & EDO__IO_POLLABLE)
-        edo__driver_del(&io->rt->worker, io);
-    int rc = close(io->fd) < 0 && errno != EINTR ? -errno : 0;
-    free(io);
-    return rc;
+    return io_finalize(io);
 }
 
 static int64_t op_deadline(const edo__dir *d)
