@@ -1,7 +1,7 @@
 # Thin wrapper over CMake for the README's commands.
 #   make          build the library, examples, tests and benchmarks into build/
 #   make run      build, then start the echo server on 127.0.0.1:7000 (Ctrl-C stops it)
-#   make test     the whole suite three ways: release, ASan+UBSan, TSan (concurrency tests)
+#   make test     the whole suite three ways: release, ASan+UBSan, TSan
 #   make clean    remove every build tree
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 7000
@@ -20,7 +20,7 @@ build-asan:
 
 build-tsan:
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDO_WERROR=ON -DEDO_SANITIZE=thread \
-	      -DEDO_BUILD_BENCH=OFF -DEDO_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS)
+	      -DEDO_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build build-tsan -j $(JOBS)
 
 run: build

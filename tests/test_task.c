@@ -2,8 +2,6 @@
  * Tasks: spawn and join, detached tasks, start order, yield, identity and names, task
  * lists and counters, abort at every kind of suspension point, foreign threads, shutdown
  * with parked tasks, edo_block_on and edo_main.
- *
- * edo-test: tsan
  */
 #include "harness.h"
 

@@ -2,8 +2,6 @@
  * Timers: many sleepers woken in deadline order and never early, sleep_until, zero and
  * negative sleeps, timers on every level of the wheel, task deadlines, cancelled timers
  * that must not fire into later waits, timers under load and in two runtimes at once.
- *
- * edo-test: tsan
  */
 #include "harness.h"
 

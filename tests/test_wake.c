@@ -4,7 +4,6 @@
  * runtime sleeps and wakes, and timers racing wakes. A lost wake-up shows as a read that
  * times out (each is bounded) or, failing that, as CTest's timeout.
  *
- * edo-test: tsan
  * edo-test: timeout=180
  */
 #include "harness.h"
