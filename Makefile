@@ -20,7 +20,7 @@ build-asan:
 
 build-tsan:
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDO_WERROR=ON -DEDO_SANITIZE=thread \
-	      -DEDO_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	      -DEDO_BUILD_BENCH=OFF -DEDO_BUILD_EXAMPLES=ON $(CMAKE_FLAGS)
 	cmake --build build-tsan -j $(JOBS)
 
 run: build
