@@ -2,6 +2,7 @@
 #   make          build the library, examples, tests and benchmarks into build/
 #   make run      build, then start the echo server on 127.0.0.1:7000 (Ctrl-C stops it)
 #   make test     the whole suite three ways: release, ASan+UBSan, TSan
+#   make test-valgrind  the suite's programs under Valgrind's memcheck (slow; not in make test)
 #   make clean    remove every build tree
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 7000
@@ -39,7 +40,16 @@ test-tsan: build-tsan
 
 test: test-release test-asan test-tsan
 
+# Left out: test_wake, whose threads spin waiting for each other (Valgrind runs one thread
+# at a time; TSan covers it), and test_fault's EMFILE case (Valgrind keeps descriptors of
+# its own near the limit).
+test-valgrind: build
+	for t in test_task test_timer test_tcp test_overflow; do \
+	    valgrind -q --leak-check=full --error-exitcode=9 build/tests/$$t || exit 1; done
+	valgrind -q --leak-check=full --error-exitcode=9 build/tests/test_fault reset half silent \
+	    garbage slow flood
+
 clean:
 	rm -rf build build-asan build-tsan
 
-.PHONY: all build build-asan build-tsan run test test-release test-asan test-tsan clean
+.PHONY: all build build-asan build-tsan run test test-release test-asan test-tsan test-valgrind clean
