@@ -1,7 +1,7 @@
 /*
- * A task that overflows its stack hits the guard page, and the process dies with a report
- * that names the task and where it was spawned. Each overflow happens in a forked child
- * whose stderr comes back through a pipe.
+ * A task that overflows its stack hits the guard page (or, on a stack without one, its
+ * canary), and the process dies with a report that names the task and where it was
+ * spawned. Each overflow happens in a forked child whose stderr comes back through a pipe.
  *
  * edo-test: timeout=60
  */
@@ -155,6 +155,98 @@ static void case_overflow_among_others(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Past a quarter of vm.max_map_count stacks, new ones get canaries instead of a guard page:
+ * an overflow that stops short of a fault is reported at the task's next switch. */
+
+static long guard_limit(void)
+{
+    long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &max) != 1)
+            max = 65530;
+        fclose(f);
+    }
+    return max / 4;
+}
+
+static char *volatile frame_probe;
+
+/* Recurses until its frame lies `below` bytes under `start`, then yields there. */
+__attribute__((noinline)) static int sink(char *start, long below)
+{
+    volatile char pad[256];
+    for (int i = 0; i < 256; i++) /* a frame in use: every byte written */
+        pad[i] = 1;
+    frame_probe = (char *)pad;
+    if (start - (char *)pad < below)
+        return sink(start, below) + pad[0];
+    edo_yield(); /* the switch away is where the canary is checked */
+    return pad[0];
+}
+
+static void *sink_task(void *arg)
+{
+    volatile char here = 0;
+    /* Past the end of the 16 KiB stack (rounded up to pages with the task's own struct,
+     * so up to a page more) but inside the canary page below it: no fault. */
+    return (void *)(intptr_t)sink((char *)&here, 16 * 1024 + 4096 + 1024) + here;
+}
+
+static void *unguarded_root(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    edo_spawn_opts small = { .name = "filler", .stack_size = 8192 };
+    for (long i = 0; i < n; i++)
+        CHECK_OK(edo_spawn_with(NULL, &small, bystander_task, NULL));
+    edo_spawn_opts o = { .name = "no-guard", .stack_size = 16 * 1024 };
+    edo_task *t;
+    CHECK_OK(edo_spawn_with(&t, &o, sink_task, NULL));
+    edo_join(t, NULL);
+    return NULL;
+}
+
+static void case_overflow_without_guard(void)
+{
+    long lim = guard_limit();
+    if (lim > 40000 || TEST_TSAN || TEST_ASAN) {
+        /* Tens of thousands of tasks first; sanitizers also move frames around. */
+        printf("    skipped: %s\n", lim > 40000 ? "vm.max_map_count is raised on this machine"
+                                                : "not in sanitizer builds");
+        return;
+    }
+    int pfd[2];
+    CHECK_SYS(pipe2(pfd, O_CLOEXEC));
+    fflush(stdout);
+    pid_t pid = (pid_t)CHECK_SYS(fork());
+    if (pid == 0) {
+        dup2(pfd[1], 2);
+        alarm(30);
+        edo_runtime *rt;
+        if (edo_runtime_new(&rt, NULL) < 0)
+            _exit(3);
+        edo_block_on(rt, unguarded_root, (void *)(intptr_t)(lim + 16), NULL);
+        fprintf(stderr, "test_overflow: no report\n");
+        _exit(0);
+    }
+    close(pfd[1]);
+    child_result *r = calloc(1, sizeof *r);
+    size_t have = 0;
+    ssize_t n;
+    while ((n = read(pfd[0], r->out + have, sizeof r->out - 1 - have)) > 0)
+        have += (size_t)n;
+    close(pfd[0]);
+    CHECK_SYS(waitpid(pid, &r->status, 0));
+    describe(r);
+    CHECK_MSG(WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGABRT,
+              "the child did not abort (status 0x%x):\n%s", r->status, r->out);
+    CHECK_MSG(strstr(r->out, "stack overflow in task 'no-guard'") != NULL &&
+                  strstr(r->out, "no guard page") != NULL,
+              "no report from the stack check of an unguarded stack:\n%s", r->out);
+    free(r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 
 static void *bounded_task(void *arg)
 {
@@ -181,10 +273,9 @@ static void case_deep_but_bounded(void)
 }
 
 static const test_case cases[] = {
-    TEST_CASE(case_deep_but_bounded),
-    TEST_CASE(case_overflow_named),
-    TEST_CASE(case_overflow_default_stack),
-    TEST_CASE(case_overflow_among_others),
+    TEST_CASE(case_deep_but_bounded),       TEST_CASE(case_overflow_named),
+    TEST_CASE(case_overflow_default_stack), TEST_CASE(case_overflow_among_others),
+    TEST_CASE(case_overflow_without_guard),
 };
 
 TEST_MAIN(cases)

@@ -68,6 +68,8 @@ typedef struct edo__stack {
 
 #define EDO__STACK_CANARY 0x6564f0c0a57ac4edULL
 
+size_t edo__page_size(void);
+
 /* Maps a stack of at least `usable` bytes plus a guard page. Returns 0 or -errno. */
 int edo__stack_map(edo__stack *st, size_t usable);
 
@@ -86,13 +88,17 @@ void edo__stack_put(edo__stack_cache *local, size_t local_max, edo__stack *st);
 void edo__stack_cache_release(edo__stack_cache *local);
 /* Unmaps part of what the shared cache has held beyond its floor for over a second. */
 void edo__stack_trim(void);
-/* False if an unguarded stack's canary was overwritten. */
+/* False if an unguarded stack's canaries were overwritten: the word just below the usable
+ * stack, where an overflow writes first, and the first word of the page. */
 static inline bool edo__stack_intact(const edo__stack *st)
 {
-    return st->guarded || *(const unsigned long long *)st->map == EDO__STACK_CANARY;
+    if (st->guarded)
+        return true;
+    const unsigned long long *first = (const unsigned long long *)st->map;
+    const unsigned long long *top = (const unsigned long long *)(st->map + edo__page_size() - 8);
+    return *first == EDO__STACK_CANARY && *top == EDO__STACK_CANARY;
 }
 void edo__stack_unmap(edo__stack *st);
-size_t edo__page_size(void);
 
 /* Prepares ctx to run entry(arg) on [lo, lo + len) at its first switch. */
 void edo__ctx_make(edo__ctx *ctx, void *lo, size_t len, void (*entry)(void *), void *arg);

@@ -110,7 +110,9 @@ struct edo__worker {
     _Atomic int parked;      /* in epoll_wait, or about to be */
     edo__stack_cache stacks; /* free stacks, reused before mapping new ones */
     sigset_t saved_sigmask;  /* the driving thread's mask before it became the worker */
-    void *altstack;          /* signal stack for the stack-overflow report */
+    edo_task *overflowed;    /* a task whose stack overflowed, to report from this stack */
+    const char *overflow_how;
+    void *altstack; /* signal stack for the stack-overflow report */
     size_t altstack_len;
 };
 
@@ -212,8 +214,23 @@ void edo__driver_unpark(edo__worker *w);
 
 /* ---- stack overflow report (src/core/task.c) ----------------------------------------- */
 int edo__overflow_init_thread(edo__worker *w);
-/* Prints which task overflowed its stack and aborts. */
-_Noreturn void edo__overflow_report(const edo_task *t);
+/* Prints which task overflowed its stack, and how that was found, and aborts. */
+_Noreturn void edo__overflow_report(const edo_task *t, const char *how);
+
+/* Leaves the overflowed task's stack for the worker's own and reports from there: printing
+ * takes more stack than an overflowed task has left. */
+_Noreturn void edo__overflow_report_away(edo_task *t, const char *how);
+
+/* For a stack without a guard page, at each switch away: reports an overflow if the task
+ * is below its stack now, or was (a canary is overwritten). */
+static inline void edo__stack_check(edo_task *t)
+{
+    char here;
+    if ((char *)&here < (char *)t->ctx.stack_lo)
+        edo__overflow_report_away(t, "it is below its stack (which has no guard page)");
+    if (!edo__stack_intact(&t->stack))
+        edo__overflow_report_away(t, "it wrote below its stack (which has no guard page)");
+}
 void edo__overflow_fini_thread(edo__worker *w);
 
 #endif

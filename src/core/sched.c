@@ -303,6 +303,8 @@ void edo__switch_out(edo__worker *w, edo_task *self, int why)
 {
     /* Read first: the counter's latency then overlaps the choice of the next task. */
     uint64_t c = edo__cycles();
+    if (__builtin_expect(!self->stack.guarded, 0))
+        edo__stack_check(self);
     edo_task *next = NULL;
     if (!w->poll_due) {
         next = next_task(w);
@@ -311,8 +313,6 @@ void edo__switch_out(edo__worker *w, edo_task *self, int why)
             return;
         }
     }
-    if (__builtin_expect(!edo__stack_intact(&self->stack), 0))
-        edo__overflow_report(self);
     self->busy_cycles += c - self->run_start;
     w->prev = self;
     w->prev_why = why;
@@ -325,6 +325,15 @@ void edo__switch_out(edo__worker *w, edo_task *self, int why)
     }
     /* Back in `self`, maybe on another worker. */
     finish_switch(edo__worker_current());
+}
+
+_Noreturn void edo__overflow_report_away(edo_task *t, const char *how)
+{
+    edo__worker *w = edo__worker_current();
+    w->overflowed = t;
+    w->overflow_how = how;
+    edo__coro_switch(&t->ctx, &w->sched, 1); /* the scheduler loop reports it */
+    __builtin_unreachable();
 }
 
 /* Polls the driver (waiting at most max_wait ms, -1: until an event or the next timer)
@@ -375,6 +384,8 @@ void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at)
         if (t) {
             run_prepare(w, t, edo__cycles());
             edo__coro_switch(&w->sched, &t->ctx, 0);
+            if (__builtin_expect(w->overflowed != NULL, 0))
+                edo__overflow_report(w->overflowed, w->overflow_how);
             w->current = NULL;
             finish_switch(w);
             continue;

@@ -81,6 +81,9 @@ int edo__stack_map(edo__stack *st, size_t usable)
         st->guarded = true;
     } else {
         atomic_fetch_sub(&guarded_stacks, 1);
+        /* One word where an overflow writes first, just below the usable stack, and one at
+         * the far end of the page, for a frame that jumped the first. */
+        *(unsigned long long *)(map + page - 8) = EDO__STACK_CANARY;
         *(unsigned long long *)map = EDO__STACK_CANARY;
     }
 #ifdef EDO_HAVE_VALGRIND_H

@@ -497,7 +497,7 @@ static void put(const char *s)
 }
 
 /* Async-signal-safe: called from the SIGSEGV handler. */
-_Noreturn void edo__overflow_report(const edo_task *t)
+_Noreturn void edo__overflow_report(const edo_task *t, const char *how)
 {
     char num[32];
     put("edo: stack overflow in task '");
@@ -511,7 +511,9 @@ _Noreturn void edo__overflow_report(const edo_task *t)
         num[--i] = (char)('0' + kib % 10);
     while ((kib /= 10) && i);
     put(num + i);
-    put(" KiB; give it more with edo_spawn_with's stack_size)\n");
+    put(" KiB; give it more with edo_spawn_with's stack_size): ");
+    put(how);
+    put("\n");
     signal(SIGABRT, SIG_DFL);
     abort();
 }
@@ -524,7 +526,7 @@ static void overflow_handler(int sig, siginfo_t *si, void *uctx)
     size_t page = edo__page_size();
     /* A hit in the guard page, or just below the stack (a frame that jumped it). */
     if (t && addr >= t->stack.map - 16 * page && addr < t->stack.map + page)
-        edo__overflow_report(t);
+        edo__overflow_report(t, "it hit the guard page");
     /* Not ours: hand it to whoever was there before, or die the default way. */
     struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
     if (old->sa_flags & SA_SIGINFO) {
