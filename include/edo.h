@@ -114,11 +114,10 @@ int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
 
 /* Shuts rt down: aborts every task that is still alive, runs each until it has returned
  * (their calls that suspend fail with -ECANCELED, so they unwind through their own
- * cleanup), then frees every stack and the runtime. Tasks that still have not finished
- * after the grace period (shutdown_timeout_ms, 5 s by default) are listed on stderr and
- * abandoned: they never run
- * again, a join of one returns -ECANCELED, and its memory goes with its last handle. Must
- * not be called from a task. */
+ * cleanup), then frees the runtime; the stacks go to the process's stack cache. Tasks that
+ * still have not finished after the grace period (shutdown_timeout_ms, 5 s by default) are
+ * listed on stderr and abandoned: they never run again, a join of one returns -ECANCELED,
+ * and its memory goes with its last handle. Must not be called from a task. */
 void edo_runtime_free(edo_runtime *rt);
 
 /* The runtime of the calling task, NULL outside a task. */
@@ -178,7 +177,8 @@ void edo_detach(edo_task *task);
 
 /* Asks the task to stop: its current suspension and every later one returns -ECANCELED
  * until it returns. The task always runs to its end through its own code, so that it can
- * free what it owns. Safe from any thread, on a finished task (then it does nothing), and
+ * free what it owns (a task that ignores -ECANCELED and loops still lets the others run
+ * now and then). Safe from any thread, on a finished task (then it does nothing), and
  * more than once. The handle stays valid. */
 void edo_abort(edo_task *task);
 
@@ -230,7 +230,7 @@ typedef struct edo_task_info {
     edo_wait_reason waiting_on;
     uint64_t resumes;   /* times it was switched to */
     uint64_t busy_ns;   /* time spent running */
-    uint64_t idle_ns;   /* time spent between being spawned or parked and running */
+    uint64_t idle_ns;   /* time alive but not running: parked or waiting for a worker */
     int64_t spawned_at; /* edo_now() at spawn, to a few ms (derived from busy_ns's clock) */
     size_t stack_size;
 } edo_task_info;
@@ -295,7 +295,7 @@ int edo_tcp_accept(edo_io *lis, edo_io **conn);
 int edo_tcp_connect(edo_io **conn, const char *addr, int64_t timeout_ms);
 
 /* Reads up to len bytes (suspends until at least one is there). Returns the count, 0 at
- * end of stream, or -errno. */
+ * end of stream (or when len is 0), or -errno. */
 ssize_t edo_read(edo_io *io, void *buf, size_t len);
 
 /* Reads exactly len bytes (suspends). Returns 0 when all arrived; -ENODATA if the stream
