@@ -24,18 +24,24 @@ static _Atomic uint64_t next_task_id = 1;
 
 #define TASK_SLOT ((sizeof(edo_task) + 63) & ~(size_t)63)
 
+/* Stacks start at one of COLORS offsets, 64 bytes apart. Without it every task's struct
+ * and first frames sit at the same offset in their pages, so the tasks that take turns on
+ * a worker all compete for the same few sets of the L1 cache. */
+#define COLORS 16
+#define COLOR_SPAN (COLORS * 64)
+
 /* ---- memory ---------------------------------------------------------------------------- */
 
-static edo_task *task_alloc(edo__worker *w, size_t usable, int *err)
+static edo_task *task_alloc(edo__worker *w, size_t usable, uint64_t color, int *err)
 {
     edo__stack st;
     bool pooled;
-    int rc = edo__stack_get(w ? &w->stacks : NULL, usable + TASK_SLOT, &st, &pooled);
+    int rc = edo__stack_get(w ? &w->stacks : NULL, usable + TASK_SLOT + COLOR_SPAN, &st, &pooled);
     if (rc < 0) {
         *err = rc;
         return NULL;
     }
-    edo_task *t = (edo_task *)(st.map + st.map_len - TASK_SLOT);
+    edo_task *t = (edo_task *)(st.map + st.map_len - TASK_SLOT - (color % COLORS) * 64);
 #ifdef EDO_ASAN
     /* A reused stack may carry poisoned shadow from frames that never returned. */
     if (pooled)
@@ -138,7 +144,8 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
     size_t page = edo__page_size();
     usable = (usable + page - 1) & ~(page - 1);
     int err = 0;
-    edo_task *t = task_alloc(w, usable, &err);
+    uint64_t id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
+    edo_task *t = task_alloc(w, usable, id, &err);
     if (!t)
         return err == -ENOMEM ? -EAGAIN : err;
     t->rt = rt;
@@ -148,7 +155,7 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
     t->stack_size = usable;
     t->deadline = EDO_NEVER;
     t->timer.fire = timer_fired;
-    t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
+    t->id = id;
     t->spawned_cycles = edo__cycles();
     if (opts && opts->name)
         snprintf(t->name, sizeof t->name, "%s", opts->name);
