@@ -1180,7 +1180,7 @@ static void case_free_with_parked_tasks(void)
 }
 
 /* Ignores its abort: every call fails with -ECANCELED and it goes on regardless. */
-static void *stubborn_task(void *arg)
+static void *abort_ignoring_task(void *arg)
 {
     _Atomic int *spins = arg;
     for (;;) {
@@ -1203,7 +1203,7 @@ static void *join_from_thread(void *arg)
     return NULL;
 }
 
-static void case_free_abandons_stubborn_task(void)
+static void case_free_abandons_abort_ignoring_task(void)
 {
     /* The grace period ends, the task is abandoned, and a thread joining it hears so. */
     _Atomic int spins = 0;
@@ -1211,7 +1211,7 @@ static void case_free_abandons_stubborn_task(void)
     edo_runtime *rt;
     CHECK_OK(edo_runtime_new(&rt, &o));
     foreign_join fj = { NULL, 1, (void *)1 };
-    CHECK_OK(edo_runtime_spawn(rt, &fj.t, stubborn_task, &spins));
+    CHECK_OK(edo_runtime_spawn(rt, &fj.t, abort_ignoring_task, &spins));
     CHECK_OK(edo_runtime_spawn(rt, NULL, sleep_long, NULL)); /* a well-behaved neighbour */
     CHECK_EQ(edo_block_on(rt, ret_arg, NULL, NULL), 0);
     pthread_t th;
@@ -1317,7 +1317,7 @@ static const test_case cases[] = {
     TEST_CASE(case_runtime_opts),
     TEST_CASE(case_foreign_thread),
     TEST_CASE(case_free_with_parked_tasks),
-    TEST_CASE(case_free_abandons_stubborn_task),
+    TEST_CASE(case_free_abandons_abort_ignoring_task),
     TEST_CASE(case_edo_main),
     TEST_CASE(case_signal_wait),
     TEST_CASE(case_errors),
