@@ -54,6 +54,8 @@ int edo_io_wrap(edo_io **out, int fd)
     if (!out)
         return -EINVAL;
     *out = NULL;
+    if (!edo__task_current())
+        return -EPERM; /* before anything: below, -EPERM means epoll refused the fd */
     struct stat st;
     if (fstat(fd, &st) < 0)
         return -errno;
