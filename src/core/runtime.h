@@ -148,6 +148,11 @@ edo_task *edo__task_current(void);
  * deadline has passed (checked before suspending too), -ECANCELED once aborted. */
 int edo__park(edo_wait_reason why, int64_t deadline);
 
+/* The core of edo__park: suspends the calling task t until it is woken (at once if a wake
+ * came first), with no deadline and no abort check. For waits that must not be cut short
+ * (edo_close waiting for the other users of an io to leave). */
+void edo__suspend(edo__worker *w, edo_task *t);
+
 /* Makes t runnable if it is parked, or makes its next park return at once if it runs.
  * Safe from any thread while the caller holds a reference to t. */
 void edo__wake(edo_task *t);

@@ -105,6 +105,16 @@ static void task_list_remove(edo_runtime *rt, edo_task *t)
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
+/* Marks t DONE and wakes whoever joins it: a task, or a thread outside the runtime. */
+static void publish_end(edo_task *t)
+{
+    task_list_remove(t->rt, t);
+    atomic_store(&t->state, EDO__DONE);
+    if (atomic_load(&t->foreign_joiner))
+        syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    edo__slot_fire(&t->joiner);
+}
+
 static void task_entry(void *arg)
 {
     edo_task *t = arg;
@@ -114,13 +124,8 @@ static void task_entry(void *arg)
     /* Publish the end while still on this stack, so that a waiting joiner lands in the
      * LIFO slot and the switch below goes straight to it. The runtime's reference keeps
      * the stack mapped until edo__task_finish runs on the other side of that switch. */
-    edo__worker *w = edo__worker_current();
-    task_list_remove(w->rt, t);
-    atomic_store(&t->state, EDO__DONE);
-    if (atomic_load(&t->foreign_joiner))
-        syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-    edo__slot_fire(&t->joiner);
-    edo__switch_out(w, t, EDO__SW_EXIT);
+    publish_end(t);
+    edo__switch_out(edo__worker_current(), t, EDO__SW_EXIT);
     __builtin_unreachable();
 }
 
@@ -200,20 +205,16 @@ int edo_spawn_at(edo_task **out, const edo_spawn_opts *opts, edo_task_fn fn, voi
     return edo_runtime_spawn_at(w->rt, out, opts, fn, arg, site);
 }
 
-/* Runs on the worker after the task's last switch: its stack is free now. */
 void edo__task_abandon(edo_task *t)
 {
-    task_list_remove(t->rt, t);
     t->cancelled = true;
     t->result = NULL;
-    atomic_store(&t->state, EDO__DONE);
-    if (atomic_load(&t->foreign_joiner))
-        syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-    edo__slot_fire(&t->joiner);
+    publish_end(t);
     edo__ctx_release(&t->ctx);
     edo__task_unref(t);
 }
 
+/* Runs on the worker after the task's last switch: its stack is free now. */
 void edo__task_finish(edo__worker *w, edo_task *t)
 {
     edo__ctx_release(&t->ctx);
@@ -243,6 +244,16 @@ void edo__wake(edo_task *t)
     }
 }
 
+void edo__suspend(edo__worker *w, edo_task *t)
+{
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (s & EDO__NOTIFIED)
+        /* Woken before parking: consume it. Wakers leave a NOTIFIED task alone. */
+        atomic_store_explicit(&t->state, EDO__RUNNING, memory_order_relaxed);
+    else
+        edo__switch_out(w, t, EDO__SW_PARK);
+}
+
 int edo__park(edo_wait_reason why, int64_t deadline)
 {
     edo__worker *w = edo__worker_current();
@@ -266,12 +277,7 @@ int edo__park(edo_wait_reason why, int64_t deadline)
         edo__wheel_insert(wheel, &t->timer, deadline);
     }
     t->waiting_on = (uint8_t)why;
-    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-    if (s & EDO__NOTIFIED)
-        /* Woken before parking: consume it. Wakers leave a NOTIFIED task alone. */
-        atomic_store_explicit(&t->state, EDO__RUNNING, memory_order_relaxed);
-    else
-        edo__switch_out(w, t, EDO__SW_PARK);
+    edo__suspend(w, t);
     t->waiting_on = EDO_WAIT_NONE;
     t->budget = EDO__BUDGET;
     /* The timer was armed on this task's worker; a task resumes on the worker it parked

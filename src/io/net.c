@@ -127,19 +127,6 @@ static void io_leave(edo_io *io)
     }
 }
 
-/* Suspends the calling task until nothing is switched to it for a while: used where the
- * wait must not be cut short by an abort (edo_close waiting for its users to leave). */
-static void park_uninterruptible(void)
-{
-    edo__worker *w = edo__worker_current();
-    edo_task *t = w->current;
-    uint32_t s = atomic_load(&t->state);
-    if (s & EDO__NOTIFIED)
-        atomic_store(&t->state, EDO__RUNNING);
-    else
-        edo__switch_out(w, t, EDO__SW_PARK);
-}
-
 int edo_close(edo_io *io)
 {
     if (!io)
@@ -158,7 +145,7 @@ int edo_close(edo_io *io)
     while (atomic_load(&io->users)) {
         edo__slot_arm(&io->closer, self); /* only edo_close arms it, and only once */
         if (atomic_load(&io->users))
-            park_uninterruptible();
+            edo__suspend(edo__worker_current(), self); /* not cut short by an abort */
         edo__slot_disarm(&io->closer, self);
     }
     return io_finalize(io);
