@@ -86,9 +86,11 @@ int64_t edo_deadline(void);
 typedef struct edo_runtime edo_runtime;
 
 typedef struct edo_runtime_opts {
-    /* Worker threads. 0: EDO_WORKERS from the environment, else 1. This version runs
-     * every task on the thread that calls edo_block_on (the current-thread flavour);
-     * asking for more than one worker fails with -ENOTSUP. */
+    /* Worker threads. 0: EDO_WORKERS from the environment, else the number of CPUs this
+     * process may run on. One worker is the current-thread flavour: every task runs on
+     * the thread inside edo_block_on and no thread is started. Two or more start that
+     * many worker threads, which share the tasks (work stealing) and run them whether or
+     * not a thread is inside edo_block_on. At most 1024. */
     int workers;
     /* Default usable stack size of a task in bytes (rounded up to pages; a guard page
      * is added). 0: 64 KiB. */
@@ -97,9 +99,14 @@ typedef struct edo_runtime_opts {
      * cache the process shares (at most 131072 stacks; what it holds above 256 for over a
      * second is unmapped when a worker idles or a runtime is freed, all of it at exit). */
     size_t stack_cache;
-    /* How long edo_runtime_free lets aborted tasks unwind before it abandons the ones
-     * still running, in ms. 0: 5000. */
+    /* How long edo_runtime_free lets aborted tasks unwind (and blocking calls finish)
+     * before it abandons the ones still running, in ms. 0: 5000. */
     int64_t shutdown_timeout_ms;
+    /* Most threads of the blocking pool (edo_spawn_blocking). 0: 512. */
+    int blocking_threads;
+    /* How long an idle thread of the blocking pool waits for work before it exits, in
+     * ms. 0: 10000. */
+    int64_t blocking_keep_alive_ms;
 } edo_runtime_opts;
 
 /* Creates a runtime. opts may be NULL for the defaults. Returns 0 or -errno. */
@@ -122,6 +129,16 @@ void edo_runtime_free(edo_runtime *rt);
 
 /* The runtime of the calling task, NULL outside a task. */
 edo_runtime *edo_runtime_current(void);
+
+/* How many workers rt has (1 for the current-thread flavour). */
+int edo_runtime_workers(const edo_runtime *rt);
+
+/* Which of its runtime's workers the calling task runs on, from 0; -1 outside a task. A
+ * task may move to another worker at any call that suspends or yields, so the value
+ * is only a hint by the time it is used. The same holds for everything thread-local:
+ * do not keep the address of a thread-local variable (errno's included) across an edo
+ * call that can suspend; read errno right after the call that set it. */
+int edo_worker_index(void);
 
 /* Everything for a program whose work starts in one task: creates a runtime with the
  * defaults (and EDO_WORKERS), runs fn(arg) in it, shuts the runtime down, and returns
@@ -174,6 +191,18 @@ int edo_join(edo_task *task, void **result);
 /* Releases the handle without waiting: the task runs on and is reclaimed when it
  * returns. */
 void edo_detach(edo_task *task);
+
+/* Runs fn(arg) on a thread of the runtime's blocking pool, for work that would block a
+ * worker: calls with no non-blocking form, long computations. *task is a handle with
+ * the rules of edo_spawn's (NULL: detached); edo_join waits for fn to return and gives
+ * its result. The pool starts threads as needed, up to the runtime's blocking_threads
+ * (then calls wait in line), and stops the ones idle for blocking_keep_alive_ms.
+ * edo_abort before fn has started means it never starts (a join reports -ECANCELED); a
+ * running fn cannot be interrupted and edo_aborted() is not defined inside it. Returns 0,
+ * -EPERM outside a task, -ESHUTDOWN during shutdown, -EAGAIN when no thread can be
+ * started, or -ENOMEM. At shutdown, calls still running after shutdown_timeout_ms are
+ * abandoned: their joins report -ECANCELED and their threads finish on their own. */
+#define edo_spawn_blocking(task, fn, arg) edo_spawn_blocking_at((task), (fn), (arg), EDO__HERE)
 
 /* Asks the task to stop: its current suspension and every later one returns -ECANCELED
  * until it returns. The task always runs to its end through its own code, so that it can
@@ -356,6 +385,7 @@ int edo_spawn_at(edo_task **task, const edo_spawn_opts *opts, edo_task_fn fn, vo
                  const char *site);
 int edo_runtime_spawn_at(edo_runtime *rt, edo_task **task, const edo_spawn_opts *opts,
                          edo_task_fn fn, void *arg, const char *site);
+int edo_spawn_blocking_at(edo_task **task, edo_task_fn fn, void *arg, const char *site);
 
 #pragma GCC visibility pop
 
