@@ -14,6 +14,9 @@
 #define SLOT_BITS 6
 #define SLOT_MASK (EDO__WHEEL_SLOTS - 1)
 #define WHEEL_SPAN ((int64_t)1 << (SLOT_BITS * EDO__WHEEL_LEVELS))
+#define TOP_SLOT ((int64_t)1 << (SLOT_BITS * (EDO__WHEEL_LEVELS - 1))) /* its width */
+/* The level of an entry on the due list: past its deadline, not yet popped. */
+#define DUE_LEVEL 0xff
 
 static int level_for(int64_t elapsed, int64_t when)
 {
@@ -31,10 +34,13 @@ void edo__wheel_init(edo__wheel *w, int64_t now)
 
 static void place(edo__wheel *w, edo__timer *t)
 {
-    /* Beyond the wheel's span: park at the farthest place and re-place from there. */
+    /* Beyond the wheel's span: park one top-level slot short of a full turn (the slot just
+     * behind elapsed's, whose start is then a turn ahead) and re-place from there. Parked
+     * a whole span ahead it would land in elapsed's own top-level slot, whose start is
+     * not ahead: found due at once and put back there, for ever. */
     int64_t when = t->when;
-    if (when - w->elapsed >= WHEEL_SPAN)
-        when = w->elapsed + WHEEL_SPAN - 1;
+    if (when - w->elapsed >= WHEEL_SPAN - TOP_SLOT)
+        when = w->elapsed + WHEEL_SPAN - TOP_SLOT;
     int level = level_for(w->elapsed, when);
     int slot = (int)((uint64_t)when >> (level * SLOT_BITS)) & SLOT_MASK;
     edo__timer **head = &w->slots[level][slot];
@@ -62,13 +68,14 @@ void edo__wheel_cancel(edo__wheel *w, edo__timer *t)
         return;
     t->armed = false;
     w->count--;
+    edo__timer **head = t->level == DUE_LEVEL ? &w->due : &w->slots[t->level][t->slot];
     if (t->prev)
         t->prev->next = t->next;
     else
-        w->slots[t->level][t->slot] = t->next;
+        *head = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    if (!w->slots[t->level][t->slot])
+    if (t->level != DUE_LEVEL && !*head)
         w->occupied[t->level] &= ~((uint64_t)1 << t->slot);
     t->next = t->prev = NULL;
 }
@@ -95,6 +102,8 @@ int64_t edo__wheel_next(const edo__wheel *w)
 {
     if (!w->count)
         return INT64_MAX;
+    if (w->due)
+        return w->elapsed;
     for (int level = 0; level < EDO__WHEEL_LEVELS; level++) {
         if (w->occupied[level]) {
             int slot;
@@ -106,40 +115,51 @@ int64_t edo__wheel_next(const edo__wheel *w)
     return INT64_MAX;
 }
 
-uint64_t edo__wheel_advance(edo__wheel *w, int64_t now)
+edo__timer *edo__wheel_pop(edo__wheel *w, int64_t now)
 {
-    uint64_t fired = 0;
-    while (w->count) {
+    for (;;) {
+        edo__timer *t = w->due;
+        if (t) {
+            w->due = t->next;
+            if (t->next)
+                t->next->prev = NULL;
+            t->next = t->prev = NULL;
+            t->armed = false;
+            w->count--;
+            return t;
+        }
         int level, slot = 0;
         int64_t deadline = INT64_MAX;
-        for (level = 0; level < EDO__WHEEL_LEVELS; level++) {
+        for (level = 0; level < EDO__WHEEL_LEVELS && w->count; level++) {
             if (w->occupied[level]) {
                 deadline = level_next(w, level, &slot);
                 break;
             }
         }
-        if (deadline > now)
-            break;
+        if (deadline > now) {
+            if (now > w->elapsed)
+                w->elapsed = now;
+            return NULL;
+        }
         if (deadline > w->elapsed)
             w->elapsed = deadline;
+        /* Empty the slot: what is due moves to the due list, the rest drops a level. */
         edo__timer *list = w->slots[level][slot];
         w->slots[level][slot] = NULL;
         w->occupied[level] &= ~((uint64_t)1 << slot);
         while (list) {
-            edo__timer *t = list;
+            t = list;
             list = t->next;
-            t->next = t->prev = NULL;
             if (t->when <= w->elapsed) {
-                t->armed = false;
-                w->count--;
-                fired++;
-                t->fire(t);
+                t->level = DUE_LEVEL;
+                t->prev = NULL;
+                t->next = w->due;
+                if (w->due)
+                    w->due->prev = t;
+                w->due = t;
             } else {
                 place(w, t);
             }
         }
     }
-    if (now > w->elapsed)
-        w->elapsed = now;
-    return fired;
 }
