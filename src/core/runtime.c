@@ -5,14 +5,21 @@
 #include "io/io.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_STACK (64 * 1024)
 #define DEFAULT_STACK_CACHE 256
 #define DEFAULT_SHUTDOWN_TIMEOUT_MS 5000
+
+#define DEFAULT_BLOCKING_THREADS 512
+#define DEFAULT_BLOCKING_KEEP_ALIVE_MS 10000
+#define MAX_WORKERS 1024
 
 static int env_workers(void)
 {
@@ -21,24 +28,56 @@ static int env_workers(void)
         return 0;
     char *end;
     long n = strtol(s, &end, 10);
-    if (*end || n < 0 || n > 1024)
+    if (*end || n < 0 || n > MAX_WORKERS)
         return -EINVAL;
     return (int)n;
 }
+
+/* The CPUs this process may run on (taskset and cgroups' cpusets included). */
+static int cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void runtime_destroy(edo_runtime *rt)
+{
+    edo__driver_fini(rt);
+    if (rt->workers) {
+        for (int i = 0; i < rt->nworkers; i++)
+            edo__stack_cache_release(&rt->workers[i].stacks);
+        free(rt->workers);
+    }
+    free(rt->shards);
+    free(rt->sleepers);
+    pthread_mutex_destroy(&rt->inject_lock);
+    pthread_mutex_destroy(&rt->idle_lock);
+    pthread_mutex_destroy(&rt->pool_lock);
+    pthread_mutex_destroy(&rt->sig_lock);
+    free(rt);
+}
+
+static void *worker_main(void *arg);
+static void stop_threads(edo_runtime *rt);
 
 int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
 {
     *out = NULL;
     int workers = opts ? opts->workers : 0;
-    if (workers < 0)
+    if (workers < 0 || workers > MAX_WORKERS)
         return -EINVAL;
     if (workers == 0) {
         workers = env_workers();
         if (workers < 0)
             return workers;
+        if (workers == 0)
+            workers = cpu_count();
     }
-    if (workers > 1)
-        return -ENOTSUP; /* the multi-threaded scheduler is not there yet */
+    if (workers > MAX_WORKERS)
+        workers = MAX_WORKERS;
 
     edo_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
@@ -50,21 +89,65 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     rt->stack_cache = opts && opts->stack_cache ? opts->stack_cache : DEFAULT_STACK_CACHE;
     rt->shutdown_timeout_ms = opts && opts->shutdown_timeout_ms > 0 ? opts->shutdown_timeout_ms
                                                                     : DEFAULT_SHUTDOWN_TIMEOUT_MS;
+    rt->blocking_threads =
+        opts && opts->blocking_threads > 0 ? opts->blocking_threads : DEFAULT_BLOCKING_THREADS;
+    rt->blocking_keep_alive_ms = opts && opts->blocking_keep_alive_ms > 0
+                                     ? opts->blocking_keep_alive_ms
+                                     : DEFAULT_BLOCKING_KEEP_ALIVE_MS;
+    rt->nworkers = workers;
+    rt->threaded = workers > 1;
+    rt->epfd = rt->evfd = -1;
     pthread_mutex_init(&rt->inject_lock, NULL);
+    pthread_mutex_init(&rt->idle_lock, NULL);
+    pthread_mutex_init(&rt->pool_lock, NULL);
+    pthread_mutex_init(&rt->sig_lock, NULL);
     sigemptyset(&rt->sigmask);
-
-    edo__worker *w = &rt->worker;
-    w->rt = rt;
-    w->epfd = w->evfd = -1;
-    edo__wheel_init(&w->wheel, edo_now());
-    int rc = edo__driver_init(w);
-    if (rc < 0) {
-        pthread_mutex_destroy(&rt->inject_lock);
-        free(rt);
-        return rc;
+    int rc = -ENOMEM;
+    rt->workers = aligned_alloc(64, sizeof(edo__worker) * (size_t)workers);
+    rt->shards = aligned_alloc(64, sizeof(edo__shard) * (size_t)workers);
+    rt->sleepers = calloc((size_t)workers, sizeof(int));
+    if (!rt->workers || !rt->shards || !rt->sleepers)
+        goto fail;
+    memset(rt->workers, 0, sizeof(edo__worker) * (size_t)workers);
+    memset(rt->shards, 0, sizeof(edo__shard) * (size_t)workers);
+    int64_t now = edo_now();
+    for (int i = 0; i < workers; i++) {
+        edo__worker *w = &rt->workers[i];
+        w->rt = rt;
+        w->index = i;
+        w->rand = (uint32_t)i * 2654435761u + 1;
+        w->queue.stealable = rt->threaded;
+        edo__wheel_init(&w->wheel, now);
+    }
+    atomic_store(&rt->idle_state, (uint32_t)workers << 16); /* every worker unparked */
+    atomic_store(&rt->last_poll, now);
+    if ((rc = edo__driver_init(rt)) < 0)
+        goto fail;
+    if (rt->threaded) {
+        for (int i = 0; i < workers; i++) {
+            edo__worker *w = &rt->workers[i];
+            if ((rc = -pthread_create(&w->thread, NULL, worker_main, w)) < 0) {
+                stop_threads(rt);
+                goto fail;
+            }
+            w->started = true;
+        }
+        if ((rc = -pthread_create(&rt->monitor, NULL, edo__monitor_main, rt)) < 0) {
+            stop_threads(rt);
+            goto fail;
+        }
+        rt->monitor_started = true;
     }
     *out = rt;
     return 0;
+fail:
+    runtime_destroy(rt);
+    return rc;
+}
+
+int edo_runtime_workers(const edo_runtime *rt)
+{
+    return rt ? rt->nworkers : 0;
 }
 
 edo_runtime *edo_runtime_current(void)
@@ -73,38 +156,116 @@ edo_runtime *edo_runtime_current(void)
     return w && w->current ? w->rt : NULL;
 }
 
-/* Makes the calling thread rt's worker for a while. */
+/* Sets up the calling thread as worker w. */
+static int worker_begin(edo__worker *w)
+{
+    edo__ctx_init_thread(&w->sched);
+    int rc = edo__overflow_init_thread(w);
+    if (rc < 0)
+        return rc;
+    edo__worker_enter(w);
+    return 0;
+}
+
+static void worker_end(edo__worker *w)
+{
+    edo__worker_leave();
+    edo__overflow_fini_thread(w);
+    edo__ctx_release(&w->sched);
+}
+
+/* A worker thread of a threaded runtime. */
+static void *worker_main(void *arg)
+{
+    edo__worker *w = arg;
+    /* Signals go to the program's own threads, never to a worker: a worker runs tasks
+     * that cannot take a signal handler's constraints, and edo_signal_wait needs the
+     * signals it reads blocked everywhere. A write to a closed pipe must be an error
+     * value, never SIGPIPE. Only the signals a fault raises stay open. */
+    sigset_t block;
+    sigfillset(&block);
+    int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT };
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&block, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    if (worker_begin(w) < 0) {
+        fprintf(stderr, "edo: worker %d cannot set up its signal stack\n", w->index);
+        abort();
+    }
+    edo__sched_loop(w, NULL, EDO_NEVER);
+    worker_end(w);
+    return NULL;
+}
+
+/* Stops the worker threads and the monitor of a threaded runtime and waits for them. */
+static void stop_threads(edo_runtime *rt)
+{
+    atomic_store(&rt->stopping, true);
+    for (int i = 0; i < rt->nworkers; i++)
+        edo__wake_worker(&rt->workers[i]);
+    edo__driver_unpark(rt);
+    atomic_store(&rt->monitor_word, 1);
+    edo__futex_wake(&rt->monitor_word, 1);
+    for (int i = 0; i < rt->nworkers; i++) {
+        if (rt->workers[i].started)
+            pthread_join(rt->workers[i].thread, NULL);
+        rt->workers[i].started = false;
+    }
+    if (rt->monitor_started)
+        pthread_join(rt->monitor, NULL);
+    rt->monitor_started = false;
+}
+
+/* Current-thread flavour: makes the calling thread rt's worker for a while. */
 static int drive_begin(edo_runtime *rt)
 {
     if (edo__worker_current())
         return -EPERM; /* from a task, or inside another runtime */
     if (atomic_exchange(&rt->driving, true))
         return -EBUSY;
-    edo__worker *w = &rt->worker;
-    edo__ctx_init_thread(&w->sched);
-    int rc = edo__overflow_init_thread(w);
-    if (rc < 0) {
-        atomic_store(&rt->driving, false);
-        return rc;
-    }
+    edo__worker *w = &rt->workers[0];
     /* Writing to a closed pipe must be an error value, never a signal, whatever the
      * program's SIGPIPE disposition: the worker thread blocks it (sockets use
      * MSG_NOSIGNAL; a write to a pipe takes the pending signal back). */
+    pthread_mutex_lock(&rt->sig_lock);
     sigset_t block = rt->sigmask; /* and the signals edo_signal_wait took over */
+    pthread_mutex_unlock(&rt->sig_lock);
     sigaddset(&block, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &block, &w->saved_sigmask);
-    edo__worker_enter(w);
-    return 0;
+    int rc = worker_begin(w);
+    if (rc < 0) {
+        pthread_sigmask(SIG_SETMASK, &w->saved_sigmask, NULL);
+        atomic_store(&rt->driving, false);
+    }
+    return rc;
 }
 
 static void drive_end(edo_runtime *rt)
 {
-    edo__worker *w = &rt->worker;
-    edo__worker_leave();
+    edo__worker *w = &rt->workers[0];
+    worker_end(w);
     pthread_sigmask(SIG_SETMASK, &w->saved_sigmask, NULL);
-    edo__overflow_fini_thread(w);
-    edo__ctx_release(&w->sched);
     atomic_store(&rt->driving, false);
+}
+
+/* Threaded: the calling thread waits for the root task, and blocks the signals that
+ * edo_signal_wait takes over meanwhile (they must be blocked in every thread). */
+static void wait_root(edo_runtime *rt, edo_task *root)
+{
+    sigset_t saved, block;
+    sigemptyset(&block);
+    pthread_sigmask(SIG_BLOCK, &block, &saved);
+    for (;;) {
+        uint32_t gen = atomic_load(&rt->bo_word);
+        pthread_mutex_lock(&rt->sig_lock);
+        block = rt->sigmask;
+        pthread_mutex_unlock(&rt->sig_lock);
+        pthread_sigmask(SIG_BLOCK, &block, NULL);
+        if (atomic_load_explicit(&root->state, memory_order_acquire) == EDO__DONE)
+            break;
+        edo__futex_wait(&rt->bo_word, gen, -1);
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
@@ -113,66 +274,91 @@ int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
         *result = NULL;
     if (!rt || !fn)
         return -EINVAL;
+    edo_task *root;
+    if (rt->threaded) {
+        if (edo__worker_current())
+            return -EPERM;
+        int rc = edo_runtime_spawn_at(rt, &root, &edo__root_opts, fn, arg, "edo_block_on");
+        if (rc < 0)
+            return rc;
+        wait_root(rt, root);
+        return edo_join(root, result);
+    }
     int rc = drive_begin(rt);
     if (rc < 0)
         return rc;
-    edo_task *root;
-    rc = edo_runtime_spawn_at(rt, &root, &(edo_spawn_opts){ .name = "main" }, fn, arg,
-                              "edo_block_on");
+    rc = edo_runtime_spawn_at(rt, &root, &edo__root_opts, fn, arg, "edo_block_on");
     if (rc == 0) {
-        edo__sched_loop(&rt->worker, root, EDO_NEVER);
+        edo__sched_loop(&rt->workers[0], root, EDO_NEVER);
         rc = edo_join(root, result);
     }
     drive_end(rt);
     return rc;
 }
 
+static void abort_one(edo_task *t, void *arg)
+{
+    (void)arg;
+    edo_abort(t);
+}
+
+static void abandon_one(edo_task *t, void *arg)
+{
+    fprintf(stderr, "edo:   task %llu '%s' spawned at %s\n", (unsigned long long)t->id,
+            t->name[0] ? t->name : "task", t->site);
+    edo__task_abandon(t);
+    (void)arg;
+}
+
 void edo_runtime_free(edo_runtime *rt)
 {
     if (!rt)
         return;
-    edo__worker *w = &rt->worker;
-    if (drive_begin(rt) < 0) {
-        fprintf(stderr, "edo: edo_runtime_free called from a task or while the runtime "
-                        "runs; not freed\n");
+    if (edo__worker_current()) {
+        fprintf(stderr, "edo: edo_runtime_free called from a task; not freed\n");
+        return;
+    }
+    if (!rt->threaded && drive_begin(rt) < 0) {
+        fprintf(stderr, "edo: edo_runtime_free called while the runtime runs; not freed\n");
         return;
     }
     atomic_store(&rt->closing, true);
-    /* Tasks spawned from outside that never ran join the list first. */
+    edo__pool_close(rt);
+    /* Tasks spawned from outside that no worker has taken yet join the list first (a
+     * worker that takes one after this sees `closing` and aborts it itself). */
     pthread_mutex_lock(&rt->inject_lock);
     for (edo_task *t = rt->inject_head; t; t = t->qnext)
         if (!t->listed)
             edo__task_list_add(rt, t);
     pthread_mutex_unlock(&rt->inject_lock);
-    for (edo_task *t = rt->all; t; t = t->all_next)
-        edo_abort(t);
-    edo__sched_loop(w, NULL, edo_now() + rt->shutdown_timeout_ms);
-    /* Spawned from another thread while the shutdown began: never ran, never listed. */
-    pthread_mutex_lock(&rt->inject_lock);
-    for (edo_task *t = rt->inject_head; t; t = t->qnext)
-        if (!t->listed)
-            edo__task_list_add(rt, t);
-    rt->inject_head = rt->inject_tail = NULL;
-    pthread_mutex_unlock(&rt->inject_lock);
-    if (rt->live) {
+    edo__task_each(rt, abort_one, NULL);
+    int64_t give_up_at = edo_now() + rt->shutdown_timeout_ms;
+    if (rt->threaded) {
+        /* The workers run the aborted tasks to their end. */
+        while ((edo__live(rt) || atomic_load(&rt->inject_len) || edo__pool_running(rt)) &&
+               edo_now() < give_up_at)
+            nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+        stop_threads(rt);
+    } else {
+        edo__sched_loop(&rt->workers[0], NULL, give_up_at);
+        while (edo__pool_running(rt) && edo_now() < give_up_at)
+            nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+    uint64_t left = edo__live(rt);
+    if (left) {
         fprintf(stderr,
                 "edo: %llu task(s) did not finish within %d ms of shutdown; they are "
                 "abandoned where they are (joins report -ECANCELED):\n",
-                (unsigned long long)rt->live, (int)rt->shutdown_timeout_ms);
-        while (rt->all) {
-            edo_task *t = rt->all;
-            fprintf(stderr, "edo:   task %llu '%s' spawned at %s\n", (unsigned long long)t->id,
-                    t->name[0] ? t->name : "task", t->site);
-            edo__task_abandon(t);
-        }
+                (unsigned long long)left, (int)rt->shutdown_timeout_ms);
+        edo__task_each(rt, abandon_one, NULL);
     }
+    edo__pool_free(rt);
     edo__signal_fini(rt);
-    drive_end(rt);
-    edo__driver_fini(w);
-    edo__stack_cache_release(&w->stacks);
+    if (!rt->threaded)
+        drive_end(rt);
+    edo__driver_reclaim(rt);
     edo__stack_trim();
-    pthread_mutex_destroy(&rt->inject_lock);
-    free(rt);
+    runtime_destroy(rt);
 }
 
 struct main_call {

@@ -53,7 +53,7 @@ struct edo_task {
     _Atomic bool aborted;
     _Atomic bool foreign_joiner; /* a thread outside the runtime waits in edo_join */
     _Atomic(edo_task *) joiner;  /* a task waiting in edo_join */
-    edo_task *qnext;             /* inject queue link */
+    edo_task *qnext;             /* inject queue link; blocking pool queue link */
     edo_task *all_next, *all_prev;
     edo_runtime *rt;
     edo_task_fn fn;
@@ -61,25 +61,29 @@ struct edo_task {
     void *result;
     int64_t deadline;
     edo__timer timer;
-    bool timer_fired;
-    bool listed;        /* in the runtime's task list */
-    bool cancelled;     /* aborted before it returned (read by join after DONE) */
-    uint8_t waiting_on; /* edo_wait_reason */
+    bool timer_fired;           /* written under the wheel's lock (edo__park) */
+    bool listed;                /* in the runtime's task list (shard `shard`) */
+    bool cancelled;             /* aborted before it returned (read by join after DONE) */
+    bool blocking;              /* a call on the blocking pool: no stack, never scheduled */
+    bool abandoned;             /* blocking: given up by shutdown (under the pool's lock) */
+    bool wakes_block_on;        /* the root task of an edo_block_on: its end bumps bo_word */
+    _Atomic uint8_t waiting_on; /* edo_wait_reason */
+    uint16_t shard;
     uint32_t budget;
     edo__stack stack;
     size_t stack_size;
-    /* counters */
+    /* counters: written by the worker running the task, read by edo_task_stats */
     uint64_t id;
-    uint64_t resumes;
-    uint64_t busy_cycles;    /* edo__cycles() ticks spent running */
-    uint64_t run_start;      /* edo__cycles() at the last resume */
-    uint64_t spawned_cycles; /* edo__cycles() at spawn */
+    _Atomic uint64_t resumes;
+    _Atomic uint64_t busy_cycles; /* edo__cycles() ticks spent running */
+    uint64_t run_start;           /* edo__cycles() at the last resume */
+    uint64_t spawned_cycles;      /* edo__cycles() at spawn */
     const char *site;
     char name[32];
 };
 
 /* A bounded ring run queue: the owner pushes at the tail and pops at the head; other
- * workers may take from the head too (stealing), so the head moves by CAS. Slots are
+ * workers take half of it from the head (stealing), so the head moves by CAS. Slots are
  * atomics so that a stealer's read of a slot the owner is rewriting is not a data race;
  * the stealer's CAS then fails and it retries. */
 #define EDO__LOCAL_QUEUE 256
@@ -90,49 +94,116 @@ typedef struct edo__queue {
     _Atomic(edo_task *) slot[EDO__LOCAL_QUEUE];
 } edo__queue;
 
+/* A lock for short critical sections (a few pointer moves). */
+typedef _Atomic int edo__spin;
+void edo__spin_lock_slow(edo__spin *l);
+static inline void edo__spin_lock(edo__spin *l)
+{
+    if (__builtin_expect(atomic_exchange_explicit(l, 1, memory_order_acquire), 0))
+        edo__spin_lock_slow(l);
+}
+static inline void edo__spin_unlock(edo__spin *l)
+{
+    atomic_store_explicit(l, 0, memory_order_release);
+}
+
+/* A counter written by one thread at a time and read by others: no locked instruction. */
+static inline void edo__counter_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
+/* Where a parked worker sleeps (edo__worker.sleep_mode). */
+enum { EDO__AWAKE = 0, EDO__SLEEP_FUTEX, EDO__SLEEP_DRIVER };
+
 struct edo__worker {
     edo_runtime *rt;
-    edo__ctx sched;       /* the worker thread's own stack: the scheduler loop */
-    edo_task *current;    /* running task, NULL in the scheduler loop */
-    edo_task *prev;       /* the task just switched away from, finished by the next side */
-    int prev_why;         /* what prev wants: EDO__SW_* */
-    edo_task *lifo;       /* the task most recently woken by the running task */
-    uint32_t lifo_streak; /* consecutive runs from the LIFO slot */
-    uint32_t tick;
+    int index;
+    edo__ctx sched;         /* the worker thread's own stack: the scheduler loop */
+    edo_task *current;      /* running task, NULL in the scheduler loop */
+    edo_task *prev;         /* the task just switched away from, finished by the next side */
+    int prev_why;           /* what prev wants: EDO__SW_* */
+    edo_task *lifo;         /* the task most recently woken by the running task */
+    uint32_t lifo_streak;   /* consecutive runs from the LIFO slot */
+    _Atomic uint32_t tick;  /* task runs; the monitor reads it to find a stuck worker */
     bool poll_due;          /* time to poll the driver (sched.c's EVENT_INTERVAL) */
     uint32_t poll_interval; /* task runs between polls while busy */
     uint32_t next_poll_tick;
+    uint32_t rand; /* picks the first victim to steal from */
     edo__queue queue;
+    edo__spin wheel_lock;
     edo__wheel wheel;
-    /* driver */
-    int epfd;
-    int evfd;                /* wakes a worker parked in epoll_wait */
-    _Atomic int parked;      /* in epoll_wait, or about to be */
+    /* parking (src/core/idle.c) */
+    bool searching;             /* counted in the runtime's searching workers */
+    bool sleeper;               /* on the sleepers list (under idle_lock) */
+    _Atomic int parked;         /* current-thread: in epoll_wait, or about to be; threaded:
+                                 * in the idle loop (read by the monitor) */
+    _Atomic int sleep_mode;     /* EDO__AWAKE, or where it sleeps */
+    _Atomic uint32_t wake_word; /* set by whoever wakes it; futex word */
+    uint32_t monitor_tick;      /* the monitor's last look at `tick` */
+    pthread_t thread;
+    bool started;
     edo__stack_cache stacks; /* free stacks, reused before mapping new ones */
     sigset_t saved_sigmask;  /* the driving thread's mask before it became the worker */
     edo_task *overflowed;    /* a task whose stack overflowed, to report from this stack */
     const char *overflow_how;
     void *altstack; /* signal stack for the stack-overflow report */
     size_t altstack_len;
-};
+} __attribute__((aligned(64)));
 
 enum { EDO__SW_YIELD = 1, EDO__SW_PARK, EDO__SW_EXIT };
 
+/* One part of the task list, with its own lock: a worker adds the tasks it spawns to its
+ * own part, so spawning on different workers does not contend. */
+typedef struct edo__shard {
+    edo__spin lock;
+    edo_task *all;
+    uint64_t live;
+} __attribute__((aligned(64))) edo__shard;
+
+typedef struct edo__pool edo__pool;
+
 struct edo_runtime {
-    edo__worker worker; /* one today: the current-thread flavour */
-    size_t stack_size;  /* usable bytes of a default stack */
+    edo__worker *workers;
+    int nworkers;
+    bool threaded;     /* worker threads (nworkers >= 2), not the current-thread flavour */
+    size_t stack_size; /* usable bytes of a default stack */
     size_t stack_cache;
     int64_t shutdown_timeout_ms;
-    /* inject queue: tasks spawned or woken from outside the worker */
+    int blocking_threads;
+    int64_t blocking_keep_alive_ms;
+    /* inject queue: tasks spawned or woken from outside the workers, and overflow */
     pthread_mutex_t inject_lock;
     edo_task *inject_head, *inject_tail;
     _Atomic uint32_t inject_len;
-    /* every live task, for task lists and shutdown; touched only by the worker thread */
-    edo_task *all;
-    uint64_t live;
-    _Atomic bool driving; /* a thread is inside edo_block_on */
-    _Atomic bool closing; /* edo_runtime_free has begun: spawns fail with -ESHUTDOWN */
+    /* every live task, for task lists and shutdown */
+    edo__shard *shards;
+    /* driver (src/io/epoll.c): one epoll for the runtime. Only the holder of driver_busy
+     * polls it, so an io retired (deregistered) before a poll starts can be freed then. */
+    int epfd;
+    int evfd; /* wakes the thread sleeping in epoll_wait */
+    _Atomic int driver_busy;
+    _Atomic(edo_io *) retired;
+    _Atomic uint32_t nretired;
+    _Atomic int64_t last_poll; /* edo_now() of the last poll, for the monitor */
+    /* idle workers (src/core/idle.c) */
+    pthread_mutex_t idle_lock;
+    _Atomic uint32_t idle_state; /* searching workers (low 16 bits), unparked (high 16) */
+    int *sleepers;
+    int nsleepers;
+    /* the monitor thread (threaded runtimes) */
+    pthread_t monitor;
+    bool monitor_started;
+    _Atomic uint32_t monitor_word;
+    _Atomic bool stopping;    /* worker threads and the monitor return */
+    _Atomic uint32_t bo_word; /* bumped when a block_on root ends or the signal mask grows */
+    _Atomic bool driving;     /* a thread is inside edo_block_on (current-thread flavour) */
+    _Atomic bool closing;     /* edo_runtime_free has begun: spawns fail with -ESHUTDOWN */
+    edo__pool *pool;          /* the blocking pool, started at its first call */
+    pthread_mutex_t pool_lock;
     /* signals (src/io/signal.c) */
+    pthread_mutex_t sig_lock;
     edo_io *sigio;
     sigset_t sigmask;
 };
@@ -140,6 +211,10 @@ struct edo_runtime {
 /* ---- accessors that survive migration (DESIGN.md section 3) ---------------------------- */
 edo__worker *edo__worker_current(void);
 edo_task *edo__task_current(void);
+/* errno of the calling thread, read afresh: after a call that may have suspended, a task
+ * may be on another thread, and the compiler may have kept the old thread's errno
+ * address (__errno_location is a const function). */
+int edo__errno(void);
 
 /* ---- park and wake ---------------------------------------------------------------------- */
 
@@ -176,8 +251,50 @@ void edo__budget_spend(void);
 /* ---- scheduler internals ---------------------------------------------------------------- */
 void edo__schedule(edo_task *t);                      /* t is QUEUED: put it on a run queue */
 void edo__schedule_tail(edo__worker *w, edo_task *t); /* at the tail of w's own queue */
-/* Runs tasks until `until` is DONE (NULL: until no task is left) or give_up_at passes. */
+/* Runs tasks until `until` is DONE (NULL: until no task is left) or give_up_at passes;
+ * a worker thread of a threaded runtime: until the runtime stops. */
 void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at);
+/* Fires w's timers that are due; any thread (the monitor fires a stuck worker's). */
+void edo__fire_timers(edo__worker *w, int64_t now);
+/* Tasks in the runtime's task list. */
+uint64_t edo__live(edo_runtime *rt);
+/* Calls fn on every listed task, each held by a reference while fn runs. */
+void edo__task_each(edo_runtime *rt, void (*fn)(edo_task *t, void *arg), void *arg);
+void edo__task_list_remove(edo_task *t);
+
+/* ---- idle workers (src/core/idle.c) ------------------------------------------------- */
+/* Wakes one sleeping worker to look for work, unless one is looking already or none
+ * sleeps. Called whenever work is added that the adding worker will not run at once. */
+void edo__notify_parked(edo_runtime *rt);
+/* A worker that found no work: sleeps until notified, or until its own timers or the
+ * driver give it some. On return w->searching says whether it was notified to search. */
+void edo__park_worker(edo__worker *w);
+/* One sleep of a parked worker (sched.c). */
+void edo__worker_sleep(edo__worker *w);
+/* A searching worker found work: if it was the last one searching, wake another. */
+void edo__end_search(edo__worker *w);
+/* May w start searching (steal)? At most half the workers search at once. */
+bool edo__begin_search(edo__worker *w);
+/* Wakes w wherever it sleeps. */
+void edo__wake_worker(edo__worker *w);
+/* Work exists somewhere: the inject queue or a worker's queue. */
+bool edo__work_exists(edo_runtime *rt);
+uint32_t edo__queue_len(const edo__queue *q);
+/* The monitor thread of a threaded runtime. */
+void *edo__monitor_main(void *arg);
+
+/* ---- blocking pool (src/io/blocking.c) -------------------------------------------------- */
+/* Refuses new calls and cancels the ones that have not started. */
+void edo__pool_close(edo_runtime *rt);
+/* Calls still running. */
+int edo__pool_running(edo_runtime *rt);
+/* Abandons the calls still running (their joins report -ECANCELED) and lets the pool's
+ * threads end on their own. */
+void edo__pool_free(edo_runtime *rt);
+/* Ends a blocking call's task: DONE, joiners woken. */
+void edo__task_publish_end(edo_task *t);
+void edo__futex_wait(_Atomic uint32_t *word, uint32_t val, int timeout_ms);
+void edo__futex_wake(_Atomic uint32_t *word, int n);
 void edo__switch_out(edo__worker *w, edo_task *self, int why);
 void edo__task_started(edo_task *t);
 void edo__task_finish(edo__worker *w, edo_task *t);
@@ -185,6 +302,8 @@ void edo__task_finish(edo__worker *w, edo_task *t);
  * its joiners, and its memory goes with the last reference. */
 void edo__task_abandon(edo_task *t);
 void edo__task_list_add(edo_runtime *rt, edo_task *t);
+/* The spawn options of an edo_block_on root task (recognised by address). */
+extern const edo_spawn_opts edo__root_opts;
 void edo__worker_enter(edo__worker *w);
 void edo__worker_leave(void);
 int64_t edo__now_ns(void);
@@ -209,13 +328,18 @@ static inline uint64_t edo__cycles(void)
 uint64_t edo__cycles_to_ns(uint64_t cycles);
 
 /* ---- driver (src/io/epoll.c) ------------------------------------------------------------ */
-int edo__driver_init(edo__worker *w);
-void edo__driver_fini(edo__worker *w);
-/* Waits for events at most timeout_ms (-1: no limit) and wakes the tasks they concern.
- * Returns the number of events. */
-int edo__driver_poll(edo__worker *w, int timeout_ms);
-/* Wakes the worker from edo__driver_poll; any thread. */
-void edo__driver_unpark(edo__worker *w);
+int edo__driver_init(edo_runtime *rt);
+void edo__driver_fini(edo_runtime *rt);
+/* Takes the right to poll; false if another thread has it. */
+bool edo__driver_acquire(edo_runtime *rt);
+void edo__driver_release(edo_runtime *rt);
+/* With the right to poll: waits for events at most timeout_ms (-1: no limit) and wakes
+ * the tasks they concern. Returns the number of events. */
+int edo__driver_poll(edo_runtime *rt, int timeout_ms);
+/* Wakes the thread sleeping in edo__driver_poll; any thread. */
+void edo__driver_unpark(edo_runtime *rt);
+/* Frees every retired io (shutdown, when nothing polls any more). */
+void edo__driver_reclaim(edo_runtime *rt);
 
 /* ---- stack overflow report (src/core/task.c) ----------------------------------------- */
 int edo__overflow_init_thread(edo__worker *w);

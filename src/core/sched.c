@@ -6,10 +6,15 @@
  * timers) only when there is none or when it is time to poll. Whatever the task that
  * switched away still needs (requeueing, PARKED, freeing) is done by finish_switch on the
  * other side of the switch, once its stack is no longer in use.
+ *
+ * With several workers, a worker whose own queue and LIFO slot are empty takes work from
+ * the inject queue, then steals half of another worker's queue, and sleeps (idle.c) when
+ * there is none.
  */
 #include "core/runtime.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <time.h>
 
 /* Poll the driver and the inject queue after this many task runs, even when tasks are
@@ -37,6 +42,36 @@ __attribute__((noinline)) edo_task *edo__task_current(void)
     edo__worker *w = tls_worker;
     __asm__ volatile("" ::: "memory");
     return w ? w->current : NULL;
+}
+
+__attribute__((noinline)) int edo__errno(void)
+{
+    __asm__ volatile("" ::: "memory");
+    return errno;
+}
+
+int edo_worker_index(void)
+{
+    edo__worker *w = edo__worker_current();
+    return w && w->current ? w->index : -1;
+}
+
+void edo__spin_lock_slow(edo__spin *l)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (!atomic_load_explicit(l, memory_order_relaxed) &&
+            !atomic_exchange_explicit(l, 1, memory_order_acquire))
+            return;
+        if (spins < 64) {
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            __asm__ volatile("yield");
+#endif
+        } else {
+            sched_yield(); /* the holder may have been preempted: more workers than cores */
+        }
+    }
 }
 
 void edo__worker_enter(edo__worker *w)
@@ -134,6 +169,47 @@ static edo_task *queue_pop(edo__queue *q)
     }
 }
 
+uint32_t edo__queue_len(const edo__queue *q)
+{
+    uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+    uint32_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    return tail - head;
+}
+
+/* Moves half of `from`'s tasks (rounded up) into `to`, which belongs to the caller and is
+ * empty, and returns one of them to run now; NULL if `from` is empty. */
+static edo_task *queue_steal(edo__queue *from, edo__queue *to)
+{
+    uint32_t to_tail = atomic_load_explicit(&to->tail, memory_order_relaxed);
+    for (;;) {
+        uint32_t head = atomic_load_explicit(&from->head, memory_order_acquire);
+        uint32_t tail = atomic_load_explicit(&from->tail, memory_order_acquire);
+        uint32_t n = tail - head;
+        if (n == 0 || n > EDO__LOCAL_QUEUE)
+            return NULL; /* empty, or head and tail read at different moments */
+        n -= n / 2;
+        /* Copy first, then claim by moving the head: if the CAS fails, another thread took
+         * some of these and the copies are simply overwritten on the next try. The owner
+         * cannot rewrite slots [head, tail) while the head stays where it is. */
+        for (uint32_t i = 0; i < n; i++) {
+            edo_task *t = atomic_load_explicit(&from->slot[(head + i) % EDO__LOCAL_QUEUE],
+                                               memory_order_relaxed);
+            atomic_store_explicit(&to->slot[(to_tail + i) % EDO__LOCAL_QUEUE], t,
+                                  memory_order_relaxed);
+        }
+        if (atomic_compare_exchange_strong_explicit(&from->head, &head, head + n,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            /* Run the last one now; the rest become the caller's queue. */
+            n--;
+            edo_task *t = atomic_load_explicit(&to->slot[(to_tail + n) % EDO__LOCAL_QUEUE],
+                                               memory_order_relaxed);
+            if (n)
+                atomic_store_explicit(&to->tail, to_tail + n, memory_order_release);
+            return t;
+        }
+    }
+}
+
 /* ---- the inject queue ------------------------------------------------------------------ */
 
 static void inject_push_list(edo_runtime *rt, edo_task *first, edo_task *last, uint32_t n)
@@ -149,21 +225,57 @@ static void inject_push_list(edo_runtime *rt, edo_task *first, edo_task *last, u
     pthread_mutex_unlock(&rt->inject_lock);
 }
 
-static edo_task *inject_pop(edo_runtime *rt)
+/* Takes the inject queue's head for w to run, and with `batch`, a share of the rest into
+ * w's own queue (empty then), so that one lock serves many tasks. A task spawned from
+ * outside the workers joins the task list here, on w's part of it, before inject_len stops
+ * counting it: shutdown waits until both are zero, so no task is between the two unseen. */
+static edo_task *inject_pop(edo__worker *w, bool batch)
 {
+    edo_runtime *rt = w->rt;
     if (!atomic_load_explicit(&rt->inject_len, memory_order_relaxed))
         return NULL;
+    uint32_t max = 1;
     pthread_mutex_lock(&rt->inject_lock);
-    edo_task *t = rt->inject_head;
-    if (t) {
-        rt->inject_head = t->qnext;
-        if (!rt->inject_head)
-            rt->inject_tail = NULL;
-        t->qnext = NULL;
-        atomic_fetch_sub(&rt->inject_len, 1);
+    if (batch && rt->threaded) { /* one lock for many under contention; alone, one at a time keeps
+                                    each task warm */
+        max = atomic_load_explicit(&rt->inject_len, memory_order_relaxed) / (uint32_t)rt->nworkers +
+              1;
+        uint32_t len = edo__queue_len(&w->queue);
+        uint32_t room = len < EDO__LOCAL_QUEUE / 2 ? EDO__LOCAL_QUEUE / 2 - len : 1;
+        if (max > room)
+            max = room;
     }
+    edo_task *first = rt->inject_head, *t = first;
+    uint32_t n = 0;
+    while (t && n < max) {
+        edo_task *next = t->qnext;
+        t->qnext = n + 1 < max ? next : NULL;
+        t = next;
+        n++;
+    }
+    rt->inject_head = t;
+    if (!t)
+        rt->inject_tail = NULL;
     pthread_mutex_unlock(&rt->inject_lock);
-    return t;
+    bool closing = false;
+    edo_task *next;
+    for (t = first; t; t = next) {
+        next = t->qnext; /* before t is queued: another worker may run it at once */
+        if (!t->listed) {
+            t->shard = (uint16_t)w->index;
+            edo__task_list_add(rt, t);
+            /* Listed after shutdown's walk of the list: it was not aborted there. */
+            if (closing || (closing = atomic_load(&rt->closing)))
+                atomic_store(&t->aborted, true);
+        }
+        if (t != first && !queue_push(&w->queue, t))
+            inject_push_list(rt, t, t, 1); /* no room after all: back it goes */
+    }
+    if (n)
+        atomic_fetch_sub(&rt->inject_len, n);
+    if (first)
+        first->qnext = NULL;
+    return first;
 }
 
 /* The local queue is full. With one worker, t goes to the inject queue, which is drained
@@ -196,41 +308,58 @@ static void push_local(edo__worker *w, edo_task *t)
         push_overflow(w, t);
 }
 
-void edo__schedule_tail(edo__worker *w, edo_task *t)
+/* Queues t on w and, with several workers, wakes a sleeping one if w now has more work
+ * than the one task it will run next: a single queued task (a spawned child, a task the
+ * driver just woke) runs here without a cross-thread wake-up, the second one is worth
+ * sharing. (If the running task then runs long, the monitor offers the queue around.) */
+static void push_and_notify(edo__worker *w, edo_task *t)
 {
     push_local(w, t);
+    if (w->rt->threaded && edo__queue_len(&w->queue) > 1)
+        edo__notify_parked(w->rt);
+}
+
+void edo__schedule_tail(edo__worker *w, edo_task *t)
+{
+    push_and_notify(w, t);
 }
 
 void edo__schedule(edo_task *t)
 {
     edo__worker *w = edo__worker_current();
-    if (w && w->rt == t->rt) {
+    edo_runtime *rt = t->rt;
+    if (w && w->rt == rt) {
         if (w->current) {
             /* Woken by the running task: run it next, for message-passing latency. */
             edo_task *old = w->lifo;
             w->lifo = t;
-            if (old)
-                push_local(w, old);
-        } else {
-            push_local(w, t);
+            if (!old)
+                return; /* runs here soon: no other worker needs waking */
+            t = old;
         }
+        push_and_notify(w, t);
         return;
     }
-    edo_runtime *rt = t->rt;
     inject_push_list(rt, t, t, 1);
-    edo__worker *rw = &rt->worker;
+    if (rt->threaded) {
+        edo__notify_parked(rt);
+        return;
+    }
+    edo__worker *rw = &rt->workers[0];
     /* Pairs with the worker's store of `parked` before it checks the inject queue. */
     if (atomic_exchange(&rw->parked, 0))
-        edo__driver_unpark(rw);
+        edo__driver_unpark(rt);
 }
 
 static edo_task *next_task(edo__worker *w)
 {
     edo_task *t;
-    if ((int32_t)(++w->tick - w->next_poll_tick) >= 0) {
+    uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
+    atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
+    if ((int32_t)(tick - w->next_poll_tick) >= 0) {
         w->poll_due = true;
-        if ((t = inject_pop(w->rt)))
-            goto found;
+        if ((t = inject_pop(w, false)))
+            return t;
     }
     if (w->lifo) {
         t = w->lifo;
@@ -244,20 +373,43 @@ static edo_task *next_task(edo__worker *w)
     w->lifo_streak = 0;
     if ((t = queue_pop(&w->queue)))
         return t;
-    if (!(t = inject_pop(w->rt)))
-        return NULL;
-found:
-    /* Tasks spawned from outside the runtime join the task list when they first run. */
-    if (!t->listed)
-        edo__task_list_add(w->rt, t);
-    return t;
+    return inject_pop(w, true);
+}
+
+/* Steals from the other workers, starting at a random one. */
+static edo_task *steal(edo__worker *w)
+{
+    edo_runtime *rt = w->rt;
+    int n = rt->nworkers;
+    w->rand = w->rand * 1103515245u + 12345u;
+    int start = (int)((w->rand >> 16) % (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        edo__worker *v = &rt->workers[(start + i) % n];
+        if (v == w)
+            continue;
+        edo_task *t = queue_steal(&v->queue, &w->queue);
+        if (t)
+            return t;
+    }
+    return inject_pop(w, true);
+}
+
+bool edo__work_exists(edo_runtime *rt)
+{
+    if (atomic_load(&rt->inject_len))
+        return true;
+    for (int i = 0; i < rt->nworkers; i++)
+        if (edo__queue_len(&rt->workers[i].queue))
+            return true;
+    return false;
 }
 
 static void run_prepare(edo__worker *w, edo_task *t, uint64_t now)
 {
-    if (atomic_load_explicit(&t->state, memory_order_relaxed) == EDO__QUEUED)
+    /* Acquire: pairs with the release of whoever queued it, on another thread perhaps. */
+    if (atomic_load_explicit(&t->state, memory_order_acquire) == EDO__QUEUED)
         atomic_store_explicit(&t->state, EDO__RUNNING, memory_order_relaxed);
-    t->resumes++;
+    edo__counter_add(&t->resumes, 1);
     t->run_start = now;
     t->budget = EDO__BUDGET;
     w->current = t;
@@ -272,7 +424,7 @@ static void finish_switch(edo__worker *w)
     w->prev = NULL;
     switch (w->prev_why) {
     case EDO__SW_YIELD:
-        push_local(w, p);
+        push_and_notify(w, p);
         break;
     case EDO__SW_PARK: {
         uint32_t s = EDO__RUNNING;
@@ -313,7 +465,7 @@ void edo__switch_out(edo__worker *w, edo_task *self, int why)
             return;
         }
     }
-    self->busy_cycles += c - self->run_start;
+    edo__counter_add(&self->busy_cycles, c - self->run_start);
     w->prev = self;
     w->prev_why = why;
     if (next) {
@@ -336,52 +488,182 @@ _Noreturn void edo__overflow_report_away(edo_task *t, const char *how)
     __builtin_unreachable();
 }
 
-/* Polls the driver (waiting at most max_wait ms, -1: until an event or the next timer)
- * and fires the timers that are due. */
+void edo__fire_timers(edo__worker *w, int64_t now)
+{
+    /* Popped under the wheel's lock, woken after it: a wake may take other locks. The
+     * reference keeps each task alive from its pop to its wake. */
+    for (;;) {
+        edo_task *fired[64];
+        int n = 0;
+        edo__spin_lock(&w->wheel_lock);
+        if (w->wheel.count) {
+            edo__timer *tm;
+            while (n < 64 && (tm = edo__wheel_pop(&w->wheel, now))) {
+                edo_task *t = (edo_task *)((char *)tm - offsetof(edo_task, timer));
+                t->timer_fired = true;
+                edo__task_ref(t);
+                fired[n++] = t;
+            }
+        }
+        edo__spin_unlock(&w->wheel_lock);
+        for (int i = 0; i < n; i++) {
+            edo__wake(fired[i]);
+            edo__task_unref(fired[i]);
+        }
+        if (n < 64)
+            return;
+    }
+}
+
+static int64_t next_timer(edo__worker *w)
+{
+    edo__spin_lock(&w->wheel_lock);
+    int64_t next = edo__wheel_next(&w->wheel);
+    edo__spin_unlock(&w->wheel_lock);
+    return next;
+}
+
+/* Milliseconds until w's next timer, capped at `limit` (-1: no cap). */
+static int timer_timeout(edo__worker *w, int limit)
+{
+    int64_t next = next_timer(w);
+    if (next == INT64_MAX)
+        return limit;
+    int64_t d = next - edo_now();
+    d = d < 0 ? 0 : d > 1000000 ? 1000000 : d;
+    return limit >= 0 && limit < d ? limit : (int)d;
+}
+
+static void poll_done(edo__worker *w, int events, bool waited)
+{
+    if (events > 0 || waited || !w->poll_interval)
+        w->poll_interval = EVENT_INTERVAL;
+    else if (w->poll_interval < EVENT_INTERVAL_MAX)
+        w->poll_interval *= 2;
+    w->next_poll_tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + w->poll_interval;
+}
+
+/* Current-thread flavour: polls the driver (waiting at most max_wait ms, -1: until an
+ * event or the next timer) and fires the timers that are due. */
 static void poll_once(edo__worker *w, int max_wait)
 {
+    edo_runtime *rt = w->rt;
     int timeout = max_wait;
     if (timeout != 0) {
-        int64_t next = edo__wheel_next(&w->wheel);
-        if (next != INT64_MAX) {
-            int64_t d = next - edo_now();
-            d = d < 0 ? 0 : d > 1000000 ? 1000000 : d;
-            if (timeout < 0 || d < timeout)
-                timeout = (int)d;
-        }
+        timeout = timer_timeout(w, max_wait);
         /* Announce the sleep, then look once more: a foreign wake either sees `parked`
          * and writes the eventfd, or its task is already in the inject queue here. */
         atomic_store(&w->parked, 1);
-        if (atomic_load(&w->rt->inject_len))
+        if (atomic_load(&rt->inject_len))
             timeout = 0;
         else
             edo__stack_trim(); /* idle: a good moment to give memory back */
     }
     w->poll_due = false;
-    int n = edo__driver_poll(w, timeout);
-    if (n > 0 || max_wait != 0 || !w->poll_interval)
-        w->poll_interval = EVENT_INTERVAL;
-    else if (w->poll_interval < EVENT_INTERVAL_MAX)
-        w->poll_interval *= 2;
-    w->next_poll_tick = w->tick + w->poll_interval;
+    int n = 0;
+    if (edo__driver_acquire(rt)) {
+        n = edo__driver_poll(rt, timeout);
+        edo__driver_release(rt);
+    }
+    poll_done(w, n, max_wait != 0);
     if (max_wait != 0)
         atomic_store(&w->parked, 0);
-    if (w->wheel.count)
-        edo__wheel_advance(&w->wheel, edo_now());
+    edo__fire_timers(w, edo_now());
+}
+
+/* Threaded: a busy worker's look at the driver, unless another thread is polling it. */
+static void poll_busy(edo__worker *w)
+{
+    edo_runtime *rt = w->rt;
+    w->poll_due = false;
+    int n = 0;
+    if (edo__driver_acquire(rt)) {
+        n = edo__driver_poll(rt, 0);
+        edo__driver_release(rt);
+    }
+    poll_done(w, n, false);
+    edo__fire_timers(w, edo_now());
+}
+
+/* Threaded: sleeps in the driver if no other thread does, else on the futex, until woken
+ * or w's next timer; then fires w's timers. */
+void edo__worker_sleep(edo__worker *w)
+{
+    edo_runtime *rt = w->rt;
+    int timeout = timer_timeout(w, -1);
+    if (edo__driver_acquire(rt)) {
+        /* Announce where it sleeps, then look at the wake word (the waker does the
+         * mirror image): either it sees the word, or the waker sees DRIVER. */
+        atomic_store(&w->sleep_mode, EDO__SLEEP_DRIVER);
+        if (atomic_load(&w->wake_word) || atomic_load(&rt->stopping))
+            timeout = 0;
+        else
+            edo__stack_trim();
+        int n = edo__driver_poll(rt, timeout);
+        atomic_store(&w->sleep_mode, EDO__AWAKE);
+        edo__driver_release(rt);
+        poll_done(w, n, true);
+    } else {
+        atomic_store(&w->sleep_mode, EDO__SLEEP_FUTEX);
+        if (!atomic_load(&w->wake_word) && !atomic_load(&rt->stopping))
+            edo__futex_wait(&w->wake_word, 0, timeout);
+        atomic_store(&w->sleep_mode, EDO__AWAKE);
+    }
+    atomic_store(&w->wake_word, 0);
+    edo__fire_timers(w, edo_now());
+}
+
+/* A searching worker that found nothing watches the queues a little before it sleeps:
+ * going to sleep and being woken costs two system calls and microseconds, and work often
+ * comes back sooner (a remote spawner, a message passed back). Only searchers spin, and
+ * at most half the workers search. */
+#define SPIN_ROUNDS 100
+
+static bool spin_for_work(edo__worker *w)
+{
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        if (edo__work_exists(w->rt) || atomic_load_explicit(&w->rt->stopping, memory_order_relaxed))
+            return true;
+        for (int k = 0; k < 8; k++) {
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            __asm__ volatile("yield");
+#endif
+        }
+    }
+    return false;
+}
+
+static bool loop_done(edo__worker *w, edo_task *until, int64_t give_up_at)
+{
+    edo_runtime *rt = w->rt;
+    if (rt->threaded)
+        return atomic_load_explicit(&rt->stopping, memory_order_relaxed);
+    if (until ? atomic_load_explicit(&until->state, memory_order_acquire) == EDO__DONE
+              : edo__live(rt) == 0 && !atomic_load(&rt->inject_len))
+        return true;
+    return give_up_at != EDO_NEVER && edo_now() >= give_up_at;
 }
 
 void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at)
 {
+    edo_runtime *rt = w->rt;
     for (;;) {
-        if (until ? atomic_load_explicit(&until->state, memory_order_acquire) == EDO__DONE
-                  : w->rt->live == 0)
+        if (loop_done(w, until, give_up_at))
             return;
-        if (give_up_at != EDO_NEVER && edo_now() >= give_up_at)
-            return;
-        if (w->poll_due)
-            poll_once(w, 0);
+        if (w->poll_due) {
+            if (rt->threaded)
+                poll_busy(w);
+            else
+                poll_once(w, 0);
+        }
         edo_task *t = next_task(w);
+        if (!t && rt->threaded && edo__begin_search(w))
+            t = steal(w);
         if (t) {
+            if (w->searching)
+                edo__end_search(w);
             run_prepare(w, t, edo__cycles());
             edo__coro_switch(&w->sched, &t->ctx, 0);
             if (__builtin_expect(w->overflowed != NULL, 0))
@@ -390,8 +672,13 @@ void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at)
             finish_switch(w);
             continue;
         }
-        /* Nothing ready: sleep in the driver (during shutdown, in short rounds so that
-         * the grace period is noticed). */
-        poll_once(w, give_up_at != EDO_NEVER ? 10 : -1);
+        if (rt->threaded) {
+            if (w->searching && spin_for_work(w))
+                continue;
+            edo__park_worker(w);
+        } else
+            /* Nothing ready: sleep in the driver (during shutdown, in short rounds so
+             * that the grace period is noticed). */
+            poll_once(w, give_up_at != EDO_NEVER ? 10 : -1);
     }
 }

@@ -24,24 +24,18 @@ static _Atomic uint64_t next_task_id = 1;
 
 #define TASK_SLOT ((sizeof(edo_task) + 63) & ~(size_t)63)
 
-/* Stacks start at one of COLORS offsets, 64 bytes apart. Without it every task's struct
- * and first frames sit at the same offset in their pages, so the tasks that take turns on
- * a worker all compete for the same few sets of the L1 cache. */
-#define COLORS 16
-#define COLOR_SPAN (COLORS * 64)
-
 /* ---- memory ---------------------------------------------------------------------------- */
 
-static edo_task *task_alloc(edo__worker *w, size_t usable, uint64_t color, int *err)
+static edo_task *task_alloc(edo__worker *w, size_t usable, int *err)
 {
     edo__stack st;
     bool pooled;
-    int rc = edo__stack_get(w ? &w->stacks : NULL, usable + TASK_SLOT + COLOR_SPAN, &st, &pooled);
+    int rc = edo__stack_get(w ? &w->stacks : NULL, usable + TASK_SLOT, &st, &pooled);
     if (rc < 0) {
         *err = rc;
         return NULL;
     }
-    edo_task *t = (edo_task *)(st.map + st.map_len - TASK_SLOT - (color % COLORS) * 64);
+    edo_task *t = (edo_task *)(st.map + st.map_len - TASK_SLOT);
 #ifdef EDO_ASAN
     /* A reused stack may carry poisoned shadow from frames that never returned. */
     if (pooled)
@@ -54,6 +48,10 @@ static edo_task *task_alloc(edo__worker *w, size_t usable, uint64_t color, int *
 
 static void task_free(edo_task *t)
 {
+    if (t->blocking) {
+        free(t);
+        return;
+    }
     edo__stack st = t->stack;
     edo__worker *w = edo__worker_current();
     /* To this worker's cache if it is one of the task's runtime (only then is rt alive
@@ -75,44 +73,105 @@ void edo__task_unref(edo_task *t)
         task_free(t);
 }
 
-/* ---- the task list (worker thread only) ------------------------------------------------ */
+/* ---- the task list ---------------------------------------------------------------------- */
 
 void edo__task_list_add(edo_runtime *rt, edo_task *t)
 {
+    edo__shard *sh = &rt->shards[t->shard];
+    edo__spin_lock(&sh->lock);
     t->listed = true;
     t->all_prev = NULL;
-    t->all_next = rt->all;
-    if (rt->all)
-        rt->all->all_prev = t;
-    rt->all = t;
-    rt->live++;
+    t->all_next = sh->all;
+    if (sh->all)
+        sh->all->all_prev = t;
+    sh->all = t;
+    sh->live++;
+    edo__spin_unlock(&sh->lock);
 }
 
-static void task_list_remove(edo_runtime *rt, edo_task *t)
+void edo__task_list_remove(edo_task *t)
 {
-    if (!t->listed)
-        return;
-    t->listed = false;
-    if (t->all_prev)
-        t->all_prev->all_next = t->all_next;
-    else
-        rt->all = t->all_next;
-    if (t->all_next)
-        t->all_next->all_prev = t->all_prev;
-    t->all_next = t->all_prev = NULL;
-    rt->live--;
+    edo__shard *sh = &t->rt->shards[t->shard];
+    edo__spin_lock(&sh->lock);
+    if (t->listed) {
+        t->listed = false;
+        if (t->all_prev)
+            t->all_prev->all_next = t->all_next;
+        else
+            sh->all = t->all_next;
+        if (t->all_next)
+            t->all_next->all_prev = t->all_prev;
+        t->all_next = t->all_prev = NULL;
+        sh->live--;
+    }
+    edo__spin_unlock(&sh->lock);
+}
+
+uint64_t edo__live(edo_runtime *rt)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < rt->nworkers; i++) {
+        edo__shard *sh = &rt->shards[i];
+        edo__spin_lock(&sh->lock);
+        n += sh->live;
+        edo__spin_unlock(&sh->lock);
+    }
+    return n;
+}
+
+void edo__task_each(edo_runtime *rt, void (*fn)(edo_task *t, void *arg), void *arg)
+{
+    /* A listed task is alive (it leaves the list before its memory can go): take a
+     * reference to each under the lock, then call fn without holding it. */
+    for (int i = 0; i < rt->nworkers; i++) {
+        edo__shard *sh = &rt->shards[i];
+        for (;;) {
+            edo__spin_lock(&sh->lock);
+            uint64_t n = sh->live;
+            edo__spin_unlock(&sh->lock);
+            edo_task **ts = n ? malloc(n * sizeof *ts) : NULL;
+            if (n && !ts)
+                return;
+            edo__spin_lock(&sh->lock);
+            if (sh->live > n) { /* grew meanwhile: size the array again */
+                edo__spin_unlock(&sh->lock);
+                free(ts);
+                continue;
+            }
+            n = 0;
+            for (edo_task *t = sh->all; t; t = t->all_next) {
+                edo__task_ref(t);
+                ts[n++] = t;
+            }
+            edo__spin_unlock(&sh->lock);
+            for (uint64_t k = 0; k < n; k++) {
+                fn(ts[k], arg);
+                edo__task_unref(ts[k]);
+            }
+            free(ts);
+            break;
+        }
+    }
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
 /* Marks t DONE and wakes whoever joins it: a task, or a thread outside the runtime. */
-static void publish_end(edo_task *t)
+void edo__task_publish_end(edo_task *t)
 {
-    task_list_remove(t->rt, t);
+    edo_runtime *rt = t->rt;
+    bool root = t->wakes_block_on;
+    if (t->listed)
+        edo__task_list_remove(t);
     atomic_store(&t->state, EDO__DONE);
     if (atomic_load(&t->foreign_joiner))
         syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
     edo__slot_fire(&t->joiner);
+    if (root) {
+        /* The thread in edo_block_on waits on bo_word (the runtime outlives its call). */
+        atomic_fetch_add(&rt->bo_word, 1);
+        edo__futex_wake(&rt->bo_word, INT_MAX);
+    }
 }
 
 static void task_entry(void *arg)
@@ -124,16 +183,9 @@ static void task_entry(void *arg)
     /* Publish the end while still on this stack, so that a waiting joiner lands in the
      * LIFO slot and the switch below goes straight to it. The runtime's reference keeps
      * the stack mapped until edo__task_finish runs on the other side of that switch. */
-    publish_end(t);
+    edo__task_publish_end(t);
     edo__switch_out(edo__worker_current(), t, EDO__SW_EXIT);
     __builtin_unreachable();
-}
-
-static void timer_fired(edo__timer *tm)
-{
-    edo_task *t = (edo_task *)((char *)tm - offsetof(edo_task, timer));
-    t->timer_fired = true;
-    edo__wake(t);
 }
 
 static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joinable,
@@ -150,7 +202,7 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
     usable = (usable + page - 1) & ~(page - 1);
     int err = 0;
     uint64_t id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed);
-    edo_task *t = task_alloc(w, usable, id, &err);
+    edo_task *t = task_alloc(w, usable, &err);
     if (!t)
         return err == -ENOMEM ? -EAGAIN : err;
     t->rt = rt;
@@ -159,8 +211,8 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
     t->site = site;
     t->stack_size = usable;
     t->deadline = EDO_NEVER;
-    t->timer.fire = timer_fired;
     t->id = id;
+    t->shard = (uint16_t)(w ? w->index : 0);
     t->spawned_cycles = edo__cycles();
     if (opts && opts->name)
         snprintf(t->name, sizeof t->name, "%s", opts->name);
@@ -171,6 +223,8 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
     *out = t;
     return 0;
 }
+
+const edo_spawn_opts edo__root_opts = { .name = "main" };
 
 int edo_runtime_spawn_at(edo_runtime *rt, edo_task **out, const edo_spawn_opts *opts,
                          edo_task_fn fn, void *arg, const char *site)
@@ -186,11 +240,14 @@ int edo_runtime_spawn_at(edo_runtime *rt, edo_task **out, const edo_spawn_opts *
         return rc;
     if (out)
         *out = t;
+    t->wakes_block_on = opts == &edo__root_opts;
     if (w) {
         edo__task_list_add(rt, t);
         /* At the tail, not in the LIFO slot: the spawner goes on first. */
         edo__schedule_tail(w, t);
     } else {
+        /* Listed by the worker that takes it from the inject queue, on its own part of
+         * the list (the one it will most likely remove it from). */
         edo__schedule(t);
     }
     return 0;
@@ -209,7 +266,7 @@ void edo__task_abandon(edo_task *t)
 {
     t->cancelled = true;
     t->result = NULL;
-    publish_end(t);
+    edo__task_publish_end(t);
     edo__ctx_release(&t->ctx);
     edo__task_unref(t);
 }
@@ -268,25 +325,32 @@ int edo__park(edo_wait_reason why, int64_t deadline)
     }
     if (t->deadline < deadline)
         deadline = t->deadline;
-    edo__wheel *wheel = NULL;
+    edo__worker *home = NULL;
     if (deadline != EDO_NEVER) {
         if (edo_now() >= deadline)
             return -ETIMEDOUT;
+        /* On this worker's wheel; the task may resume on another worker and cancel it
+         * from there, hence the lock. */
+        home = w;
+        edo__spin_lock(&home->wheel_lock);
         t->timer_fired = false;
-        wheel = &w->wheel;
-        edo__wheel_insert(wheel, &t->timer, deadline);
+        edo__wheel_insert(&home->wheel, &t->timer, deadline);
+        edo__spin_unlock(&home->wheel_lock);
     }
-    t->waiting_on = (uint8_t)why;
+    atomic_store_explicit(&t->waiting_on, (uint8_t)why, memory_order_relaxed);
     edo__suspend(w, t);
-    t->waiting_on = EDO_WAIT_NONE;
+    atomic_store_explicit(&t->waiting_on, EDO_WAIT_NONE, memory_order_relaxed);
     t->budget = EDO__BUDGET;
-    /* The timer was armed on this task's worker; a task resumes on the worker it parked
-     * on today (one worker). */
-    if (wheel)
-        edo__wheel_cancel(wheel, &t->timer);
+    bool fired = false;
+    if (home) {
+        edo__spin_lock(&home->wheel_lock);
+        edo__wheel_cancel(&home->wheel, &t->timer);
+        fired = t->timer_fired;
+        edo__spin_unlock(&home->wheel_lock);
+    }
     if (atomic_load_explicit(&t->aborted, memory_order_acquire))
         return -ECANCELED;
-    if (wheel && (t->timer_fired || edo_now() >= deadline))
+    if (home && (fired || edo_now() >= deadline))
         return -ETIMEDOUT;
     return 0;
 }
@@ -345,9 +409,9 @@ int edo_yield(void)
         edo__budget_spend(); /* as in edo__park */
         return -ECANCELED;
     }
-    t->waiting_on = EDO_WAIT_YIELD;
+    atomic_store_explicit(&t->waiting_on, EDO_WAIT_YIELD, memory_order_relaxed);
     edo__switch_out(w, t, EDO__SW_YIELD);
-    t->waiting_on = EDO_WAIT_NONE;
+    atomic_store_explicit(&t->waiting_on, EDO_WAIT_NONE, memory_order_relaxed);
     return atomic_load_explicit(&t->aborted, memory_order_acquire) ? -ECANCELED : 0;
 }
 
@@ -470,14 +534,16 @@ void edo_task_stats(const edo_task *t, edo_task_info *info)
     snprintf(info->name, sizeof info->name, "%s", t->name[0] ? t->name : "task");
     info->spawn_site = t->site;
     /* A yielded task waits in a run queue without leaving RUNNING (runtime.h). */
-    info->state = s == EDO__DONE                                 ? EDO_TASK_DONE
-                  : s == EDO__PARKED                             ? EDO_TASK_PARKED
-                  : s == EDO__QUEUED                             ? EDO_TASK_READY
-                  : t != self && t->waiting_on == EDO_WAIT_YIELD ? EDO_TASK_READY
-                                                                 : EDO_TASK_RUNNING;
-    info->waiting_on = (edo_wait_reason)t->waiting_on;
-    info->resumes = t->resumes;
-    uint64_t busy = t->busy_cycles + (t == self ? now - t->run_start : 0);
+    uint8_t waiting = atomic_load_explicit(&t->waiting_on, memory_order_relaxed);
+    info->state = s == EDO__DONE                           ? EDO_TASK_DONE
+                  : s == EDO__PARKED                       ? EDO_TASK_PARKED
+                  : s == EDO__QUEUED                       ? EDO_TASK_READY
+                  : t != self && waiting == EDO_WAIT_YIELD ? EDO_TASK_READY
+                                                           : EDO_TASK_RUNNING;
+    info->waiting_on = (edo_wait_reason)waiting;
+    info->resumes = atomic_load_explicit(&t->resumes, memory_order_relaxed);
+    uint64_t busy = atomic_load_explicit(&t->busy_cycles, memory_order_relaxed) +
+                    (t == self ? now - t->run_start : 0);
     uint64_t life = now - t->spawned_cycles;
     info->busy_ns = edo__cycles_to_ns(busy);
     info->idle_ns = life > busy ? edo__cycles_to_ns(life - busy) : 0;
@@ -485,17 +551,30 @@ void edo_task_stats(const edo_task *t, edo_task_info *info)
     info->stack_size = t->stack_size;
 }
 
+struct list_walk {
+    int (*fn)(const edo_task_info *, void *);
+    void *arg;
+    size_t n;
+    bool stop;
+};
+
+static void list_one(edo_task *t, void *arg)
+{
+    struct list_walk *lw = arg;
+    if (lw->stop)
+        return;
+    edo_task_info info;
+    edo_task_stats(t, &info);
+    lw->n++;
+    if (lw->fn(&info, lw->arg))
+        lw->stop = true;
+}
+
 size_t edo_task_list(edo_runtime *rt, int (*fn)(const edo_task_info *, void *), void *arg)
 {
-    size_t n = 0;
-    for (edo_task *t = rt->all; t; t = t->all_next) {
-        edo_task_info info;
-        edo_task_stats(t, &info);
-        n++;
-        if (fn(&info, arg))
-            break;
-    }
-    return n;
+    struct list_walk lw = { fn, arg, 0, false };
+    edo__task_each(rt, list_one, &lw);
+    return lw.n;
 }
 
 /* ---- stack overflow report ------------------------------------------------------------- */

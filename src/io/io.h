@@ -32,12 +32,14 @@ struct edo_io {
     int flags;
     edo_runtime *rt;
     edo__dir rd, wr;
+    _Atomic bool registered; /* with the driver: at the first wait (net.c's io_register) */
     _Atomic bool closing;
     _Atomic bool orphaned;  /* closed from outside the runtime: the last user frees it */
     _Atomic bool finalized; /* descriptor closed and memory freed (or about to be) */
     _Atomic uint32_t users; /* tasks inside a call on this io */
     edo__slot closer;       /* edo_close waiting for the users to leave */
     int64_t accept_backoff; /* ms, for a listener short of descriptors */
+    edo_io *retire_next;    /* on the runtime's retired list (epoll.c) */
 };
 
 /* Wraps fd (already non-blocking) for the calling task's runtime; registers it with the
@@ -50,8 +52,10 @@ ssize_t edo__read_for(edo_io *io, void *buf, size_t len, edo_wait_reason why);
 /* Closes the signal descriptor of a runtime that is shutting down (src/io/signal.c). */
 void edo__signal_fini(edo_runtime *rt);
 
-/* Registers io with the worker's driver. Returns 0 or -errno; -EPERM: cannot be polled. */
-int edo__driver_add(edo__worker *w, edo_io *io);
-void edo__driver_del(edo__worker *w, edo_io *io);
+/* Registers io with the runtime's driver. Returns 0 or -errno; -EPERM: cannot be polled. */
+int edo__driver_add(edo_runtime *rt, edo_io *io);
+void edo__driver_del(edo_runtime *rt, edo_io *io);
+/* Frees io's memory once no poll can still name it (io is deregistered). */
+void edo__io_retire(edo_runtime *rt, edo_io *io);
 
 #endif

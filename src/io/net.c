@@ -38,15 +38,24 @@ int edo__io_new(edo_io **out, int fd, int flags)
     /* "Not ready" at a counter value the driver has not reached: the first call tries. */
     atomic_init(&io->rd.idle, UINT32_MAX);
     atomic_init(&io->wr.idle, UINT32_MAX);
-    if (flags & EDO__IO_POLLABLE) {
-        int rc = edo__driver_add(w, io);
-        if (rc < 0) {
-            free(io);
-            return rc;
-        }
-    }
     *out = io;
     return 0;
+}
+
+/* Registers io with the driver, once, when a call first has to wait on it. A socket that
+ * never waits (a connect or accept that completes at once, a request answered and closed)
+ * costs no epoll_ctl, and its readiness never wakes a sleeping worker. Registering finds
+ * readiness that came before it (epoll reports a ready descriptor at once), so nothing
+ * is lost between a failed call and the registration. */
+static int io_register(edo_io *io)
+{
+    if (atomic_load_explicit(&io->registered, memory_order_acquire) ||
+        atomic_exchange(&io->registered, true))
+        return 0;
+    int rc = edo__driver_add(io->rt, io);
+    if (rc < 0)
+        atomic_store(&io->registered, false);
+    return rc;
 }
 
 int edo_io_wrap(edo_io **out, int fd)
@@ -69,13 +78,22 @@ int edo_io_wrap(edo_io **out, int fd)
     if (pollable && !(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
     int rc = edo__io_new(out, fd, flags);
-    if (rc == -EPERM && (flags & EDO__IO_POLLABLE)) {
-        /* epoll refuses it (some character devices): serve it with plain blocking calls. */
-        fcntl(fd, F_SETFL, fl);
-        rc = edo__io_new(out, fd, flags & ~EDO__IO_POLLABLE);
-    } else if (rc < 0 && pollable && !(fl & O_NONBLOCK)) {
-        fcntl(fd, F_SETFL, fl);
+    if (rc == 0 && pollable) {
+        /* Registered now, to learn whether epoll takes it. */
+        rc = io_register(*out);
+        if (rc == -EPERM) {
+            /* epoll refuses it (some character devices): serve it with plain blocking
+             * calls. */
+            fcntl(fd, F_SETFL, fl);
+            (*out)->flags &= ~EDO__IO_POLLABLE;
+            rc = 0;
+        } else if (rc < 0) {
+            free(*out);
+            *out = NULL;
+        }
     }
+    if (rc < 0 && pollable && !(fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl);
     if (rc == 0)
         fcntl(fd, F_SETFD, FD_CLOEXEC);
     return rc;
@@ -110,10 +128,16 @@ static int io_finalize(edo_io *io)
 {
     if (atomic_exchange(&io->finalized, true))
         return 0;
-    if (io->flags & EDO__IO_POLLABLE)
-        edo__driver_del(&io->rt->worker, io);
-    int rc = close(io->fd) < 0 && errno != EINTR ? -errno : 0;
-    free(io);
+    edo_runtime *rt = io->rt;
+    int rc = 0;
+    if (atomic_load(&io->registered)) {
+        edo__driver_del(rt, io);
+        rc = close(io->fd) < 0 && errno != EINTR ? -errno : 0;
+        edo__io_retire(rt, io); /* a poll on another thread may still hold it */
+    } else {
+        rc = close(io->fd) < 0 && errno != EINTR ? -errno : 0;
+        free(io);
+    }
     return rc;
 }
 
@@ -172,9 +196,11 @@ static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why,
         return -EPERM;
     if (!(io->flags & EDO__IO_POLLABLE))
         return -EAGAIN;
+    int rc = io_register(io);
+    if (rc < 0)
+        return rc;
     if (!edo__slot_arm(&d->waiter, self))
         return -EBUSY; /* another task already waits in this direction */
-    int rc = 0;
     /* Armed first, then checked: the driver bumps `events` before firing the slot. */
     if (atomic_load(&d->events) == seen && !atomic_load(&io->closing))
         rc = edo__park(why, deadline);
@@ -199,10 +225,11 @@ static ssize_t do_read(edo_io *io, void *buf, size_t len, edo_wait_reason why, i
                 edo__budget_spend();
                 return n;
             }
-            if (errno == EINTR)
+            int e = edo__errno(); /* this thread's: the loop may have moved threads */
+            if (e == EINTR)
                 continue;
-            if (errno != EAGAIN)
-                return -errno;
+            if (e != EAGAIN)
+                return -e;
             atomic_store_explicit(&io->rd.idle, seen, memory_order_relaxed);
         }
         int rc = dir_wait(io, &io->rd, seen, why, deadline);
@@ -243,19 +270,19 @@ static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct io
                 edo__budget_spend();
                 return n;
             }
-            if (errno == EINTR)
+            int e = edo__errno(); /* this thread's: the loop may have moved threads */
+            if (e == EINTR)
                 continue;
-            if (errno == EPIPE && !(io->flags & EDO__IO_SOCKET)) {
+            if (e == EPIPE && !(io->flags & EDO__IO_SOCKET)) {
                 /* The worker blocks SIGPIPE; take the one this write raised, so that it
                  * is never delivered later. */
                 sigset_t pipe;
                 sigemptyset(&pipe);
                 sigaddset(&pipe, SIGPIPE);
                 sigtimedwait(&pipe, NULL, &(struct timespec){ 0, 0 });
-                errno = EPIPE;
             }
-            if (errno != EAGAIN)
-                return -errno;
+            if (e != EAGAIN)
+                return -e;
             atomic_store_explicit(&io->wr.idle, seen, memory_order_relaxed);
         }
         int rc = dir_wait(io, &io->wr, seen, EDO_WAIT_WRITE, deadline);
@@ -548,7 +575,7 @@ int edo_tcp_accept(edo_io *lis, edo_io **out)
                 edo__budget_spend();
                 break;
             }
-            int err = errno;
+            int err = edo__errno();
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 /* The connection waits in the backlog and the listener stays readable:
                  * sleep before reporting, so that a loop that retries cannot spin. */
@@ -619,7 +646,7 @@ int edo_tcp_connect(edo_io **out, const char *addr, int64_t timeout_ms)
         int err = 0;
         socklen_t el = sizeof err;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-            err = errno;
+            err = edo__errno();
         if (err) {
             rc = -err;
             break;
@@ -628,8 +655,8 @@ int edo_tcp_connect(edo_io **out, const char *addr, int64_t timeout_ms)
         socklen_t pl = sizeof peer;
         if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0)
             break; /* connected */
-        if (errno != ENOTCONN) {
-            rc = -errno;
+        if ((err = edo__errno()) != ENOTCONN) {
+            rc = -err;
             break;
         }
         rc = dir_wait(io, &io->wr, seen, EDO_WAIT_WRITE, deadline);

@@ -5,6 +5,7 @@
 #include "io/io.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -20,28 +21,38 @@ int edo_signal_wait(const int *sigs, int nsig)
     edo_runtime *rt = w->rt;
     sigset_t want;
     sigemptyset(&want);
-    bool added = false;
     for (int i = 0; i < nsig; i++) {
         if (sigs[i] <= 0 || sigs[i] >= NSIG || sigs[i] == SIGKILL || sigs[i] == SIGSTOP)
             return -EINVAL;
         sigaddset(&want, sigs[i]);
+    }
+    pthread_mutex_lock(&rt->sig_lock);
+    bool added = false;
+    for (int i = 0; i < nsig; i++) {
         if (!sigismember(&rt->sigmask, sigs[i])) {
             sigaddset(&rt->sigmask, sigs[i]);
             added = true;
         }
     }
+    int rc = 0;
     if (added) {
-        int rc = pthread_sigmask(SIG_BLOCK, &rt->sigmask, NULL);
-        if (rc)
-            return -rc;
-        int fd = signalfd(rt->sigio ? edo_io_fd(rt->sigio) : -1, &rt->sigmask,
-                          SFD_NONBLOCK | SFD_CLOEXEC);
-        if (fd < 0)
-            return -errno;
-        if (!rt->sigio && (rc = edo__io_new(&rt->sigio, fd, EDO__IO_POLLABLE)) < 0) {
+        /* Blocked in this thread now; worker threads of a threaded runtime block them
+         * from the start, and the thread in edo_block_on is told below. */
+        rc = -pthread_sigmask(SIG_BLOCK, &rt->sigmask, NULL);
+        int fd = rc ? -1
+                    : signalfd(rt->sigio ? edo_io_fd(rt->sigio) : -1, &rt->sigmask,
+                               SFD_NONBLOCK | SFD_CLOEXEC);
+        if (!rc && fd < 0)
+            rc = -errno;
+        if (!rc && !rt->sigio && (rc = edo__io_new(&rt->sigio, fd, EDO__IO_POLLABLE)) < 0)
             close(fd);
-            return rc;
-        }
+    }
+    pthread_mutex_unlock(&rt->sig_lock);
+    if (rc < 0)
+        return rc;
+    if (added) {
+        atomic_fetch_add(&rt->bo_word, 1);
+        edo__futex_wake(&rt->bo_word, INT_MAX);
     }
     for (;;) {
         struct signalfd_siginfo si;

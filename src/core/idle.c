@@ -1,0 +1,196 @@
+/*
+ * Idle workers of a threaded runtime: who sleeps, who is woken, and the monitor.
+ *
+ * A worker with nothing to run first searches (takes from the inject queue, steals from
+ * the others) and then sleeps. Work that appears is announced with edo__notify_parked,
+ * which wakes one sleeping worker, and only if no worker is searching already: that one
+ * will find the work, and when it does, it wakes the next (edo__end_search). So a burst of
+ * work wakes the workers one after the other, as they are needed, never all at once.
+ *
+ * idle_state counts the searching workers and the workers not on the sleepers list
+ * ("unparked"); both change together with the list, under idle_lock, except that a
+ * searcher stops searching with a plain atomic decrement.
+ *
+ * One sleeping worker at a time sleeps in the driver (epoll_wait); the others sleep on
+ * their futex word. Every worker sleeps at most until its own next timer. A worker is
+ * woken where it sleeps: by the eventfd in the driver, by FUTEX_WAKE on its word.
+ *
+ * The monitor thread looks at the workers every 10 ms (100 ms when all of them sleep). A
+ * worker whose task has not switched since its last look is stuck in that task: its due
+ * timers are fired from the monitor and its queue is offered to the others. If nobody has
+ * polled the driver for 10 ms (every worker busy in long tasks), the monitor polls it.
+ */
+#include "core/runtime.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEARCH_ONE 1u
+#define UNPARKED_ONE (1u << 16)
+#define SEARCHING(s) ((s)&0xffffu)
+#define UNPARKED(s) ((s) >> 16)
+
+/* Monitor intervals, ms. */
+#define MONITOR_BUSY 10
+#define MONITOR_IDLE 100
+
+void edo__futex_wait(_Atomic uint32_t *word, uint32_t val, int timeout_ms)
+{
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000;
+        tsp = &ts;
+    }
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
+}
+
+void edo__futex_wake(_Atomic uint32_t *word, int n)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+void edo__wake_worker(edo__worker *w)
+{
+    atomic_store(&w->wake_word, 1);
+    int mode = atomic_load(&w->sleep_mode);
+    if (mode == EDO__SLEEP_DRIVER)
+        edo__driver_unpark(w->rt);
+    else if (mode == EDO__SLEEP_FUTEX)
+        edo__futex_wake(&w->wake_word, 1);
+}
+
+void edo__notify_parked(edo_runtime *rt)
+{
+    /* The cheap test first: with every worker busy, or one searching, nothing to do. */
+    uint32_t s = atomic_load(&rt->idle_state);
+    if (SEARCHING(s) || UNPARKED(s) >= (uint32_t)rt->nworkers)
+        return;
+    pthread_mutex_lock(&rt->idle_lock);
+    s = atomic_load(&rt->idle_state);
+    if (SEARCHING(s) || !rt->nsleepers) {
+        pthread_mutex_unlock(&rt->idle_lock);
+        return;
+    }
+    edo__worker *w = &rt->workers[rt->sleepers[--rt->nsleepers]];
+    w->sleeper = false;
+    /* It wakes up searching. */
+    atomic_fetch_add(&rt->idle_state, SEARCH_ONE | UNPARKED_ONE);
+    pthread_mutex_unlock(&rt->idle_lock);
+    edo__wake_worker(w);
+}
+
+bool edo__begin_search(edo__worker *w)
+{
+    if (w->searching)
+        return true;
+    /* At most half the workers search: more would only contend on the same queues. */
+    uint32_t s = atomic_load(&w->rt->idle_state);
+    if (2 * SEARCHING(s) >= (uint32_t)w->rt->nworkers)
+        return false;
+    atomic_fetch_add(&w->rt->idle_state, SEARCH_ONE);
+    w->searching = true;
+    return true;
+}
+
+void edo__end_search(edo__worker *w)
+{
+    w->searching = false;
+    uint32_t prev = atomic_fetch_sub(&w->rt->idle_state, SEARCH_ONE);
+    if (SEARCHING(prev) == 1)
+        edo__notify_parked(w->rt); /* the last searcher found work: there may be more */
+}
+
+static bool has_local_work(edo__worker *w)
+{
+    return w->lifo || edo__queue_len(&w->queue);
+}
+
+void edo__park_worker(edo__worker *w)
+{
+    edo_runtime *rt = w->rt;
+    atomic_store(&w->parked, 1);
+    pthread_mutex_lock(&rt->idle_lock);
+    uint32_t dec = UNPARKED_ONE | (w->searching ? SEARCH_ONE : 0);
+    uint32_t prev = atomic_fetch_sub(&rt->idle_state, dec);
+    bool last_searcher = w->searching && SEARCHING(prev) == 1;
+    rt->sleepers[rt->nsleepers++] = w->index;
+    w->sleeper = true;
+    pthread_mutex_unlock(&rt->idle_lock);
+    w->searching = false;
+    /* Work added while the last searcher was giving up saw a searcher and woke nobody:
+     * look again now that no one searches (the adder's check and this one are ordered
+     * by idle_state's sequentially consistent updates). */
+    if (last_searcher && edo__work_exists(rt))
+        edo__notify_parked(rt);
+    for (;;) {
+        edo__worker_sleep(w);
+        pthread_mutex_lock(&rt->idle_lock);
+        if (!w->sleeper) {
+            /* Notified: counted as unparked and searching by the notifier. */
+            pthread_mutex_unlock(&rt->idle_lock);
+            w->searching = true;
+            break;
+        }
+        if (has_local_work(w) || atomic_load(&rt->stopping)) {
+            /* Its timers or the driver gave it tasks (or the runtime stops). */
+            for (int i = 0; i < rt->nsleepers; i++) {
+                if (rt->sleepers[i] == w->index) {
+                    rt->sleepers[i] = rt->sleepers[--rt->nsleepers];
+                    break;
+                }
+            }
+            w->sleeper = false;
+            atomic_fetch_add(&rt->idle_state, UNPARKED_ONE);
+            pthread_mutex_unlock(&rt->idle_lock);
+            if (edo__queue_len(&w->queue) > 1)
+                edo__notify_parked(rt);
+            break;
+        }
+        pthread_mutex_unlock(&rt->idle_lock);
+    }
+    atomic_store(&w->parked, 0);
+}
+
+/* ---- the monitor ------------------------------------------------------------------------ */
+
+void *edo__monitor_main(void *arg)
+{
+    edo_runtime *rt = arg;
+    int interval = MONITOR_BUSY;
+    while (!atomic_load(&rt->stopping)) {
+        edo__futex_wait(&rt->monitor_word, 0, interval);
+        if (atomic_load(&rt->stopping))
+            break;
+        int64_t now = edo_now();
+        /* Every worker is in a long task: nobody collects I/O readiness. */
+        if (now - atomic_load_explicit(&rt->last_poll, memory_order_relaxed) >= MONITOR_BUSY &&
+            edo__driver_acquire(rt)) {
+            edo__driver_poll(rt, 0);
+            edo__driver_release(rt);
+        }
+        bool all_idle = true;
+        for (int i = 0; i < rt->nworkers; i++) {
+            edo__worker *w = &rt->workers[i];
+            uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
+            if (atomic_load(&w->parked)) {
+                w->monitor_tick = tick;
+                continue;
+            }
+            all_idle = false;
+            if (tick == w->monitor_tick) {
+                /* Stuck in one task since the last look. */
+                edo__fire_timers(w, now);
+                if (edo__queue_len(&w->queue))
+                    edo__notify_parked(rt);
+            }
+            w->monitor_tick = tick;
+        }
+        interval = all_idle ? MONITOR_IDLE : MONITOR_BUSY;
+    }
+    return NULL;
+}
