@@ -54,11 +54,12 @@ static void recv_all_raw(int fd, void *buf, size_t len)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Echo service and well-behaved clients, to see that the other connections are unaffected. */
+/* Handlers and clients may run on any worker, so what they report is atomic.               */
 
 typedef struct echo_stats {
-    int handlers_ok;
-    int handlers_err;
-    int last_err;
+    atomic_int handlers_ok;
+    atomic_int handlers_err;
+    atomic_int last_err;
 } echo_stats;
 
 typedef struct echo_conn {
@@ -78,10 +79,10 @@ static void *echo_handler(void *arg)
     if (n < 0)
         rc = (int)n;
     if (rc < 0) {
-        ec->st->handlers_err++;
-        ec->st->last_err = rc;
+        atomic_store(&ec->st->last_err, rc);
+        atomic_fetch_add(&ec->st->handlers_err, 1);
     } else {
-        ec->st->handlers_ok++;
+        atomic_fetch_add(&ec->st->handlers_ok, 1);
     }
     edo_close(ec->io);
     free(buf);
@@ -130,10 +131,10 @@ static void server_stop(server *s)
 typedef struct client {
     const char *addr;
     int id;
-    int rounds;       /* at least this many round trips */
-    const int *until; /* then on until *until is set (if not NULL) */
-    int done_rounds;
-    bool finished;
+    int rounds;              /* at least this many round trips */
+    const atomic_int *until; /* then on until *until is set (if not NULL) */
+    atomic_int done_rounds;  /* watched by the root while the client runs */
+    bool finished;           /* these two are read after the join */
     int64_t finished_at;
 } client;
 
@@ -145,13 +146,13 @@ static void *client_task(void *arg)
     edo_io_set_timeout(io, 10000, 10000);
     test_rng r = test_rng_new(900 + (uint64_t)c->id);
     unsigned char out[1024], in[1024];
-    for (int i = 0; i < c->rounds || (c->until && !*c->until); i++) {
+    for (int i = 0; i < c->rounds || (c->until && !atomic_load(c->until)); i++) {
         size_t len = (size_t)test_rng_range(&r, 1, sizeof out);
         test_rng_fill(&r, out, len);
         CHECK_OK(edo_write_all(io, out, len, NULL));
         CHECK_OK(edo_read_exact(io, in, len, NULL));
         CHECK(memcmp(in, out, len) == 0);
-        c->done_rounds++;
+        atomic_fetch_add(&c->done_rounds, 1);
     }
     CHECK_OK(edo_close(io));
     c->finished = true;
@@ -219,7 +220,7 @@ static void *reset_root(void *unused)
     server s;
     server_start(&s);
     enum { N = 4 };
-    int reset_seen = 0;
+    atomic_int reset_seen = 0;
     client cs[N];
     edo_task *ct[N];
     for (int i = 0; i < N; i++) {
@@ -227,7 +228,7 @@ static void *reset_root(void *unused)
         CHECK_OK(edo_spawn(&ct[i], client_task, &cs[i]));
     }
     for (int i = 0; i < N; i++)
-        WAIT_UNTIL(cs[i].done_rounds >= 10, 5000);
+        WAIT_UNTIL(atomic_load(&cs[i].done_rounds) >= 10, 5000);
     atomic_store(&rs.go, 1);
     CHECK_EQ(edo_join(bw, NULL), 0);
     CHECK_MSG(b.rc == -ECONNRESET || b.rc == -EPIPE, "write_all to a peer that reset: %d (%s)",
@@ -236,11 +237,11 @@ static void *reset_root(void *unused)
     CHECK_LT(b.done, BIG);
     int before[N];
     for (int i = 0; i < N; i++)
-        before[i] = cs[i].done_rounds;
+        before[i] = atomic_load(&cs[i].done_rounds);
     /* Still going after it. */
     for (int i = 0; i < N; i++)
-        WAIT_UNTIL(cs[i].done_rounds >= before[i] + 20, 5000);
-    reset_seen = 1;
+        WAIT_UNTIL(atomic_load(&cs[i].done_rounds) >= before[i] + 20, 5000);
+    atomic_store(&reset_seen, 1);
     for (int i = 0; i < N; i++) {
         CHECK_EQ(edo_join(ct[i], NULL), 0);
         CHECK(cs[i].finished);
@@ -260,8 +261,8 @@ static void *reset_root(void *unused)
     CHECK_ERR(edo_read(conn, &c, 1), -ECONNRESET);
     CHECK_OK(edo_close(conn));
 
-    WAIT_UNTIL(s.st.handlers_ok == N, 5000);
-    CHECK_EQ(s.st.handlers_err, 0);
+    WAIT_UNTIL(atomic_load(&s.st.handlers_ok) == N, 5000);
+    CHECK_EQ(atomic_load(&s.st.handlers_err), 0);
     server_stop(&s);
     CHECK_OK(edo_close(lis));
     return NULL;
@@ -466,7 +467,7 @@ static void *garbage_root(void *unused)
     CHECK(memcmp(got, data, len) == 0);
     CHECK_EQ(edo_join(w, NULL), 0);
     CHECK_OK(edo_close(io));
-    WAIT_UNTIL(s.st.handlers_ok == 1, 5000);
+    WAIT_UNTIL(atomic_load(&s.st.handlers_ok) == 1, 5000);
     server_stop(&s);
     free(got);
     free(data);
@@ -530,8 +531,8 @@ static void *slow_root(void *unused)
            edo_now() - t0);
     WAIT_UNTIL(atomic_load(&sl.done), 20000);
     CHECK_EQ(pthread_join(th, NULL), 0);
-    WAIT_UNTIL(s.st.handlers_ok == N + 1, 5000);
-    CHECK_EQ(s.st.handlers_err, 0);
+    WAIT_UNTIL(atomic_load(&s.st.handlers_ok) == N + 1, 5000);
+    CHECK_EQ(atomic_load(&s.st.handlers_err), 0);
     server_stop(&s);
     return NULL;
 }
@@ -598,15 +599,15 @@ static void *flood_root(void *unused)
     }
     for (int i = 0; i < N; i++)
         CHECK_EQ(edo_join(ts[i], NULL), 0);
-    WAIT_UNTIL(s.st.handlers_ok == N, 5000);
-    CHECK_EQ(s.st.handlers_err, 0);
+    WAIT_UNTIL(atomic_load(&s.st.handlers_ok) == N, 5000);
+    CHECK_EQ(atomic_load(&s.st.handlers_err), 0);
 
     atomic_store(&f.go_reset, 1);
     CHECK_EQ(pthread_join(th, NULL), 0);
-    WAIT_UNTIL(s.st.handlers_err == 1, 5000);
-    CHECK_MSG(s.st.last_err == -ECONNRESET || s.st.last_err == -EPIPE,
-              "the flooder's handler failed with %d (%s)", s.st.last_err,
-              edo_strerror(s.st.last_err));
+    WAIT_UNTIL(atomic_load(&s.st.handlers_err) == 1, 5000);
+    int last_err = atomic_load(&s.st.last_err);
+    CHECK_MSG(last_err == -ECONNRESET || last_err == -EPIPE,
+              "the flooder's handler failed with %d (%s)", last_err, edo_strerror(last_err));
     server_stop(&s);
     return NULL;
 }
@@ -621,17 +622,18 @@ static void case_flood_without_reading(void)
 
 enum { EMFILE_SPARE = 4, EMFILE_CLIENTS = 12 };
 
+/* The acceptor, the handlers, the clients and the root may each run on another worker:
+ * what one of them writes and another reads while both run is atomic. */
 typedef struct emfile_env {
     edo_io *lis;
     char addr[48];
-    int release; /* held connections may close */
-    int accept_returns;
-    int accept_errors;
-    int accepted;
-    int served;
-    int clients_ok;
-    int64_t release_at;
-    int64_t first_accept_after_release;
+    atomic_int release; /* held connections may close */
+    atomic_int accept_returns;
+    atomic_int accept_errors;
+    atomic_int accepted;
+    atomic_int served;
+    atomic_int clients_ok;
+    int64_t first_accept_after_release; /* the acceptor's; read after its join */
 } emfile_env;
 
 typedef struct emfile_conn {
@@ -647,10 +649,10 @@ static void *emfile_handler(void *arg)
     CHECK_OK(edo_read_exact(ec->io, buf, 4, NULL));
     CHECK_OK(edo_write_all(ec->io, buf, 4, NULL));
     /* Holds its descriptor until told to let go. */
-    while (!ec->env->release)
+    while (!atomic_load(&ec->env->release))
         CHECK_EQ(edo_sleep(5), 0);
     CHECK_OK(edo_close(ec->io));
-    ec->env->served++;
+    atomic_fetch_add(&ec->env->served, 1);
     free(ec);
     return NULL;
 }
@@ -658,19 +660,19 @@ static void *emfile_handler(void *arg)
 static void *emfile_acceptor(void *arg)
 {
     emfile_env *env = arg;
-    while (env->accepted < EMFILE_CLIENTS) {
+    while (atomic_load(&env->accepted) < EMFILE_CLIENTS) {
         edo_io *conn;
         int rc = edo_tcp_accept(env->lis, &conn);
-        env->accept_returns++;
+        atomic_fetch_add(&env->accept_returns, 1);
         if (rc < 0) {
             CHECK_MSG(rc == -EMFILE || rc == -ENFILE, "accept: %s", edo_strerror(rc));
             CHECK(edo_retryable(rc));
-            env->accept_errors++;
+            atomic_fetch_add(&env->accept_errors, 1);
             continue;
         }
-        if (env->release && !env->first_accept_after_release)
+        if (atomic_load(&env->release) && !env->first_accept_after_release)
             env->first_accept_after_release = edo_now();
-        env->accepted++;
+        atomic_fetch_add(&env->accepted, 1);
         emfile_conn *ec = malloc(sizeof *ec);
         *ec = (emfile_conn){ env, conn };
         CHECK_OK(edo_spawn(NULL, emfile_handler, ec));
@@ -702,9 +704,9 @@ static void *emfile_client_task(void *arg)
     char buf[4];
     CHECK_OK(edo_read_exact(c->io, buf, 4, NULL));
     CHECK(memcmp(buf, "ping", 4) == 0);
-    c->env->clients_ok++;
+    atomic_fetch_add(&c->env->clients_ok, 1);
     /* Clients live in this process too: their descriptors stay taken until the release. */
-    while (!c->env->release)
+    while (!atomic_load(&c->env->release))
         CHECK_EQ(edo_sleep(5), 0);
     CHECK_OK(edo_close(c->io));
     return NULL;
@@ -753,32 +755,34 @@ static void *emfile_root(void *unused)
     CHECK_OK(edo_spawn(&acc, emfile_acceptor, env));
     for (int i = 0; i < EMFILE_CLIENTS; i++)
         CHECK_OK(edo_spawn(&ct[i], emfile_client_task, &cl[i]));
-    WAIT_UNTIL(env->accept_errors > 0, 5000);
-    CHECK_EQ(env->accepted, EMFILE_SPARE);
+    WAIT_UNTIL(atomic_load(&env->accept_errors) > 0, 5000);
+    CHECK_EQ(atomic_load(&env->accepted), EMFILE_SPARE);
 
     /* Over a second of EMFILE, accept returns a handful of times, not thousands. */
-    int r0 = env->accept_returns;
+    int r0 = atomic_load(&env->accept_returns);
     CHECK_EQ(edo_sleep(1000), 0);
-    int returns = env->accept_returns - r0;
+    int returns = atomic_load(&env->accept_returns) - r0;
     printf("    accept returned %d times in 1 s of EMFILE (%d errors in all)\n", returns,
-           env->accept_errors);
+           atomic_load(&env->accept_errors));
     CHECK_LT(returns, 200);
-    CHECK_GE(env->accept_errors, 2);
-    CHECK_EQ(env->accepted, EMFILE_SPARE);
+    CHECK_GE(atomic_load(&env->accept_errors), 2);
+    CHECK_EQ(atomic_load(&env->accepted), EMFILE_SPARE);
     /* The runtime went on meanwhile: the accepted ones were served. */
-    CHECK_EQ(env->clients_ok, EMFILE_SPARE);
+    CHECK_EQ(atomic_load(&env->clients_ok), EMFILE_SPARE);
 
     /* Descriptors come free (the limit still low): the listener serves everyone, a few
      * at a time. */
-    env->release = 1;
-    env->release_at = edo_now();
-    WAIT_UNTIL(env->clients_ok == EMFILE_CLIENTS && env->served == EMFILE_CLIENTS, 15000);
-    printf("    first accept %" PRId64 " ms after descriptors were freed\n",
-           env->first_accept_after_release - env->release_at);
-    CHECK_LT(env->first_accept_after_release - env->release_at, 5000);
+    int64_t release_at = edo_now();
+    atomic_store(&env->release, 1);
+    WAIT_UNTIL(atomic_load(&env->clients_ok) == EMFILE_CLIENTS &&
+                   atomic_load(&env->served) == EMFILE_CLIENTS,
+               15000);
     CHECK_SYS(setrlimit(RLIMIT_NOFILE, &old));
 
-    CHECK_EQ(edo_join(acc, NULL), 0);
+    CHECK_EQ(edo_join(acc, NULL), 0); /* then its first_accept_after_release is ours to read */
+    printf("    first accept %" PRId64 " ms after descriptors were freed\n",
+           env->first_accept_after_release - release_at);
+    CHECK_LT(env->first_accept_after_release - release_at, 5000);
     for (int i = 0; i < EMFILE_CLIENTS; i++)
         CHECK_EQ(edo_join(ct[i], NULL), 0);
     CHECK_OK(edo_close(env->lis));
