@@ -4,7 +4,8 @@
  *   build/examples/echo-server [-p PORT] [-w WORKERS] [-h]
  *
  *   -p PORT     port on 127.0.0.1 (default 7000; 0 picks a free one and prints it)
- *   -w WORKERS  worker threads of the runtime (default: EDO_WORKERS, else 1)
+ *   -w WORKERS  worker threads of the runtime (default: EDO_WORKERS, else one per CPU;
+ *               1: the current-thread flavour)
  *   -h          this help
  *
  * Every connection gets its own task with a 4 KiB buffer on its stack: read what
@@ -15,7 +16,7 @@
  *
  * Try it:  build/examples/echo-server -p 7000 &  build/examples/echo-client hi there
  *
- * This is also the server that bench/run-echo.sh measures against raw epoll and Tokio,
+ * This is also the server that bench/run-net.sh measures against raw epoll, Tokio and Go,
  * so the per-message path is exactly one edo_read and one edo_write_all.
  */
 #include <edo.h>
@@ -44,7 +45,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: echo-server [-p PORT] [-w WORKERS] [-h]\n"
                  "  -p PORT     listen on 127.0.0.1:PORT (default 7000; 0: any free port)\n"
                  "  -w WORKERS  worker threads (default: EDO_WORKERS from the environment, "
-                 "else 1)\n"
+                 "else one per CPU)\n"
                  "  -h          show this help\n"
                  "Echoes every byte back. SIGINT/SIGTERM stop it (exit status 0).\n");
 }
@@ -208,7 +209,7 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
-    opts.workers = (int)workers; /* 0: EDO_WORKERS, else 1 */
+    opts.workers = (int)workers; /* 0: EDO_WORKERS, else one per CPU */
     rc = edo_runtime_new(&rt, &opts);
     if (rc < 0) {
         if (workers > 0)

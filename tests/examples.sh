@@ -1,19 +1,32 @@
 #!/bin/sh
-# The examples as a user runs them: hello, then echo-server with echo-client against it,
-# and a clean stop of the server on SIGTERM (exit status 0).
+# The examples as a user runs them: hello, resolve, then echo-server with echo-client against it,
+# then http-server with curl and nc against it, and a clean stop of each server on SIGTERM
+# (exit status 0).
 # usage: examples.sh BUILD_DIR
 set -eu
 bin=$1/examples
 tmp=$(mktemp -d)
 server=
+http=
 cleanup() {
     [ -n "$server" ] && kill -KILL "$server" 2>/dev/null
+    [ -n "$http" ] && kill -KILL "$http" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 "$bin/hello" >"$tmp/hello.out"
 grep -q "all done" "$tmp/hello.out"
+
+# resolve: names looked up on the blocking pool, in the order given; a name that does not
+# resolve is reported and makes the exit status 1.
+"$bin/resolve" -t 5000 localhost 127.0.0.1 >"$tmp/resolve.out"
+grep -q "^localhost: .*127.0.0.1" "$tmp/resolve.out"
+grep -q "^127.0.0.1: 127.0.0.1$" "$tmp/resolve.out"
+if "$bin/resolve" -w 1 -t 5000 127.0.0.1 name.that.does.not.exist.invalid >"$tmp/resolve2.out"; then
+    echo "resolve of a name that does not exist succeeded"; exit 1
+fi
+grep -q "^name.that.does.not.exist.invalid: " "$tmp/resolve2.out"
 
 "$bin/echo-server" -p 0 >"$tmp/server.out" 2>"$tmp/server.err" &
 server=$!
@@ -35,4 +48,55 @@ rc=0
 wait "$server" || rc=$?
 server=
 [ $rc -eq 0 ] || { echo "echo-server exited with $rc"; cat "$tmp/server.err"; exit 1; }
-echo "examples: hello, echo-server and echo-client ok"
+
+# http-server with two workers: every answer is the same 126 bytes, whatever the request.
+"$bin/http-server" -p 0 -w 2 >"$tmp/http.out" 2>"$tmp/http.err" &
+http=$!
+i=0
+until grep -q "listening on" "$tmp/http.out"; do
+    i=$((i + 1))
+    [ $i -lt 100 ] || { echo "http-server did not start"; cat "$tmp/http.err"; exit 1; }
+    sleep 0.05
+done
+haddr=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$tmp/http.out")
+port=${haddr##*:}
+# The answers without their CRs and with the Date (IMF-fixdate) blanked out.
+strip() {
+    tr -d '\r' <"$1" |
+        sed 's/^Date: [A-Z][a-z][a-z], [0-9][0-9] [A-Z][a-z][a-z] [0-9]\{4\} [0-9][0-9]:[0-9][0-9]:[0-9][0-9] GMT$/Date: D/'
+}
+printf 'HTTP/1.1 200 OK\nServer: e\nContent-Type: text/plain\nContent-Length: 13\nDate: D\n\nHello, World!' >"$tmp/one"
+cat "$tmp/one" "$tmp/one" >"$tmp/two"
+checked=
+if command -v curl >/dev/null 2>&1; then
+    # Two requests on one kept-alive connection, as a browser makes them.
+    curl -sS -i --max-time 5 "http://$haddr/plaintext" "http://$haddr/again" >"$tmp/curl.out" ||
+        { echo "curl failed"; cat "$tmp/http.err"; exit 1; }
+    strip "$tmp/curl.out" | cmp -s - "$tmp/two" ||
+        { echo "http-server answered curl with:"; cat "$tmp/curl.out"; exit 1; }
+    checked="curl"
+fi
+if command -v nc >/dev/null 2>&1; then
+    # Pipelined: two requests and the start of a third in one write get exactly two answers
+    # (252 bytes, CRLFs included), and nothing for the incomplete one.
+    printf 'GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\n' |
+        nc -q 1 -w 5 127.0.0.1 "$port" >"$tmp/pipe.out" || true
+    if [ "$(wc -c <"$tmp/pipe.out")" -ne 252 ] || ! strip "$tmp/pipe.out" | cmp -s - "$tmp/two"; then
+        echo "http-server answered two pipelined requests with:"; cat "$tmp/pipe.out"; exit 1
+    fi
+    # A request head over 64 KiB closes that connection (no answer) and nothing else.
+    { printf 'GET / HTTP/1.1\r\nX: '; head -c 70000 /dev/zero | tr '\0' a; printf '\r\n\r\n'; } |
+        nc -q 1 -w 5 127.0.0.1 "$port" >"$tmp/huge.out" 2>/dev/null || true
+    [ ! -s "$tmp/huge.out" ] || { echo "http-server answered a 70 KB head"; exit 1; }
+    printf 'GET / HTTP/1.1\r\n\r\n' | nc -q 1 -w 5 127.0.0.1 "$port" >"$tmp/after.out" || true
+    strip "$tmp/after.out" | cmp -s - "$tmp/one" ||
+        { echo "http-server did not answer after a 70 KB head"; cat "$tmp/http.err"; exit 1; }
+    checked="${checked:+$checked and }nc"
+fi
+[ -n "$checked" ] || echo "examples: neither curl nor nc found: http-server only started and stopped"
+kill -TERM "$http"
+rc=0
+wait "$http" || rc=$?
+http=
+[ $rc -eq 0 ] || { echo "http-server exited with $rc"; cat "$tmp/http.err"; exit 1; }
+echo "examples: hello, echo-server, echo-client and http-server${checked:+ (with $checked)} ok"
