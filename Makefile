@@ -1,7 +1,8 @@
 # Thin wrapper over CMake for the README's commands.
 #   make          build the library, examples, tests and benchmarks into build/
 #   make run      build, then start the echo server on 127.0.0.1:7000 (Ctrl-C stops it)
-#   make test     the whole suite three ways: release, ASan+UBSan, TSan
+#   make test     the whole suite in three builds (release, ASan+UBSan, TSan), each test
+#                 program with 1, 2 and 4 workers
 #   make test-valgrind  the suite's programs under Valgrind's memcheck (slow; not in make test)
 #   make clean    remove every build tree
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

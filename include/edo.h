@@ -112,11 +112,14 @@ typedef struct edo_runtime_opts {
 /* Creates a runtime. opts may be NULL for the defaults. Returns 0 or -errno. */
 int edo_runtime_new(edo_runtime **rt, const edo_runtime_opts *opts);
 
-/* Runs fn(arg) as a task on rt and drives the runtime on the calling thread until that
- * task returns; its result is stored in *result when result is not NULL. Other tasks keep
- * running while the root task lives, and are left where they are when it returns (they
- * go on at the next edo_block_on, or are aborted by edo_runtime_free). Must not be called
- * from a task. Returns 0, -ECANCELED if the root task was aborted, or -errno. */
+/* Runs fn(arg) as a task on rt and waits until it returns; its result is stored in
+ * *result when result is not NULL. With one worker (the current-thread flavour) the
+ * calling thread is the worker: it runs every task while it is in here, and other tasks
+ * are left where they are when the root task returns (they go on at the next
+ * edo_block_on, or are aborted by edo_runtime_free). With worker threads, the root task
+ * runs on them like any other and the calling thread only waits; several threads may
+ * call edo_block_on at once. Must not be called from a task. Returns 0, -ECANCELED if the
+ * root task was aborted, or -errno. */
 int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result);
 
 /* Shuts rt down: aborts every task that is still alive, runs each until it has returned
@@ -164,15 +167,17 @@ typedef struct edo_spawn_opts {
  *
  * With task == NULL the task is detached: nobody joins it and its memory is reclaimed when
  * it returns. With task != NULL *task is a handle that must be given back exactly once,
- * to edo_join or edo_detach. The new task starts after the caller next suspends or
- * yields. The spawn site (file:line) is recorded for reports. */
+ * to edo_join or edo_detach. With one worker the new task starts after the caller next
+ * suspends or yields, after the tasks that were ready before it; with worker threads an
+ * idle worker may start it at once. The spawn site (file:line) is recorded for reports. */
 #define edo_spawn(task, fn, arg) edo_spawn_at((task), NULL, (fn), (arg), EDO__HERE)
 
 /* edo_spawn with a name and stack size. */
 #define edo_spawn_with(task, opts, fn, arg) edo_spawn_at((task), (opts), (fn), (arg), EDO__HERE)
 
 /* Spawns a task on rt from any thread, also from outside the runtime. Same returns and
- * handle rules as edo_spawn; the task runs when a thread drives the runtime. */
+ * handle rules as edo_spawn. With worker threads it runs at once; with one worker, when a
+ * thread is in edo_block_on. */
 #define edo_runtime_spawn(rt, task, fn, arg)                                                       \
     edo_runtime_spawn_at((rt), (task), NULL, (fn), (arg), EDO__HERE)
 
@@ -265,8 +270,9 @@ typedef struct edo_task_info {
 } edo_task_info;
 
 /* Calls fn for every live task of rt (spawned and not yet returned), with a snapshot of
- * its counters; stops early when fn returns non-zero. Call it from a task of rt or while
- * no thread drives rt. Returns the number of tasks visited. */
+ * its counters; stops early when fn returns non-zero. From any thread; with worker threads
+ * the tasks run on while they are visited, so each snapshot is of its own moment.
+ * Returns the number of tasks visited. */
 size_t edo_task_list(edo_runtime *rt, int (*fn)(const edo_task_info *info, void *arg), void *arg);
 
 /* The counters of one task (NULL: the calling task). */
@@ -370,8 +376,14 @@ int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *ssl
 
 /* Suspends until one of the nsig signals in sigs arrives and returns its number, or
  * -errno. The first call for a signal takes it over for the whole process (it is blocked
- * in the calling thread and read through a signalfd), so a Ctrl-C no longer kills the
- * program but is delivered here. Call it from one task at a time. */
+ * and read through a signalfd), so a Ctrl-C no longer kills the program but is delivered
+ * here. Call it from one task at a time. A signal must be blocked in every thread to wait
+ * in the signalfd: worker threads block all signals but those of faults, the worker of
+ * the current-thread flavour and a thread in edo_block_on block the ones taken over, but
+ * other threads of the program do not; a program with threads of its own blocks the
+ * signals it waits for (pthread_sigmask in main, before it starts any thread), else one
+ * sent to the process may be delivered to such a thread and take its default action.
+ * A signal raised for one thread (raise, pthread_kill) is seen only by that thread. */
 int edo_signal_wait(const int *sigs, int nsig);
 
 /* ---------------------------------------------------------------------------------------- */
