@@ -236,10 +236,11 @@ static edo_task *inject_pop(edo__worker *w, bool batch)
         return NULL;
     uint32_t max = 1;
     pthread_mutex_lock(&rt->inject_lock);
-    if (batch && rt->threaded) { /* one lock for many under contention; alone, one at a time keeps
-                                    each task warm */
-        max = atomic_load_explicit(&rt->inject_len, memory_order_relaxed) / (uint32_t)rt->nworkers +
-              1;
+    /* One lock for many tasks when workers contend for it; a lone worker takes one at a
+     * time, which keeps each task warm until it runs. */
+    if (batch && rt->threaded) {
+        uint32_t queued = atomic_load_explicit(&rt->inject_len, memory_order_relaxed);
+        max = queued / (uint32_t)rt->nworkers + 1;
         uint32_t len = edo__queue_len(&w->queue);
         uint32_t room = len < EDO__LOCAL_QUEUE / 2 ? EDO__LOCAL_QUEUE / 2 - len : 1;
         if (max > room)
