@@ -391,18 +391,24 @@ static inline void test_close_all(int *fds, int n)
         close(fds[i]);
 }
 
-/* Open descriptors of the process (to see that runtimes and tasks leak none). */
-static inline int test_count_fds(void)
+/* Entries of a /proc directory, "." and ".." left out. */
+static inline int test_count_entries(const char *path)
 {
-    DIR *d = opendir("/proc/self/fd");
-    CHECK(d != NULL);
+    DIR *d = opendir(path);
+    CHECK_MSG(d != NULL, "opendir %s", path);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
         if (e->d_name[0] != '.')
             n++;
     closedir(d);
-    return n - 1; /* the directory's own descriptor */
+    return n;
+}
+
+/* Open descriptors of the process (to see that runtimes and tasks leak none). */
+static inline int test_count_fds(void)
+{
+    return test_count_entries("/proc/self/fd") - 1; /* the directory's own descriptor */
 }
 
 /* ---------------------------------------------------------------------------------------- */

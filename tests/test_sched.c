@@ -75,15 +75,7 @@ static void thread_wait_at_least(atomic_int *v, int want, int64_t ms, const char
 /* Threads of the process, from /proc/self/task. */
 static int count_threads(void)
 {
-    DIR *d = opendir("/proc/self/task");
-    CHECK(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
+    return test_count_entries("/proc/self/task");
 }
 
 /* ---------------------------------------------------------------------------------------- */
