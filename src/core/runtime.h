@@ -250,7 +250,8 @@ void edo__budget_spend(void);
 
 /* ---- scheduler internals ---------------------------------------------------------------- */
 void edo__schedule(edo_task *t);                      /* t is QUEUED: put it on a run queue */
-void edo__schedule_tail(edo__worker *w, edo_task *t); /* at the tail of w's own queue */
+void edo__schedule_tail(edo__worker *w, edo_task *t); /* at the tail of w's own queue, and
+                                                       * wake another worker if w has more */
 /* Runs tasks until `until` is DONE (NULL: until no task is left) or give_up_at passes;
  * a worker thread of a threaded runtime: until the runtime stops. */
 void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at);

@@ -313,16 +313,11 @@ static void push_local(edo__worker *w, edo_task *t)
  * than the one task it will run next: a single queued task (a spawned child, a task the
  * driver just woke) runs here without a cross-thread wake-up, the second one is worth
  * sharing. (If the running task then runs long, the monitor offers the queue around.) */
-static void push_and_notify(edo__worker *w, edo_task *t)
+void edo__schedule_tail(edo__worker *w, edo_task *t)
 {
     push_local(w, t);
     if (w->rt->threaded && edo__queue_len(&w->queue) > 1)
         edo__notify_parked(w->rt);
-}
-
-void edo__schedule_tail(edo__worker *w, edo_task *t)
-{
-    push_and_notify(w, t);
 }
 
 void edo__schedule(edo_task *t)
@@ -338,7 +333,7 @@ void edo__schedule(edo_task *t)
                 return; /* runs here soon: no other worker needs waking */
             t = old;
         }
-        push_and_notify(w, t);
+        edo__schedule_tail(w, t);
         return;
     }
     inject_push_list(rt, t, t, 1);
@@ -425,7 +420,7 @@ static void finish_switch(edo__worker *w)
     w->prev = NULL;
     switch (w->prev_why) {
     case EDO__SW_YIELD:
-        push_and_notify(w, p);
+        edo__schedule_tail(w, p);
         break;
     case EDO__SW_PARK: {
         uint32_t s = EDO__RUNNING;

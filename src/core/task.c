@@ -7,13 +7,11 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifdef EDO_ASAN
@@ -165,7 +163,7 @@ void edo__task_publish_end(edo_task *t)
         edo__task_list_remove(t);
     atomic_store(&t->state, EDO__DONE);
     if (atomic_load(&t->foreign_joiner))
-        syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        edo__futex_wake(&t->state, INT_MAX);
     edo__slot_fire(&t->joiner);
     if (root) {
         /* The thread in edo_block_on waits on bo_word (the runtime outlives its call). */
@@ -438,7 +436,7 @@ int edo_join(edo_task *t, void **result)
         atomic_store(&t->foreign_joiner, true);
         uint32_t s;
         while ((s = atomic_load(&t->state)) != EDO__DONE)
-            syscall(SYS_futex, (uint32_t *)&t->state, FUTEX_WAIT_PRIVATE, s, NULL, NULL, 0);
+            edo__futex_wait(&t->state, s, -1);
         return join_result(t, result);
     }
     while (atomic_load_explicit(&t->state, memory_order_acquire) != EDO__DONE) {

@@ -129,10 +129,7 @@ static edo__pool *pool_get(edo_runtime *rt, int *err)
         p = calloc(1, sizeof *p);
         if (p) {
             pthread_mutex_init(&p->lock, NULL);
-            pthread_condattr_t ca;
-            pthread_condattr_init(&ca);
-            pthread_cond_init(&p->cond, &ca);
-            pthread_condattr_destroy(&ca);
+            pthread_cond_init(&p->cond, NULL);
             p->max_threads = rt->blocking_threads;
             p->keep_alive_ms = rt->blocking_keep_alive_ms;
             p->refs = 1;
