@@ -28,15 +28,20 @@ if "$bin/resolve" -w 1 -t 5000 127.0.0.1 name.that.does.not.exist.invalid >"$tmp
 fi
 grep -q "^name.that.does.not.exist.invalid: " "$tmp/resolve2.out"
 
-"$bin/echo-server" -p 0 >"$tmp/server.out" 2>"$tmp/server.err" &
+# Waits until server NAME has printed "listening on ADDR" to $tmp/NAME.out and prints ADDR.
+listening() {
+    i=0
+    until grep -q "listening on" "$tmp/$1.out"; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "$1 did not start" >&2; cat "$tmp/$1.err" >&2; exit 1; }
+        sleep 0.05
+    done
+    sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$tmp/$1.out"
+}
+
+"$bin/echo-server" -p 0 >"$tmp/echo-server.out" 2>"$tmp/echo-server.err" &
 server=$!
-i=0
-until grep -q "listening on" "$tmp/server.out"; do
-    i=$((i + 1))
-    [ $i -lt 100 ] || { echo "echo-server did not start"; cat "$tmp/server.err"; exit 1; }
-    sleep 0.05
-done
-addr=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$tmp/server.out")
+addr=$(listening echo-server)
 "$bin/echo-client" -a "$addr" -n 3 -t 5000 hello "two words" >"$tmp/client.out"
 [ "$(grep -c . "$tmp/client.out")" -ge 6 ] || { echo "echo-client printed:"; cat "$tmp/client.out"; exit 1; }
 # A client that is refused fails with a message, not a hang.
@@ -47,18 +52,12 @@ kill -TERM "$server"
 rc=0
 wait "$server" || rc=$?
 server=
-[ $rc -eq 0 ] || { echo "echo-server exited with $rc"; cat "$tmp/server.err"; exit 1; }
+[ $rc -eq 0 ] || { echo "echo-server exited with $rc"; cat "$tmp/echo-server.err"; exit 1; }
 
 # http-server with two workers: every answer is the same 126 bytes, whatever the request.
-"$bin/http-server" -p 0 -w 2 >"$tmp/http.out" 2>"$tmp/http.err" &
+"$bin/http-server" -p 0 -w 2 >"$tmp/http-server.out" 2>"$tmp/http-server.err" &
 http=$!
-i=0
-until grep -q "listening on" "$tmp/http.out"; do
-    i=$((i + 1))
-    [ $i -lt 100 ] || { echo "http-server did not start"; cat "$tmp/http.err"; exit 1; }
-    sleep 0.05
-done
-haddr=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$tmp/http.out")
+haddr=$(listening http-server)
 port=${haddr##*:}
 # The answers without their CRs and with the Date (IMF-fixdate) blanked out.
 strip() {
@@ -71,7 +70,7 @@ checked=
 if command -v curl >/dev/null 2>&1; then
     # Two requests on one kept-alive connection, as a browser makes them.
     curl -sS -i --max-time 5 "http://$haddr/plaintext" "http://$haddr/again" >"$tmp/curl.out" ||
-        { echo "curl failed"; cat "$tmp/http.err"; exit 1; }
+        { echo "curl failed"; cat "$tmp/http-server.err"; exit 1; }
     strip "$tmp/curl.out" | cmp -s - "$tmp/two" ||
         { echo "http-server answered curl with:"; cat "$tmp/curl.out"; exit 1; }
     checked="curl"
@@ -90,7 +89,7 @@ if command -v nc >/dev/null 2>&1; then
     [ ! -s "$tmp/huge.out" ] || { echo "http-server answered a 70 KB head"; exit 1; }
     printf 'GET / HTTP/1.1\r\n\r\n' | nc -q 1 -w 5 127.0.0.1 "$port" >"$tmp/after.out" || true
     strip "$tmp/after.out" | cmp -s - "$tmp/one" ||
-        { echo "http-server did not answer after a 70 KB head"; cat "$tmp/http.err"; exit 1; }
+        { echo "http-server did not answer after a 70 KB head"; cat "$tmp/http-server.err"; exit 1; }
     checked="${checked:+$checked and }nc"
 fi
 [ -n "$checked" ] || echo "examples: neither curl nor nc found: http-server only started and stopped"
@@ -98,5 +97,5 @@ kill -TERM "$http"
 rc=0
 wait "$http" || rc=$?
 http=
-[ $rc -eq 0 ] || { echo "http-server exited with $rc"; cat "$tmp/http.err"; exit 1; }
-echo "examples: hello, echo-server, echo-client and http-server${checked:+ (with $checked)} ok"
+[ $rc -eq 0 ] || { echo "http-server exited with $rc"; cat "$tmp/http-server.err"; exit 1; }
+echo "examples: hello, resolve, echo-server, echo-client and http-server${checked:+ (with $checked)} ok"
