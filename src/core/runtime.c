@@ -253,8 +253,7 @@ static void drive_end(edo_runtime *rt)
 static void wait_root(edo_runtime *rt, edo_task *root)
 {
     sigset_t saved, block;
-    sigemptyset(&block);
-    pthread_sigmask(SIG_BLOCK, &block, &saved);
+    pthread_sigmask(SIG_BLOCK, NULL, &saved);
     for (;;) {
         uint32_t gen = atomic_load(&rt->bo_word);
         pthread_mutex_lock(&rt->sig_lock);
