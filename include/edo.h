@@ -80,6 +80,22 @@ int64_t edo_set_deadline(int64_t deadline);
 /* The calling task's deadline, EDO_NEVER if it has none. */
 int64_t edo_deadline(void);
 
+/* A deadline for a scope of code: narrows the calling task's deadline to `deadline` (an
+ * earlier deadline already in force stays) and returns the deadline to give back to
+ * edo_deadline_end when the scope ends. Every call that suspends inside the scope fails
+ * with -ETIMEDOUT once the deadline has passed, so any call can be bounded:
+ *     int64_t scope = edo_timeout_begin(500);
+ *     int rc = edo_chan_recv(jobs, &job);   -ETIMEDOUT after 500 ms
+ *     edo_deadline_end(scope);
+ * Scopes nest; end them in reverse order. Outside a task they do nothing. */
+int64_t edo_deadline_begin(int64_t deadline);
+
+/* edo_deadline_begin(edo_now() + ms). */
+int64_t edo_timeout_begin(int64_t ms);
+
+/* Ends a scope: restores the deadline edo_deadline_begin or edo_timeout_begin returned. */
+void edo_deadline_end(int64_t saved);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Runtime                                                                                  */
 
@@ -252,7 +268,11 @@ typedef enum edo_wait_reason {
     EDO_WAIT_JOIN,   /* another task to finish */
     EDO_WAIT_SIGNAL, /* a signal */
     EDO_WAIT_YIELD,  /* ready again after a yield */
-    EDO_WAIT_OTHER
+    EDO_WAIT_OTHER,
+    EDO_WAIT_CHAN,   /* a channel's message or room (edo/sync.h) */
+    EDO_WAIT_LOCK,   /* a mutex, read-write lock, semaphore or barrier */
+    EDO_WAIT_NOTIFY, /* a notify, watch or cancellation token */
+    EDO_WAIT_SELECT  /* edo_select */
 } edo_wait_reason;
 
 /* A snapshot of one task's counters. */
@@ -355,6 +375,12 @@ ssize_t edo_writev(edo_io *io, const struct iovec *iov, int iovcnt);
 #define EDO_WRITE 2
 int edo_io_wait(edo_io *io, int what);
 
+/* One attempt at a read or a write that never waits: the count (0 at end of stream for a
+ * read), -EAGAIN if the descriptor is not ready now, or -errno. For loops built on
+ * edo_select's read and write cases. */
+ssize_t edo_try_read(edo_io *io, void *buf, size_t len);
+ssize_t edo_try_write(edo_io *io, const void *buf, size_t len);
+
 /* Shuts down the sending side (the peer reads end of stream); reading goes on. */
 int edo_shutdown(edo_io *io);
 
@@ -385,6 +411,8 @@ int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *ssl
  * sent to the process may be delivered to such a thread and take its default action.
  * A signal raised for one thread (raise, pthread_kill) is seen only by that thread. */
 int edo_signal_wait(const int *sigs, int nsig);
+
+#include "edo/sync.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Internals the macros above need                                                          */

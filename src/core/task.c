@@ -512,6 +512,30 @@ int64_t edo_set_deadline(int64_t deadline)
     return old;
 }
 
+int64_t edo_deadline_begin(int64_t deadline)
+{
+    edo_task *t = edo__task_current();
+    if (!t)
+        return EDO_NEVER;
+    int64_t old = t->deadline;
+    if (deadline < old)
+        t->deadline = deadline;
+    return old;
+}
+
+int64_t edo_timeout_begin(int64_t ms)
+{
+    int64_t now = edo_now();
+    if (ms < 0)
+        ms = 0;
+    return edo_deadline_begin(ms >= EDO_NEVER - now ? EDO_NEVER : now + ms);
+}
+
+void edo_deadline_end(int64_t saved)
+{
+    edo_set_deadline(saved);
+}
+
 int64_t edo_deadline(void)
 {
     edo_task *t = edo__task_current();

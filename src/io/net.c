@@ -212,11 +212,15 @@ static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why,
 
 /* ---- reading and writing ---------------------------------------------------------------- */
 
+/* The deadline of edo_try_read and edo_try_write: one attempt, whatever the counters say
+ * (a descriptor that never waited is not registered, so no edge would move them). */
+#define NO_WAIT INT64_MIN
+
 static ssize_t do_read(edo_io *io, void *buf, size_t len, edo_wait_reason why, int64_t deadline)
 {
     for (;;) {
         uint32_t seen;
-        if (maybe_ready(&io->rd, &seen)) {
+        if (maybe_ready(&io->rd, &seen) || deadline == NO_WAIT) {
             ssize_t n = read(io->fd, buf, len);
             if (n >= 0) {
                 /* A short read drained the socket: the next one waits for an edge. */
@@ -232,6 +236,8 @@ static ssize_t do_read(edo_io *io, void *buf, size_t len, edo_wait_reason why, i
                 return -e;
             atomic_store_explicit(&io->rd.idle, seen, memory_order_relaxed);
         }
+        if (deadline == NO_WAIT)
+            return -EAGAIN;
         int rc = dir_wait(io, &io->rd, seen, why, deadline);
         if (rc < 0)
             return rc;
@@ -250,7 +256,7 @@ static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct io
     }
     for (;;) {
         uint32_t seen;
-        if (maybe_ready(&io->wr, &seen)) {
+        if (maybe_ready(&io->wr, &seen) || deadline == NO_WAIT) {
             ssize_t n;
             if (io->flags & EDO__IO_SOCKET) {
                 /* MSG_NOSIGNAL: a peer that is gone is an error value, not a SIGPIPE. */
@@ -285,6 +291,8 @@ static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct io
                 return -e;
             atomic_store_explicit(&io->wr.idle, seen, memory_order_relaxed);
         }
+        if (deadline == NO_WAIT)
+            return -EAGAIN;
         int rc = dir_wait(io, &io->wr, seen, EDO_WAIT_WRITE, deadline);
         if (rc < 0)
             return rc;
@@ -297,6 +305,26 @@ ssize_t edo__read_for(edo_io *io, void *buf, size_t len, edo_wait_reason why)
     if (rc < 0)
         return rc;
     ssize_t n = do_read(io, buf, len, why, op_deadline(&io->rd));
+    io_leave(io);
+    return n;
+}
+
+ssize_t edo_try_read(edo_io *io, void *buf, size_t len)
+{
+    int rc = io_enter(io);
+    if (rc < 0)
+        return rc;
+    ssize_t n = do_read(io, buf, len, EDO_WAIT_READ, NO_WAIT);
+    io_leave(io);
+    return n;
+}
+
+ssize_t edo_try_write(edo_io *io, const void *buf, size_t len)
+{
+    int rc = io_enter(io);
+    if (rc < 0)
+        return rc;
+    ssize_t n = do_write(io, buf, len, NULL, 0, NO_WAIT);
     io_leave(io);
     return n;
 }
@@ -392,6 +420,53 @@ int edo_io_wait(edo_io *io, int what)
     }
     io_leave(io);
     return rc;
+}
+
+/* ---- edo_select's read and write cases ------------------------------------------------ */
+
+static edo__dir *sel_dir(edo_io *io, int what)
+{
+    return what == EDO_READ ? &io->rd : &io->wr;
+}
+
+/* Whether the direction is ready now: a level check, as edo_io_wait's, so that a case never
+ * fires for a stale edge. Closing: -EBADF. */
+int edo__io_sel_ready(edo_io *io, int what)
+{
+    if (atomic_load(&io->closing))
+        return -EBADF;
+    if (!(io->flags & EDO__IO_POLLABLE) || atomic_load(&sel_dir(io, what)->hup))
+        return 1;
+    struct pollfd p = { .fd = io->fd, .events = what == EDO_READ ? POLLIN : POLLOUT };
+    return poll(&p, 1, 0) != 0;
+}
+
+int edo__io_sel_arm(edo_io *io, int what, edo_task *self)
+{
+    int rc = io_enter(io);
+    if (rc < 0)
+        return rc;
+    if (io->flags & EDO__IO_POLLABLE) {
+        rc = io_register(io);
+        if (rc == 0 && !edo__slot_arm(&sel_dir(io, what)->waiter, self))
+            rc = -EBUSY; /* another task already waits in this direction */
+        if (rc < 0) {
+            io_leave(io);
+            return rc;
+        }
+    }
+    /* Armed first, then checked: an edge after the check fires the slot. */
+    rc = edo__io_sel_ready(io, what);
+    if (rc < 0)
+        edo__io_sel_disarm(io, what, self);
+    return rc;
+}
+
+void edo__io_sel_disarm(edo_io *io, int what, edo_task *self)
+{
+    if (io->flags & EDO__IO_POLLABLE)
+        edo__slot_disarm(&sel_dir(io, what)->waiter, self);
+    io_leave(io);
 }
 
 int edo_shutdown(edo_io *io)

@@ -1,0 +1,312 @@
+/*
+ * Channels: a ring of messages behind a spinlock, with a queue of waiting receivers and
+ * one of waiting senders. A message goes straight from a sender to a waiting receiver (or
+ * from a waiting sender to a receiver), copied into the waiter's buffer under the lock, so
+ * a receiver that gave up can never have taken one: it either got the message entirely or
+ * the message is still in the channel.
+ */
+#include "sync/sync.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ELEM_MAX 65536
+#define UNBOUNDED_FIRST 64 /* slots of an unbounded channel's first ring */
+
+struct edo_chan {
+    edo__spin lock;
+    bool oneshot;
+    _Atomic bool closed;
+    size_t elem;
+    size_t cap;  /* messages it may hold: EDO_UNBOUNDED, or 0 for a rendezvous */
+    size_t size; /* slots of ring */
+    size_t head; /* slot of the oldest message */
+    _Atomic size_t len;
+    unsigned char *ring;
+    edo__waitq recvq, sendq;
+};
+
+static int chan_new(edo_chan **out, size_t elem, size_t cap, bool oneshot)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (elem == 0 || elem > ELEM_MAX)
+        return -EINVAL;
+    edo_chan *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return -ENOMEM;
+    ch->elem = elem;
+    ch->cap = cap;
+    ch->oneshot = oneshot;
+    ch->size = cap == EDO_UNBOUNDED ? UNBOUNDED_FIRST : cap;
+    if (ch->size) {
+        if (ch->size > SIZE_MAX / elem || !(ch->ring = malloc(ch->size * elem))) {
+            free(ch);
+            return -ENOMEM;
+        }
+    }
+    *out = ch;
+    return 0;
+}
+
+int edo_chan_new(edo_chan **ch, size_t elem_size, size_t capacity)
+{
+    return chan_new(ch, elem_size, capacity, false);
+}
+
+int edo_oneshot_new(edo_chan **ch, size_t elem_size)
+{
+    return chan_new(ch, elem_size, 1, true);
+}
+
+static inline unsigned char *slot(edo_chan *ch, size_t i)
+{
+    size_t s = ch->head + i;
+    if (s >= ch->size)
+        s -= ch->size;
+    return ch->ring + s * ch->elem;
+}
+
+/* Room for one more message: grows an unbounded ring when full. */
+static int make_room(edo_chan *ch, size_t len)
+{
+    if (len < ch->size)
+        return 0;
+    if (ch->cap != EDO_UNBOUNDED)
+        return -EAGAIN;
+    size_t size = ch->size * 2;
+    if (size < ch->size || size > SIZE_MAX / ch->elem)
+        return -ENOMEM;
+    unsigned char *ring = malloc(size * ch->elem);
+    if (!ring)
+        return -ENOMEM;
+    /* Unwrap: the oldest message first. */
+    size_t first = ch->size - ch->head < len ? ch->size - ch->head : len;
+    memcpy(ring, ch->ring + ch->head * ch->elem, first * ch->elem);
+    memcpy(ring + first * ch->elem, ch->ring, (len - first) * ch->elem);
+    free(ch->ring);
+    ch->ring = ring;
+    ch->size = size;
+    ch->head = 0;
+    return 0;
+}
+
+/* Completes every waiter of q that can be claimed with rc (closing). */
+static void fail_all(edo__waitq *q, int rc, edo__wakeups *wk)
+{
+    edo__waiter *w;
+    while ((w = edo__waitq_claim(q)))
+        edo__complete(wk, w, rc);
+}
+
+static void close_locked(edo_chan *ch, edo__wakeups *wk)
+{
+    atomic_store_explicit(&ch->closed, true, memory_order_relaxed);
+    fail_all(&ch->sendq, -EPIPE, wk);
+    /* Receivers wait only while the channel is empty: all of them get "closed". */
+    fail_all(&ch->recvq, -EPIPE, wk);
+}
+
+/* Under the lock: sends msg, or -EAGAIN if that needs a wait. */
+static int send_locked(edo_chan *ch, const void *msg, edo__wakeups *wk)
+{
+    if (atomic_load_explicit(&ch->closed, memory_order_relaxed))
+        return -EPIPE;
+    edo__waiter *r = edo__waitq_claim(&ch->recvq);
+    if (r) {
+        memcpy(r->buf, msg, ch->elem);
+        edo__complete(wk, r, 0);
+    } else {
+        size_t len = atomic_load_explicit(&ch->len, memory_order_relaxed);
+        int rc = make_room(ch, len);
+        if (rc < 0)
+            return rc;
+        memcpy(slot(ch, len), msg, ch->elem);
+        atomic_store_explicit(&ch->len, len + 1, memory_order_relaxed);
+    }
+    if (ch->oneshot)
+        close_locked(ch, wk);
+    return 0;
+}
+
+/* Under the lock: receives into out, or -EAGAIN if that needs a wait. */
+static int recv_locked(edo_chan *ch, void *out, edo__wakeups *wk)
+{
+    size_t len = atomic_load_explicit(&ch->len, memory_order_relaxed);
+    if (len) {
+        memcpy(out, slot(ch, 0), ch->elem);
+        if (++ch->head == ch->size)
+            ch->head = 0;
+        len--;
+        /* A slot is free: the first waiting sender's message takes it. */
+        edo__waiter *s = edo__waitq_claim(&ch->sendq);
+        if (s) {
+            memcpy(slot(ch, len), s->buf, ch->elem);
+            len++;
+            edo__complete(wk, s, 0);
+        }
+        atomic_store_explicit(&ch->len, len, memory_order_relaxed);
+        return 0;
+    }
+    /* Empty: a rendezvous takes from a waiting sender directly. */
+    edo__waiter *s = edo__waitq_claim(&ch->sendq);
+    if (s) {
+        memcpy(out, s->buf, ch->elem);
+        edo__complete(wk, s, 0);
+        return 0;
+    }
+    return atomic_load_explicit(&ch->closed, memory_order_relaxed) ? -EPIPE : -EAGAIN;
+}
+
+static void withdraw_send(void *obj, edo__waiter *w, edo__wakeups *wk)
+{
+    edo__waitq_remove(&((edo_chan *)obj)->sendq, w);
+}
+
+static void withdraw_recv(void *obj, edo__waiter *w, edo__wakeups *wk)
+{
+    edo__waitq_remove(&((edo_chan *)obj)->recvq, w);
+}
+
+static int chan_send(edo_chan *ch, const void *msg, bool wait)
+{
+    if (!ch || !msg)
+        return -EINVAL;
+    edo__wakeups wk = { NULL };
+    edo__spin_lock(&ch->lock);
+    int rc = send_locked(ch, msg, &wk);
+    if (rc != -EAGAIN || !wait) {
+        edo__spin_unlock(&ch->lock);
+        edo__wakeups_run(&wk);
+        return rc;
+    }
+    edo__waiter w;
+    edo__waiter_init(&w);
+    w.buf = (void *)msg;
+    edo__waitq_push(&ch->sendq, &w);
+    edo__spin_unlock(&ch->lock);
+    return edo__wait(&w, &ch->lock, EDO_WAIT_CHAN, withdraw_send, ch);
+}
+
+static int chan_recv(edo_chan *ch, void *msg, bool wait)
+{
+    if (!ch || !msg)
+        return -EINVAL;
+    edo__wakeups wk = { NULL };
+    edo__spin_lock(&ch->lock);
+    int rc = recv_locked(ch, msg, &wk);
+    if (rc != -EAGAIN || !wait) {
+        edo__spin_unlock(&ch->lock);
+        edo__wakeups_run(&wk);
+        if (rc == 0)
+            edo__budget_spend();
+        return rc;
+    }
+    edo__waiter w;
+    edo__waiter_init(&w);
+    w.buf = msg;
+    edo__waitq_push(&ch->recvq, &w);
+    edo__spin_unlock(&ch->lock);
+    return edo__wait(&w, &ch->lock, EDO_WAIT_CHAN, withdraw_recv, ch);
+}
+
+int edo_chan_send(edo_chan *ch, const void *msg)
+{
+    int rc = chan_send(ch, msg, true);
+    if (rc == 0)
+        edo__budget_spend(); /* a sender that never waits must still let others run */
+    return rc;
+}
+
+int edo_chan_try_send(edo_chan *ch, const void *msg)
+{
+    return chan_send(ch, msg, false);
+}
+
+int edo_chan_recv(edo_chan *ch, void *msg)
+{
+    return chan_recv(ch, msg, true);
+}
+
+int edo_chan_try_recv(edo_chan *ch, void *msg)
+{
+    return chan_recv(ch, msg, false);
+}
+
+void edo_chan_close(edo_chan *ch)
+{
+    if (!ch)
+        return;
+    edo__wakeups wk = { NULL };
+    edo__spin_lock(&ch->lock);
+    close_locked(ch, &wk);
+    edo__spin_unlock(&ch->lock);
+    edo__wakeups_run(&wk);
+}
+
+size_t edo_chan_len(edo_chan *ch)
+{
+    return ch ? atomic_load_explicit(&ch->len, memory_order_relaxed) : 0;
+}
+
+bool edo_chan_closed(edo_chan *ch)
+{
+    return ch && atomic_load_explicit(&ch->closed, memory_order_relaxed);
+}
+
+void edo_chan_free(edo_chan *ch)
+{
+    if (!ch)
+        return;
+    free(ch->ring);
+    free(ch);
+}
+
+/* ---- edo_select ------------------------------------------------------------------------ */
+
+/* Whether the operation can complete without waiting (perhaps with a waiter of the other
+ * side, which may turn out to belong to a select that has lost). */
+static bool can_complete(edo_chan *ch, bool send)
+{
+    if (atomic_load_explicit(&ch->closed, memory_order_relaxed))
+        return true; /* a send fails, a receive drains or fails */
+    size_t len = atomic_load_explicit(&ch->len, memory_order_relaxed);
+    if (send)
+        return !edo__waitq_empty(&ch->recvq) || len < ch->size || ch->cap == EDO_UNBOUNDED;
+    return len || !edo__waitq_empty(&ch->sendq);
+}
+
+int edo__chan_sel_arm(edo_chan *ch, edo__waiter *w, bool send, edo__wakeups *wk)
+{
+    edo__spin_lock(&ch->lock);
+    int res = EDO__SEL_QUEUED;
+    if (!can_complete(ch, send)) {
+        edo__waitq_push(send ? &ch->sendq : &ch->recvq, w);
+    } else if (!edo__claim(w)) {
+        res = EDO__SEL_LOST;
+    } else {
+        int rc = send ? send_locked(ch, w->buf, wk) : recv_locked(ch, w->buf, wk);
+        if (rc != -EAGAIN) {
+            w->rc = rc;
+            res = EDO__SEL_DONE;
+        } else {
+            /* Every waiter of the other side belonged to a select that had lost: give the
+             * claim back. A completer may have skipped one of our other waiters meanwhile,
+             * so the select starts over rather than waits. */
+            atomic_store_explicit(&w->sel->winner, -1, memory_order_release);
+            res = EDO__SEL_RETRY;
+        }
+    }
+    edo__spin_unlock(&ch->lock);
+    return res;
+}
+
+void edo__chan_sel_disarm(edo_chan *ch, edo__waiter *w, bool send)
+{
+    edo__spin_lock(&ch->lock);
+    if (w->queued)
+        edo__waitq_remove(send ? &ch->sendq : &ch->recvq, w);
+    edo__spin_unlock(&ch->lock);
+}

@@ -1,0 +1,133 @@
+/*
+ * Waiter queues (wait.h).
+ */
+#include "sync/wait.h"
+
+#include <errno.h>
+
+void edo__waiter_init(edo__waiter *w)
+{
+    *w = (edo__waiter){ .task = edo__task_current() };
+    atomic_init(&w->done, 0);
+}
+
+void edo__waitq_push(edo__waitq *q, edo__waiter *w)
+{
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+    w->queued = true;
+}
+
+void edo__waitq_remove(edo__waitq *q, edo__waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->next = w->prev = NULL;
+    w->queued = false;
+}
+
+edo__waiter *edo__waitq_claim(edo__waitq *q)
+{
+    for (edo__waiter *w = q->head; w; w = w->next) {
+        if (edo__claim(w)) {
+            edo__waitq_remove(q, w);
+            return w;
+        }
+    }
+    return NULL;
+}
+
+void edo__complete(edo__wakeups *wk, edo__waiter *w, int rc)
+{
+    w->rc = rc;
+    w->wnext = wk->head;
+    wk->head = w;
+}
+
+void edo__complete_all(edo__wakeups *wk, edo__waitq *q)
+{
+    while (q->head) {
+        edo__waiter *w = q->head;
+        edo__waitq_remove(q, w);
+        edo__complete(wk, w, 0);
+    }
+}
+
+void edo__wakeups_run(edo__wakeups *wk)
+{
+    edo__waiter *w = wk->head;
+    wk->head = NULL;
+    while (w) {
+        /* Read everything before `done`: from then on the waiter may be gone. The
+         * reference keeps the task itself alive until its wake is delivered. */
+        edo__waiter *next = w->wnext;
+        edo_task *t = w->task;
+        if (t) {
+            edo__task_ref(t);
+            atomic_store_explicit(&w->done, 1, memory_order_release);
+            edo__wake(t);
+            edo__task_unref(t);
+        } else {
+            /* A thread: the futex word may belong to a returned frame by the time of the
+             * wake; a wake of a stale address is at worst a spurious one elsewhere. */
+            atomic_store_explicit(&w->done, 1, memory_order_release);
+            edo__futex_wake(&w->done, 1);
+        }
+        w = next;
+    }
+}
+
+int edo__waiter_park(edo__waiter *w, edo_wait_reason why)
+{
+    for (;;) {
+        if (atomic_load_explicit(&w->done, memory_order_acquire))
+            return 0;
+        if (!w->task) {
+            edo__futex_wait(&w->done, 0, -1);
+            continue;
+        }
+        int rc = edo__park(why, EDO_NEVER);
+        if (rc < 0)
+            return atomic_load_explicit(&w->done, memory_order_acquire) ? 0 : rc;
+    }
+}
+
+void edo__waiter_finish(edo__waiter *w)
+{
+    while (!atomic_load_explicit(&w->done, memory_order_acquire)) {
+        if (w->task)
+            edo__suspend(edo__worker_current(), w->task);
+        else
+            edo__futex_wait(&w->done, 0, -1);
+    }
+}
+
+int edo__wait(edo__waiter *w, edo__spin *lock, edo_wait_reason why,
+              void (*withdraw)(void *obj, edo__waiter *w, edo__wakeups *wk), void *obj)
+{
+    int rc = edo__waiter_park(w, why);
+    if (rc == 0)
+        return w->rc;
+    edo__wakeups wk = { NULL };
+    edo__spin_lock(lock);
+    bool queued = w->queued;
+    if (queued)
+        withdraw(obj, w, &wk);
+    edo__spin_unlock(lock);
+    edo__wakeups_run(&wk);
+    if (queued)
+        return rc;
+    edo__waiter_finish(w);
+    return w->rc;
+}
