@@ -229,7 +229,9 @@ int edo__park(edo_wait_reason why, int64_t deadline);
 void edo__suspend(edo__worker *w, edo_task *t);
 
 /* Makes t runnable if it is parked, or makes its next park return at once if it runs.
- * Safe from any thread while the caller holds a reference to t. */
+ * Safe from any thread while the caller holds a reference to t. The condition the task
+ * waits for must be published before, by a sequentially consistent store or a
+ * read-modify-write: a release store alone may pass the look at t's state. */
 void edo__wake(edo_task *t);
 
 void edo__task_ref(edo_task *t);

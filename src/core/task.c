@@ -281,7 +281,8 @@ void edo__task_finish(edo__worker *w, edo_task *t)
 
 void edo__wake(edo_task *t)
 {
-    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    /* Sequentially consistent: see edo__suspend. */
+    uint32_t s = atomic_load(&t->state);
     for (;;) {
         if (s == EDO__PARKED) {
             if (atomic_compare_exchange_weak_explicit(&t->state, &s, EDO__QUEUED,
@@ -303,8 +304,12 @@ void edo__suspend(edo__worker *w, edo_task *t)
 {
     uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
     if (s & EDO__NOTIFIED)
-        /* Woken before parking: consume it. Wakers leave a NOTIFIED task alone. */
-        atomic_store_explicit(&t->state, EDO__RUNNING, memory_order_relaxed);
+        /* Woken before parking: consume it. Wakers leave a NOTIFIED task alone, so the
+         * flag may be an old one, and the caller's next look at its condition must not
+         * pass this write: an exchange, a full barrier. A plain store here and a waker
+         * that stores the condition and then finds the flag still set (also reordered)
+         * would both see the old values, and the wake-up would be lost. */
+        atomic_exchange(&t->state, EDO__RUNNING);
     else
         edo__switch_out(w, t, EDO__SW_PARK);
 }
