@@ -246,6 +246,11 @@ void edo__slot_disarm(edo__slot *s, edo_task *self);
 /* Wakes the waiting task, if any. */
 void edo__slot_fire(edo__slot *s);
 
+/* edo_select's join case: arms t's joiner slot for self. 1: t is done, 0: armed (the end
+ * of t fires it), -EBUSY: another task joins it, -EDEADLK: t is self (nothing armed). */
+int edo__task_sel_arm(edo_task *t, edo_task *self);
+void edo__task_sel_disarm(edo_task *t, edo_task *self);
+
 /* Counts one operation that completed without suspending; yields when the budget is
  * spent, so that a task whose descriptors are always ready cannot starve others. */
 void edo__budget_spend(void);

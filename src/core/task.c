@@ -704,3 +704,20 @@ void edo__overflow_fini_thread(edo__worker *w)
     munmap(w->altstack, w->altstack_len);
     w->altstack = NULL;
 }
+
+/* ---- edo_select's join case -------------------------------------------------------------- */
+
+int edo__task_sel_arm(edo_task *t, edo_task *self)
+{
+    if (t == self)
+        return -EDEADLK;
+    if (!edo__slot_arm(&t->joiner, self))
+        return -EBUSY;
+    /* Armed, then checked: the end publishes DONE before it fires the slot. */
+    return atomic_load_explicit(&t->state, memory_order_acquire) == EDO__DONE;
+}
+
+void edo__task_sel_disarm(edo_task *t, edo_task *self)
+{
+    edo__slot_disarm(&t->joiner, self);
+}

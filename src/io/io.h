@@ -52,9 +52,10 @@ ssize_t edo__read_for(edo_io *io, void *buf, size_t len, edo_wait_reason why);
 /* edo_select's read and write cases (what: EDO_READ or EDO_WRITE). Arm enters io as a
  * user and arms the direction's waiter slot for self: returns 1 if ready now, 0 if not
  * (the slot fires at the next edge), or -errno (-EBADF closing, -EBUSY: another task waits
- * there; nothing is left armed then). Ready re-checks after a wake. Disarm undoes arm. */
+ * there; nothing is left armed then). Ready is the level check (self: re-arms the slot
+ * first if an edge emptied it; NULL: just looks). Disarm undoes arm. */
 int edo__io_sel_arm(edo_io *io, int what, edo_task *self);
-int edo__io_sel_ready(edo_io *io, int what);
+int edo__io_sel_ready(edo_io *io, int what, edo_task *self);
 void edo__io_sel_disarm(edo_io *io, int what, edo_task *self);
 
 /* Closes the signal descriptor of a runtime that is shutting down (src/io/signal.c). */

@@ -431,12 +431,16 @@ static edo__dir *sel_dir(edo_io *io, int what)
 
 /* Whether the direction is ready now: a level check, as edo_io_wait's, so that a case never
  * fires for a stale edge. Closing: -EBADF. */
-int edo__io_sel_ready(edo_io *io, int what)
+int edo__io_sel_ready(edo_io *io, int what, edo_task *self)
 {
     if (atomic_load(&io->closing))
         return -EBADF;
-    if (!(io->flags & EDO__IO_POLLABLE) || atomic_load(&sel_dir(io, what)->hup))
+    edo__dir *d = sel_dir(io, what);
+    if (!(io->flags & EDO__IO_POLLABLE) || atomic_load(&d->hup))
         return 1;
+    /* An edge fired the slot (and emptied it): arm it again before looking. */
+    if (self && atomic_load(&d->waiter) != self && !edo__slot_arm(&d->waiter, self))
+        return -EBUSY;
     struct pollfd p = { .fd = io->fd, .events = what == EDO_READ ? POLLIN : POLLOUT };
     return poll(&p, 1, 0) != 0;
 }
@@ -456,7 +460,7 @@ int edo__io_sel_arm(edo_io *io, int what, edo_task *self)
         }
     }
     /* Armed first, then checked: an edge after the check fires the slot. */
-    rc = edo__io_sel_ready(io, what);
+    rc = edo__io_sel_ready(io, what, NULL);
     if (rc < 0)
         edo__io_sel_disarm(io, what, self);
     return rc;

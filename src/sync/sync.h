@@ -29,6 +29,7 @@ void edo__chan_sel_disarm(edo_chan *ch, edo__waiter *w, bool send);
 
 /* Notify (notify.c): a stored permit completes the case; notify_one and notify_all claim. */
 int edo__notify_sel_arm(edo_notify *n, edo__waiter *w);
+int edo__notify_try(edo_notify *n); /* takes a stored permit: 0, or -EAGAIN */
 void edo__notify_sel_disarm(edo_notify *n, edo__waiter *w);
 
 /* Objects whose waiters are only told to look again (edo__complete_all): arm returns

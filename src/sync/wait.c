@@ -51,6 +51,7 @@ edo__waiter *edo__waitq_claim(edo__waitq *q)
 void edo__complete(edo__wakeups *wk, edo__waiter *w, int rc)
 {
     w->rc = rc;
+    w->taken = true;
     w->wnext = wk->head;
     wk->head = w;
 }
@@ -75,13 +76,16 @@ void edo__wakeups_run(edo__wakeups *wk)
         edo_task *t = w->task;
         if (t) {
             edo__task_ref(t);
-            atomic_store_explicit(&w->done, 1, memory_order_release);
+            /* Sequentially consistent, so that edo__wake's look at the task's state comes
+             * after it: a task that has just consumed an old NOTIFIED flag then either
+             * sees `done`, or is seen parked (see edo__suspend). */
+            atomic_store(&w->done, 1);
             edo__wake(t);
             edo__task_unref(t);
         } else {
             /* A thread: the futex word may belong to a returned frame by the time of the
              * wake; a wake of a stale address is at worst a spurious one elsewhere. */
-            atomic_store_explicit(&w->done, 1, memory_order_release);
+            atomic_store(&w->done, 1);
             edo__futex_wake(&w->done, 1);
         }
         w = next;
@@ -91,7 +95,7 @@ void edo__wakeups_run(edo__wakeups *wk)
 int edo__waiter_park(edo__waiter *w, edo_wait_reason why)
 {
     for (;;) {
-        if (atomic_load_explicit(&w->done, memory_order_acquire))
+        if (atomic_load(&w->done))
             return 0;
         if (!w->task) {
             edo__futex_wait(&w->done, 0, -1);
@@ -99,13 +103,13 @@ int edo__waiter_park(edo__waiter *w, edo_wait_reason why)
         }
         int rc = edo__park(why, EDO_NEVER);
         if (rc < 0)
-            return atomic_load_explicit(&w->done, memory_order_acquire) ? 0 : rc;
+            return atomic_load(&w->done) ? 0 : rc;
     }
 }
 
 void edo__waiter_finish(edo__waiter *w)
 {
-    while (!atomic_load_explicit(&w->done, memory_order_acquire)) {
+    while (!atomic_load(&w->done)) {
         if (w->task)
             edo__suspend(edo__worker_current(), w->task);
         else

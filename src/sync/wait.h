@@ -41,6 +41,7 @@ struct edo__waiter {
     uint64_t n;               /* permits wanted, or another object-specific number */
     int rc;                   /* the outcome, set by the completer */
     bool queued;              /* in a queue: changed only under the object's lock */
+    bool taken;               /* taken out by a completer (under the lock): `done` follows */
     _Atomic uint32_t done;    /* completed; the last write a completer makes to it */
 };
 
