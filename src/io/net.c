@@ -441,6 +441,11 @@ int edo__io_sel_ready(edo_io *io, int what, edo_task *self)
     /* An edge fired the slot (and emptied it): arm it again before looking. */
     if (self && atomic_load(&d->waiter) != self && !edo__slot_arm(&d->waiter, self))
         return -EBUSY;
+    /* Registered and no edge since a call found it not ready: still not ready, and no
+     * system call needed to say so. */
+    uint32_t seen;
+    if (atomic_load(&io->registered) && !maybe_ready(d, &seen))
+        return 0;
     struct pollfd p = { .fd = io->fd, .events = what == EDO_READ ? POLLIN : POLLOUT };
     return poll(&p, 1, 0) != 0;
 }
