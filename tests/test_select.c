@@ -408,6 +408,40 @@ static void case_select_abort_and_deadline(void)
     test_run(abort_root, NULL);
 }
 
+/* Send and receive on the same rendezvous channel in one select: a case is never the
+ * partner of its own select's other case, so only the timer can fire, until another task
+ * receives. */
+static void *plain_recv(void *arg)
+{
+    int v = 0;
+    int rc = edo_chan_recv(arg, &v);
+    return (void *)(intptr_t)(rc < 0 ? rc : v);
+}
+
+static void *self_partner_root(void *unused)
+{
+    edo_chan *ch;
+    CHECK_OK(edo_chan_new(&ch, sizeof(int), 0));
+    int out = 5, in = 0;
+    edo_case cs[] = { edo_case_send(ch, &out), edo_case_recv(ch, &in), edo_case_timeout(20) };
+    CHECK_EQ(edo_select(cs, 3), 2);
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, plain_recv, ch));
+    test_wait_parked(t, EDO_WAIT_CHAN);
+    edo_case cs2[] = { edo_case_send(ch, &out), edo_case_recv(ch, &in), edo_case_timeout(5000) };
+    CHECK_EQ(edo_select(cs2, 3), 0);
+    void *r;
+    CHECK_OK(edo_join(t, &r));
+    CHECK_EQ(INT(r), 5);
+    edo_chan_free(ch);
+    return NULL;
+}
+
+static void case_select_own_cases(void)
+{
+    test_run(self_partner_root, NULL);
+}
+
 /* More cases than fit on the stack. */
 static void *many_root(void *unused)
 {
@@ -439,7 +473,7 @@ static const test_case cases[] = {
     TEST_CASE(case_select_basic),      TEST_CASE(case_select_fair),
     TEST_CASE(case_select_no_loss),    TEST_CASE(case_select_io_and_join),
     TEST_CASE(case_select_kinds),      TEST_CASE(case_select_abort_and_deadline),
-    TEST_CASE(case_select_many_cases),
+    TEST_CASE(case_select_many_cases), TEST_CASE(case_select_own_cases),
 };
 
 TEST_MAIN(cases)

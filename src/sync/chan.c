@@ -266,23 +266,33 @@ void edo_chan_free(edo_chan *ch)
 
 /* ---- edo_select ------------------------------------------------------------------------ */
 
+/* Whether q holds a waiter of another select or task than sel's: our own select's other
+ * case on the same channel can never be the partner. */
+static bool other_waiter(const edo__waitq *q, const edo__sel *sel)
+{
+    for (const edo__waiter *w = q->head; w; w = w->next)
+        if (w->sel != sel)
+            return true;
+    return false;
+}
+
 /* Whether the operation can complete without waiting (perhaps with a waiter of the other
  * side, which may turn out to belong to a select that has lost). */
-static bool can_complete(edo_chan *ch, bool send)
+static bool can_complete(edo_chan *ch, bool send, const edo__sel *sel)
 {
     if (atomic_load_explicit(&ch->closed, memory_order_relaxed))
         return true; /* a send fails, a receive drains or fails */
     size_t len = atomic_load_explicit(&ch->len, memory_order_relaxed);
     if (send)
-        return !edo__waitq_empty(&ch->recvq) || len < ch->size || ch->cap == EDO_UNBOUNDED;
-    return len || !edo__waitq_empty(&ch->sendq);
+        return len < ch->size || ch->cap == EDO_UNBOUNDED || other_waiter(&ch->recvq, sel);
+    return len || other_waiter(&ch->sendq, sel);
 }
 
 int edo__chan_sel_arm(edo_chan *ch, edo__waiter *w, bool send, edo__wakeups *wk)
 {
     edo__spin_lock(&ch->lock);
     int res = EDO__SEL_QUEUED;
-    if (!can_complete(ch, send)) {
+    if (!can_complete(ch, send, w->sel)) {
         edo__waitq_push(send ? &ch->sendq : &ch->recvq, w);
     } else if (!edo__claim(w)) {
         res = EDO__SEL_LOST;
