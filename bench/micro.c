@@ -16,6 +16,8 @@
  *   spawn_detached  detached spawns of an empty task, 100 in flight, then a yield until
  *                   they have run: ns per task (spawn, run, reclaim)
  *   sleep0          edo_sleep(0) in a task that is alone: the cost of a yield to nobody
+ *   mutex_uncontended  edo_mutex_lock + edo_mutex_unlock by a task that is alone with the
+ *                   mutex: ns per pair (the fast path, which takes no spinlock)
  */
 #include "bench.h"
 
@@ -129,6 +131,29 @@ static int sleep0(edo_runtime *rt, int64_t *ns)
     return bench_block_on(rt, sleep0_root, NULL, ns);
 }
 
+#define MUTEX_N 10000000L
+
+static void *mutex_uncontended_root(void *arg)
+{
+    edo_mutex *m;
+    int rc = edo_mutex_new(&m);
+    (void)arg;
+    if (rc < 0)
+        return PTR(rc);
+    for (long i = 0; i < MUTEX_N && rc == 0; i++) {
+        rc = edo_mutex_lock(m);
+        if (rc == 0)
+            edo_mutex_unlock(m);
+    }
+    edo_mutex_free(m);
+    return PTR(rc);
+}
+
+static int mutex_uncontended(edo_runtime *rt, int64_t *ns)
+{
+    return bench_block_on(rt, mutex_uncontended_root, NULL, ns);
+}
+
 /* ---- the benches ---------------------------------------------------------------------- */
 
 static const struct bench benches[] = {
@@ -136,6 +161,7 @@ static const struct bench benches[] = {
     { "spawn_join", SPAWN_JOIN_N, 11, 0, spawn_join, NULL },
     { "spawn_detached", DETACHED_N, 11, 0, spawn_detached, NULL },
     { "sleep0", SLEEP0_N, 11, 0, sleep0, NULL },
+    { "mutex_uncontended", MUTEX_N, 11, 0, mutex_uncontended, NULL },
 };
 
 int main(int argc, char **argv)
