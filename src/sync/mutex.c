@@ -47,9 +47,9 @@ int edo_mutex_new(edo_mutex **m)
 
 static inline bool fast_lock(edo_mutex *m)
 {
-    uint32_t free = 0;
-    return atomic_compare_exchange_strong_explicit(&m->state, &free, LOCKED, memory_order_acquire,
-                                                   memory_order_relaxed);
+    uint32_t unlocked = 0;
+    return atomic_compare_exchange_strong_explicit(&m->state, &unlocked, LOCKED,
+                                                   memory_order_acquire, memory_order_relaxed);
 }
 
 /* A waiter that gave up: it no longer waits, and the last one clears WAITERS (the holder
@@ -94,6 +94,8 @@ static int lock_slow(edo_mutex *m)
 
 int edo_mutex_lock(edo_mutex *m)
 {
+    if (!m)
+        return -EINVAL;
     /* A task that locks and unlocks in a loop without ever waiting must still let the
      * others run (and queue for the lock). Before taking it: never yield holding it. */
     edo__budget_spend();
@@ -104,6 +106,8 @@ int edo_mutex_lock(edo_mutex *m)
 
 int edo_mutex_try_lock(edo_mutex *m)
 {
+    if (!m)
+        return -EINVAL;
     return fast_lock(m) ? 0 : -EBUSY;
 }
 
@@ -127,6 +131,8 @@ static void unlock_slow(edo_mutex *m)
 
 void edo_mutex_unlock(edo_mutex *m)
 {
+    if (!m)
+        return;
     uint32_t held = LOCKED;
     if (__builtin_expect(atomic_compare_exchange_strong_explicit(
                              &m->state, &held, 0, memory_order_release, memory_order_relaxed),

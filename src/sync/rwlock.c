@@ -36,31 +36,43 @@ int edo_rwlock_new(edo_rwlock **l)
 
 int edo_rwlock_rdlock(edo_rwlock *l)
 {
+    if (!l)
+        return -EINVAL;
     return edo_sem_acquire(l->sem, 1);
 }
 
 int edo_rwlock_wrlock(edo_rwlock *l)
 {
+    if (!l)
+        return -EINVAL;
     return edo_sem_acquire(l->sem, ALL);
 }
 
 int edo_rwlock_try_rdlock(edo_rwlock *l)
 {
+    if (!l)
+        return -EINVAL;
     return edo_sem_try_acquire(l->sem, 1) == 0 ? 0 : -EBUSY;
 }
 
 int edo_rwlock_try_wrlock(edo_rwlock *l)
 {
+    if (!l)
+        return -EINVAL;
     return edo_sem_try_acquire(l->sem, ALL) == 0 ? 0 : -EBUSY;
 }
 
 void edo_rwlock_rdunlock(edo_rwlock *l)
 {
+    if (!l)
+        return;
     edo_sem_release(l->sem, 1);
 }
 
 void edo_rwlock_wrunlock(edo_rwlock *l)
 {
+    if (!l)
+        return;
     edo_sem_release(l->sem, ALL);
 }
 

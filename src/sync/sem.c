@@ -98,7 +98,7 @@ static void withdraw(void *obj, edo__waiter *w, edo__wakeups *wk)
     bool first = sem->q.head == w;
     edo__waitq_remove(&sem->q, w);
     /* The waiters behind the first one waited for it only: the permits free now may be
-     * enough for them. */
+     * enough for them. (And the last one to leave clears WAITERS.) */
     if (first || edo__waitq_empty(&sem->q))
         serve(sem, atomic_load_explicit(&sem->state, memory_order_relaxed), wk);
 }
