@@ -12,7 +12,8 @@
  *  - Calls marked "any thread" may also be made from a thread outside the runtime; a
  *    waiting call made there blocks that thread (and knows no deadline).
  *  - Objects are created by a _new call (0 or -ENOMEM/-EINVAL) and freed by their _free
- *    call once no task uses or waits on them any more.
+ *    call once no task uses or waits on them any more. A NULL object is -EINVAL for
+ *    calls that return an int, and does nothing for the others.
  *  - Messages are copied: a channel is created for elements of elem_size bytes, a send
  *    copies elem_size bytes from its argument into the channel and a receive copies them
  *    out. To pass larger or shared data, send pointers (elem_size = sizeof(void *)); who
@@ -150,7 +151,10 @@ void edo_watch_free(edo_watch *w);
 
 /* All three are fair: waiters are served in the order they came (first in, first out),
  * and a release hands the lock or the permits straight to the first waiter, so a task
- * that keeps locking can never overtake one that waits. */
+ * that keeps locking can never overtake one that waits. A lock or acquire that finds the
+ * object free counts as an operation for the task's budget (edo.h), so a task that locks
+ * in a tight loop still lets the others run now and then: before it takes the lock,
+ * never while it holds it. */
 
 typedef struct edo_mutex edo_mutex;
 
@@ -203,10 +207,11 @@ int edo_sem_new(edo_sem **s, uint64_t permits);
  * semaphore is closed; or -ETIMEDOUT/-ECANCELED (no permit taken). Any thread. */
 int edo_sem_acquire(edo_sem *s, uint64_t n);
 
-/* Without waiting: 0 or -EAGAIN (also when others wait, to keep their turn). */
+/* Without waiting: 0 or -EAGAIN (also when others wait, to keep their turn), -EPIPE once
+ * closed, -EINVAL for a bad n. */
 int edo_sem_try_acquire(edo_sem *s, uint64_t n);
 
-/* Gives n permits back (or adds new ones). Any thread. */
+/* Gives n permits back (or adds new ones; the count stops at EDO_SEM_MAX). Any thread. */
 void edo_sem_release(edo_sem *s, uint64_t n);
 
 /* Permits free now. */
