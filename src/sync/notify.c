@@ -29,6 +29,8 @@ void edo_notify_free(edo_notify *n)
 
 uint64_t edo_notify_epoch(edo_notify *n)
 {
+    if (!n)
+        return 0;
     return atomic_load_explicit(&n->epoch, memory_order_acquire);
 }
 
@@ -71,6 +73,8 @@ int edo_notify_wait_since(edo_notify *n, uint64_t epoch)
 
 void edo_notify_one(edo_notify *n)
 {
+    if (!n)
+        return;
     edo__wakeups wk = { NULL };
     edo__spin_lock(&n->lock);
     edo__waiter *w = edo__waitq_claim(&n->q);
@@ -84,6 +88,8 @@ void edo_notify_one(edo_notify *n)
 
 void edo_notify_all(edo_notify *n)
 {
+    if (!n)
+        return;
     edo__wakeups wk = { NULL };
     edo__spin_lock(&n->lock);
     atomic_fetch_add_explicit(&n->epoch, 1, memory_order_release);

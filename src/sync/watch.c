@@ -74,6 +74,8 @@ void edo_watch_close(edo_watch *w)
 
 uint64_t edo_watch_get(edo_watch *w, void *val)
 {
+    if (!w)
+        return 0;
     edo__spin_lock(&w->lock);
     if (val)
         memcpy(val, w->val, w->elem);
