@@ -658,6 +658,155 @@ static void case_token_waiters_leave_nothing(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Tokens in edo_select                                                                     */
+
+typedef struct sel_job {
+    edo_token *tok;
+    edo_chan *ch;
+    int64_t timeout; /* ms */
+} sel_job;
+
+/* Selects on the token, a channel and a timeout; returns the index that fired (checking
+ * that a message is taken only by its own case), or -ECANCELED if aborted. */
+static void *select_task(void *arg)
+{
+    sel_job *j = arg;
+    int v = -1;
+    edo_case cs[] = { edo_case_cancel(j->tok), edo_case_recv(j->ch, &v),
+                      edo_case_timeout(j->timeout) };
+    int k = edo_select(cs, 3);
+    if (k == -ECANCELED) {
+        CHECK_EQ(v, -1);
+        return VAL(k);
+    }
+    CHECK(k >= 0 && k <= 2);
+    CHECK_EQ(cs[k].rc, 0);
+    if (k == 0)
+        CHECK(edo_token_cancelled(j->tok));
+    if (k == 1)
+        CHECK_EQ(v, 7);
+    else
+        CHECK_EQ(v, -1);
+    return VAL(k);
+}
+
+static void *select_root(void *unused)
+{
+    edo_token *root, *leaf;
+    edo_chan *ch;
+    CHECK_OK(edo_chan_new(&ch, sizeof(int), 64));
+    CHECK_OK(edo_token_new(&root, NULL));
+    CHECK_OK(edo_token_new(&leaf, root));
+
+    /* A live token: the timer fires, and the token's case is withdrawn. */
+    sel_job j = { leaf, ch, 20 };
+    CHECK_EQ(INT(select_task(&j)), 2);
+
+    /* Parked on the leaf: the root's cancel wakes the select, on that case. */
+    j.timeout = 60000;
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, select_task, &j));
+    test_wait_parked(t, EDO_WAIT_SELECT);
+    edo_token_cancel(root);
+    join_expect(t, 0);
+
+    /* Already cancelled: at once, also with the channel ready; a message is never taken by
+     * the token's case. */
+    int seven = 7, got[2] = { 0, 0 };
+    for (int i = 0; i < 40; i++) {
+        CHECK_EQ(edo_chan_send(ch, &seven), 0);
+        intptr_t k = INT(select_task(&j));
+        CHECK(k == 0 || k == 1);
+        got[k]++;
+        if (k == 0) {
+            int v;
+            CHECK_EQ(edo_chan_try_recv(ch, &v), 0); /* the message stayed */
+        }
+        CHECK_EQ(edo_chan_len(ch), 0);
+    }
+    CHECK_GT(got[0], 0); /* picked at random: 40 coin tosses never all the same */
+    CHECK_GT(got[1], 0);
+    edo_token_free(leaf);
+    edo_token_free(root);
+
+    /* Selects that give up on the token (timer, abort) leave nothing in its queue: later
+     * waiters on the same stacks are woken cleanly by the cancel. */
+    int n = TEST_SCALE(200, 100, 40);
+    edo_task **ts = calloc((size_t)n, sizeof *ts);
+    sel_job *js = calloc((size_t)n, sizeof *js);
+    CHECK(ts && js);
+    edo_token *tok;
+    CHECK_OK(edo_token_new(&tok, NULL));
+    for (int i = 0; i < n; i++) {
+        js[i] = (sel_job){ tok, ch, i & 1 ? 60000 : (int64_t)(i % 5) };
+        CHECK_OK(edo_spawn(&ts[i], select_task, &js[i]));
+    }
+    for (int i = 1; i < n; i += 2) {
+        test_wait_parked(ts[i], EDO_WAIT_SELECT);
+        edo_abort(ts[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        void *res;
+        int rc = edo_join(ts[i], &res);
+        if (i & 1) {
+            CHECK_ERR(rc, -ECANCELED);
+            CHECK_EQ(INT(res), -ECANCELED);
+        } else {
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(INT(res), 2);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        CHECK_OK(edo_spawn(&ts[i], pattern_waiter, tok));
+    for (int i = 0; i < n; i++)
+        test_wait_parked(ts[i], EDO_WAIT_NOTIFY);
+    edo_token_cancel(tok);
+    for (int i = 0; i < n; i++)
+        join_expect(ts[i], 0);
+    edo_token_free(tok);
+
+    /* Cancels racing selects, which also time out now and then. */
+    test_rng r = test_rng_new(21);
+    int rounds = TEST_SCALE(200, 100, 30);
+    for (int round = 0; round < rounds; round++) {
+        CHECK_OK(edo_token_new(&root, NULL));
+        CHECK_OK(edo_token_new(&leaf, root));
+        enum { W = 6 };
+        edo_task *w[W];
+        sel_job sj[W];
+        for (int i = 0; i < W; i++) {
+            sj[i] = (sel_job){ i & 1 ? leaf : root, ch,
+                               test_rng_next(&r) & 1 ? 60000 : (int64_t)test_rng_range(&r, 0, 2) };
+            CHECK_OK(edo_spawn(&w[i], select_task, &sj[i]));
+        }
+        race_cancel rc = {
+            .first = root, .below = leaf, .spin = 5000, .seed = 3000 + (uint64_t)round
+        };
+        pthread_t th;
+        CHECK_EQ(pthread_create(&th, NULL, race_cancel_thread, &rc), 0);
+        atomic_store(&rc.go, 1);
+        for (int i = 0; i < W; i++) {
+            void *res;
+            CHECK_EQ(edo_join(w[i], &res), 0);
+            CHECK(INT(res) == 0 || (INT(res) == 2 && sj[i].timeout < 60000));
+        }
+        WAIT_UNTIL(atomic_load(&rc.done), 10000);
+        CHECK_EQ(pthread_join(th, NULL), 0);
+        edo_token_free(leaf);
+        edo_token_free(root);
+    }
+    free(ts);
+    free(js);
+    edo_chan_free(ch);
+    return NULL;
+}
+
+static void case_token_select(void)
+{
+    test_run(select_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Join sets: finish order                                                                  */
 
 typedef struct gate {
@@ -1373,6 +1522,7 @@ static const test_case cases[] = {
     TEST_CASE(case_token_free_with_children),
     TEST_CASE(case_token_deep_tree),
     TEST_CASE(case_token_waiters_leave_nothing),
+    TEST_CASE(case_token_select),
     TEST_CASE(case_joinset_finish_order),
     TEST_CASE(case_joinset_empty),
     TEST_CASE(case_joinset_abort_all),
