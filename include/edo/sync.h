@@ -286,7 +286,8 @@ void edo_token_cancel(edo_token *tok);
 /* Whether tok is cancelled. Any thread. */
 bool edo_token_cancelled(edo_token *tok);
 
-/* Waits until tok is cancelled (suspends). Returns 0, or -ETIMEDOUT/-ECANCELED. */
+/* Waits until tok is cancelled (suspends). Returns 0, or -ETIMEDOUT/-ECANCELED. Any
+ * thread. */
 int edo_token_wait(edo_token *tok);
 
 /* Releases tok. Its children stay valid (and are still cancelled with tok's ancestors). */
@@ -307,8 +308,9 @@ int edo_joinset_new(edo_joinset **js);
 /* Waits for the next task of the set to finish (suspends) and takes it out of the set:
  * its result in *result and its id in *id (each if not NULL). Returns 0, -ECANCELED if
  * that task was aborted (result: what it returned while unwinding), -ECHILD if the set
- * is empty, or -ETIMEDOUT/-ECANCELED of the wait (then no task was taken out and *id is
- * 0). */
+ * is empty (also for every task still waiting here when the last one is taken), or
+ * -ETIMEDOUT/-ECANCELED of the wait (then no task was taken out and *id is 0, which tells
+ * this -ECANCELED from an aborted task's). */
 int edo_joinset_next(edo_joinset *js, void **result, uint64_t *id);
 
 /* Tasks in the set (running, or finished and not yet taken by edo_joinset_next). */
@@ -318,7 +320,9 @@ size_t edo_joinset_len(edo_joinset *js);
 void edo_joinset_abort_all(edo_joinset *js);
 
 /* Aborts every task still in the set, waits until all have returned (suspends, not cut
- * short by the caller's deadline or abort) and frees the set. From a task. */
+ * short by the caller's deadline or abort) and frees the set, with the results nobody
+ * took (take them first if they own memory). Any thread, but not after the runtime's
+ * shutdown has abandoned tasks of the set: those never return. */
 void edo_joinset_free(edo_joinset *js);
 
 int edo_joinset_spawn_at(edo_joinset *js, edo_task_fn fn, void *arg, uint64_t *id,
