@@ -520,13 +520,12 @@ static void *broadcast_root(void *arg)
     /* Anything sent back to its sender would have come before these (the room keeps one
      * order for everyone). */
     peer_send(p[0], "end\n");
-    peer_send(p[1], "end\n");
-    for (int i = 0; i < BC_PEERS; i++) {
-        if (i != 0)
-            expect_line(p[i], "<p0> end");
+    for (int i = 1; i < BC_PEERS; i++)
+        expect_line(p[i], "<p0> end");
+    peer_send(p[1], "end\n"); /* after p0's in the room, for everyone */
+    for (int i = 0; i < BC_PEERS; i++)
         if (i != 1)
             expect_line(p[i], "<p1> end");
-    }
     for (int i = 0; i < BC_PEERS; i++)
         peer_free(p[i]);
     return NULL;
