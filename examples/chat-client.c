@@ -81,9 +81,9 @@ static int print_received(edo_io *out, const char *buf, size_t len)
     return edo_write_all(out, text, n, NULL);
 }
 
-/* The session: connected, until the server closes or something fails. Returns the exit
+/* The conversation: connected, until the server closes or something fails. Returns the exit
  * status. */
-static int session(struct client *cl, edo_io *sock, edo_io *in, edo_io *out)
+static int converse(struct client *cl, edo_io *sock, edo_io *in, edo_io *out)
 {
     char up[BUF_SIZE], down[BUF_SIZE];
     size_t up_len = 0; /* typed, not yet sent */
@@ -206,7 +206,7 @@ static void *client_task(void *arg)
     in = wrap_std(0, "input");
     out = wrap_std(1, "output");
     if (in && out)
-        status = session(cl, sock, in, out);
+        status = converse(cl, sock, in, out);
 
 out:
     unwrap_std(in, in_flags);
