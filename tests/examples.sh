@@ -1,16 +1,20 @@
 #!/bin/sh
 # The examples as a user runs them: hello, resolve, then echo-server with echo-client against it,
-# then http-server with curl and nc against it, and a clean stop of each server on SIGTERM
-# (exit status 0).
+# then http-server with curl and nc against it, then chat-server with two chat-clients, and a
+# clean stop of each server on SIGTERM (exit status 0).
 # usage: examples.sh BUILD_DIR
 set -eu
 bin=$1/examples
 tmp=$(mktemp -d)
 server=
 http=
+chat=
+ben=
 cleanup() {
     [ -n "$server" ] && kill -KILL "$server" 2>/dev/null
     [ -n "$http" ] && kill -KILL "$http" 2>/dev/null
+    [ -n "$chat" ] && kill -KILL "$chat" 2>/dev/null
+    [ -n "$ben" ] && kill -KILL "$ben" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -98,4 +102,45 @@ rc=0
 wait "$http" || rc=$?
 http=
 [ $rc -eq 0 ] || { echo "http-server exited with $rc"; cat "$tmp/http-server.err"; exit 1; }
-echo "examples: hello, resolve, echo-server, echo-client and http-server${checked:+ (with $checked)} ok"
+
+# Waits until file $1 has a line that contains $2.
+has_line() {
+    i=0
+    until grep -qF -- "$2" "$1"; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "no \"$2\" in $1:"; cat "$1"; exit 1; }
+        sleep 0.05
+    done
+}
+
+# chat-server with two chat-clients: ben's input is a FIFO kept open until he has seen
+# anna's line; anna's input is a pipe whose end makes her client half-close, print the
+# server's goodbye and exit 0. Then the stop: ben is told, and his client exits 0 too.
+"$bin/chat-server" -p 0 -w 2 >"$tmp/chat-server.out" 2>"$tmp/chat-server.err" &
+chat=$!
+caddr=$(listening chat-server)
+mkfifo "$tmp/ben.in"
+"$bin/chat-client" "$caddr" <"$tmp/ben.in" >"$tmp/ben.out" 2>&1 &
+ben=$!
+exec 3>"$tmp/ben.in"
+printf 'ben\n' >&3
+has_line "$tmp/ben.out" "*** You are ben;"
+printf 'anna\nhello from anna\n' | "$bin/chat-client" "$caddr" >"$tmp/anna.out" ||
+    { echo "chat-client (anna) failed:"; cat "$tmp/anna.out"; exit 1; }
+grep -q "^\*\*\* You are anna; 2 users online" "$tmp/anna.out" && grep -q "^\*\*\* Bye$" "$tmp/anna.out" ||
+    { echo "chat-client (anna) printed:"; cat "$tmp/anna.out"; exit 1; }
+has_line "$tmp/ben.out" "<anna> hello from anna"
+has_line "$tmp/ben.out" "*** anna has left"
+kill -TERM "$chat"
+rc=0
+wait "$chat" || rc=$?
+chat=
+[ $rc -eq 0 ] || { echo "chat-server exited with $rc"; cat "$tmp/chat-server.err"; exit 1; }
+rc=0
+wait "$ben" || rc=$?
+ben=
+exec 3>&-
+[ $rc -eq 0 ] || { echo "chat-client (ben) exited with $rc"; cat "$tmp/ben.out"; exit 1; }
+grep -q "^\*\*\* The server is stopping. Bye!$" "$tmp/ben.out" ||
+    { echo "chat-client (ben) printed:"; cat "$tmp/ben.out"; exit 1; }
+echo "examples: hello, resolve, echo-server, echo-client, http-server${checked:+ (with $checked)}, chat-server and chat-client ok"
