@@ -201,7 +201,7 @@ static void *http_conn(void *arg)
 static void *accept_loop(void *arg)
 {
     struct server *srv = arg;
-    int64_t last_warning = INT64_MIN;
+    int64_t quiet_until = 0; /* no warning before this time */
     edo_io *conn;
     int rc;
 
@@ -217,8 +217,8 @@ static void *accept_loop(void *arg)
             /* Out of descriptors or memory: accept has already waited a little before
              * returning, so retrying cannot spin. Say so at most once a second. */
             if (rc != -ECONNABORTED && rc != -EINTR && rc != -EAGAIN &&
-                edo_now() - last_warning >= 1000) {
-                last_warning = edo_now();
+                edo_now() >= quiet_until) {
+                quiet_until = edo_now() + 1000;
                 fprintf(stderr, "http-server: accept: %s (retrying)\n", edo_strerror(rc));
             }
             continue;
