@@ -20,8 +20,8 @@
  *    from its socket (a read case, followed by edo_try_read), a message of the room (a
  *    broadcast case), room in its socket for output it has queued (a write case, followed
  *    by edo_try_write), the end of a pause of its flood limit (a timer case), or the
- *    server stopping (a watch case). A case that does not apply this time round is
- *    edo_case_off().
+ *    server stopping (a cancellation token's case). A case that does not apply this time
+ *    round is edo_case_off().
  *  - The room is a broadcast channel (edo_bcast) that keeps the last ROOM_KEEP messages.
  *    A connection subscribes when its client has taken a name, and gets what is said
  *    from then on. Sending never waits, and every connection reads the ring at its own
@@ -46,7 +46,7 @@
  *    escape sequences to the others' terminals and every line reaches them as valid UTF-8
  *    of the same length.
  *  - SIGINT or SIGTERM stops the server cleanly (exit status 0): the accept loop stops, a
- *    watch (edo_watch) that every connection looks at turns to "stopping", each one says
+ *    cancellation token (edo_token) that every connection selects on is cancelled, each says
  *    goodbye, sends what it has queued and closes (within GRACE_MS), and the runtime's
  *    shutdown aborts whatever is left after SHUTDOWN_MS.
  */
@@ -92,7 +92,7 @@ struct server {
     edo_task *main;       /* the root task, which waits for a signal (borrowed) */
     int accept_rc;        /* why the accept loop stopped on its own */
     edo_bcast *room;      /* struct chat_msg */
-    edo_watch *stopping;  /* bool: the server is stopping */
+    edo_token *stop;      /* cancelled when the server stops */
     edo_chan *registry;   /* struct reg_req, to the registry task */
     atomic_int clients;   /* connection tasks alive */
     edo_notify *all_gone; /* notified when `clients` drops to 0 */
@@ -454,7 +454,6 @@ struct client {
     bool in_eof;          /* the client has sent all it will */
     int64_t tat;          /* flood limit: when the client's lines would be "paid off" */
     int64_t paused_until; /* flood limit: 0, or when the next line may be taken */
-    uint64_t stop_seen;   /* the version of srv->stopping seen last */
     struct outq out;
     enum why why;
 };
@@ -753,10 +752,7 @@ static void *client_task(void *arg)
     struct client *c = arg;
     struct server *srv = c->srv;
     struct chat_msg m;
-    bool stopping = false;
 
-    /* From version 0: a stop that began before this connection is seen at once. */
-    c->stop_seen = 0;
     say(c, "*** Welcome to the edo chat. Your name? (1 to %d letters, digits, - or _)\r\n",
         NAME_LEN);
     while (c->why == STAYING) {
@@ -769,7 +765,7 @@ static void *client_task(void *arg)
             c->paused_until ? edo_case_deadline(c->paused_until) : edo_case_off(),
             c->rx ? edo_case_bcast(c->rx, &m, NULL) : edo_case_off(),
             out_len(&c->out) ? edo_case_write(c->io) : edo_case_off(),
-            edo_case_watch(srv->stopping, &stopping, &c->stop_seen),
+            edo_case_cancel(srv->stop), /* also fires if the stop began before we came */
         };
         switch (edo_select(cs, 5)) {
         case 0:
@@ -784,11 +780,8 @@ static void *client_task(void *arg)
         case 3:
             break; /* writable: flushed at the top */
         case 4:
-            if (stopping) {
-                say(c, "*** The server is stopping. Bye!\r\n");
-                if (c->why == STAYING)
-                    c->why = STOPPING;
-            }
+            say(c, "*** The server is stopping. Bye!\r\n");
+            c->why = STOPPING;
             break;
         default:
             c->why = ABORTED; /* -ECANCELED: the runtime is shutting down */
@@ -885,8 +878,7 @@ static void *accept_loop(void *arg)
  * given time to say goodbye and close. */
 static void stop_room(struct server *srv)
 {
-    bool stopping = true;
-    edo_watch_send(srv->stopping, &stopping);
+    edo_token_cancel(srv->stop);
     /* The count is checked before each wait, and a notify_one that finds nobody waiting
      * leaves a permit, so the last connection's notification cannot be missed. */
     int64_t scope = edo_timeout_begin(SHUTDOWN_MS);
@@ -994,15 +986,14 @@ int main(int argc, char **argv)
     }
     snprintf(srv.addr, sizeof srv.addr, "127.0.0.1:%ld", port);
 
-    /* The room, the registry's channel, the watch and the notify are made here, outside the
+    /* The room, the registry's channel, the token and the notify are made here, outside the
      * runtime, so that they are freed here too, after the runtime's shutdown has ended
      * every task that used them. The registry's channel is unbounded: each connection has
      * at most one request in it (and one goodbye), so it holds at most two per
      * connection. */
     if (edo_bcast_new(&srv.room, sizeof(struct chat_msg), ROOM_KEEP) < 0 ||
         edo_chan_new(&srv.registry, sizeof(struct reg_req), EDO_UNBOUNDED) < 0 ||
-        edo_watch_new(&srv.stopping, sizeof(bool), &(bool){ false }) < 0 ||
-        edo_notify_new(&srv.all_gone) < 0) {
+        edo_token_new(&srv.stop, NULL) < 0 || edo_notify_new(&srv.all_gone) < 0) {
         fprintf(stderr, "chat-server: out of memory\n");
         return 1;
     }
@@ -1039,7 +1030,7 @@ int main(int argc, char **argv)
             box_release(req.box);
     edo_chan_free(srv.registry);
     edo_bcast_free(srv.room);
-    edo_watch_free(srv.stopping);
+    edo_token_free(srv.stop);
     edo_notify_free(srv.all_gone);
     if (rc < 0) {
         fprintf(stderr, "chat-server: %s\n", edo_strerror(rc));
