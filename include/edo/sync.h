@@ -43,7 +43,10 @@ int edo_chan_new(edo_chan **ch, size_t elem_size, size_t capacity);
 
 /* A channel for exactly one message: the first send succeeds without waiting and closes
  * the channel, so later sends fail with -EPIPE and a receive gets the message, then
- * -EPIPE. A receive also gets -EPIPE if it is closed unsent (edo_chan_close). */
+ * -EPIPE. A receive also gets -EPIPE if it is closed unsent (edo_chan_close). For a
+ * reply whose asker may give up (deadline, abort) while the answerer still holds the
+ * channel, the last of the two to be done with it frees it: a count of two, decremented
+ * atomically by each, is enough. */
 int edo_oneshot_new(edo_chan **ch, size_t elem_size);
 
 /* Sends a copy of *msg: hands it to a waiting receiver, or queues it, or waits while the
