@@ -14,12 +14,14 @@
  * gets a fresh runtime, one untimed warm-up rep, then the timed reps; the figure is the
  * median rep (the harness is bench.c's, see bench.h).
  *
- * Not ported yet, but listed (running one says why on stderr and prints no BENCH line):
- * ping_pong needs oneshot channels, mpsc_bounded_uncontended and mpsc_contended need mpsc
- * channels, and edo has no channels yet. timer_insert_cancel arms a timer and drops it
- * without ever waiting on it; in edo a timer is only armed by a call that suspends, which
- * then either waits for it or is woken by something else (an abort, a socket), costs that
- * Tokio's bench does not include. Porting one is filling in its table entry.
+ * Not ported, but listed (running it says why on stderr and prints no BENCH line):
+ * timer_insert_cancel arms a timer and drops it without ever waiting on it; in edo a timer
+ * is only armed by a call that suspends, which then either waits for it or is woken by
+ * something else (an abort, a socket), costs that Tokio's bench does not include.
+ *
+ * Tokio drops a channel's last Sender to close it, and a oneshot is freed by whichever end
+ * drops last; here the last sender calls edo_chan_close, and the last of the two tasks of
+ * a ping frees its channels (a count of two).
  *
  * Tokio's benches signal "all done" with a Notify; edo has no such primitive yet, so a
  * latch stands in: a task that sleeps until it is aborted, aborted by the last task to
@@ -30,6 +32,8 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -65,14 +69,20 @@ static void latch_hit(struct latch *l)
     latch_hit_n(l, 1);
 }
 
-/* A spawn failed, so n tasks will never hit the latch: take them off it, and remember the
- * error for the rep to return. */
+/* The first error of a task that cannot return it to the rep: the rep returns it. */
 static atomic_int spawn_error;
 
-static void spawn_failed(struct latch *l, long n, int err)
+static void record_error(int err)
 {
     int none = 0;
     atomic_compare_exchange_strong(&spawn_error, &none, err);
+}
+
+/* A spawn failed, so n tasks will never hit the latch: take them off it, and remember the
+ * error for the rep to return. */
+static void spawn_failed(struct latch *l, long n, int err)
+{
+    record_error(err);
     latch_hit_n(l, n);
 }
 
@@ -382,26 +392,225 @@ static int tcp_connect_accept(edo_runtime *rt, int64_t *ns)
     return bench_block_on(rt, tcp_connect_accept_root, &tb, ns);
 }
 
-/* ---- the benches, in tokio-rtbench's order ------------------------------------------- */
+/* ---- channels ------------------------------------------------------------------------- */
 
-/* The counts of the benches not ported yet, for their table entries. */
+/* The root task spawns one task that spawns 1 000 tasks; each creates two oneshot
+ * channels, spawns a partner that receives on the first and sends on the second, sends on
+ * the first itself, receives on the second, and hits the latch. The message is Tokio's ()
+ * as one byte (a channel's elements have at least one). */
 #define NUM_PINGS 1000L
+
+/* One round trip's channels, shared by the pinger and its partner: the last of the two to
+ * be done with them frees them, as edo/sync.h advises for a reply whose asker may give up
+ * (Tokio counts the references to each end of a oneshot the same way). */
+struct ping_pair {
+    edo_chan *ch[2];
+    atomic_int users;
+};
+
+static void pair_release(struct ping_pair *p)
+{
+    if (atomic_fetch_sub_explicit(&p->users, 1, memory_order_acq_rel) == 1) {
+        edo_chan_free(p->ch[0]);
+        edo_chan_free(p->ch[1]);
+        free(p);
+    }
+}
+
+static void *pong_task(void *arg)
+{
+    struct ping_pair *p = arg;
+    char m;
+    int rc = edo_chan_recv(p->ch[0], &m);
+    if (rc == 0)
+        rc = edo_chan_send(p->ch[1], &m);
+    if (rc < 0) {
+        record_error(rc);
+        edo_chan_close(p->ch[1]); /* the pinger gets -EPIPE instead of waiting for ever */
+    }
+    pair_release(p);
+    return NULL;
+}
+
+static int ping(struct ping_pair *p)
+{
+    char m = 0;
+    int rc = edo_chan_send(p->ch[0], &m);
+    if (rc < 0)
+        edo_chan_close(p->ch[0]); /* the partner gets -EPIPE, and closes ch[1] */
+    int rrc = edo_chan_recv(p->ch[1], &m);
+    return rc < 0 ? rc : rrc;
+}
+
+static void *ping_task(void *arg)
+{
+    struct ping_pair *p = calloc(1, sizeof *p);
+    int rc = p ? 0 : -ENOMEM;
+    if (p) {
+        atomic_init(&p->users, 1);
+        if ((rc = edo_oneshot_new(&p->ch[0], 1)) == 0 &&
+            (rc = edo_oneshot_new(&p->ch[1], 1)) == 0) {
+            atomic_store_explicit(&p->users, 2, memory_order_relaxed); /* before the spawn */
+            if ((rc = edo_spawn(NULL, pong_task, p)) < 0)
+                atomic_store_explicit(&p->users, 1, memory_order_relaxed);
+            else
+                rc = ping(p);
+        }
+        pair_release(p);
+    }
+    if (rc < 0)
+        record_error(rc);
+    latch_hit(arg);
+    return NULL;
+}
+
+static void *ping_spawner(void *arg)
+{
+    for (long i = 0; i < NUM_PINGS; i++) {
+        int rc = edo_spawn(NULL, ping_task, arg);
+        if (rc < 0) {
+            spawn_failed(arg, NUM_PINGS - i, rc);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void *ping_pong_root(void *arg)
+{
+    struct latch l;
+    int rc = latch_init(&l, edo_runtime_current(), NUM_PINGS);
+    (void)arg;
+    if (rc < 0)
+        return PTR(rc);
+    if ((rc = edo_spawn(NULL, ping_spawner, &l)) < 0)
+        spawn_failed(&l, NUM_PINGS, rc);
+    return PTR(take_spawn_error(latch_wait(&l)));
+}
+
+static int ping_pong(edo_runtime *rt, int64_t *ns)
+{
+    return bench_block_on(rt, ping_pong_root, NULL, ns);
+}
+
+/* mpsc: u64 messages through a channel of capacity 1 024; the root task creates it, spawns
+ * the tasks in Tokio's order, joins them and checks the sum. */
+#define MPSC_CAP 1024
 #define MPSC_MSGS 1000000L
 #define CONTENDED_SENDERS 10L
 #define CONTENDED_PER_SENDER 100000L
 #define CONTENDED_ITERS (CONTENDED_SENDERS * CONTENDED_PER_SENDER)
 
-#define NO_CHANNELS "edo has no channels yet"
+struct mpsc_shape {
+    long senders;
+    uint64_t per_sender; /* each sends 0 .. per_sender - 1 */
+    bool receiver_first; /* spawned before the senders, else after */
+};
+
+/* One task sends 0 .. 999 999, another receives until the channel is closed and sums. */
+static const struct mpsc_shape uncontended = { 1, MPSC_MSGS, false };
+/* 10 tasks each send 0 .. 99 999 to one receiver. */
+static const struct mpsc_shape contended = { CONTENDED_SENDERS, CONTENDED_PER_SENDER, true };
+
+struct mpsc {
+    edo_chan *ch;
+    uint64_t per_sender;
+    atomic_long senders; /* still sending: the last one to finish closes */
+    uint64_t sum;
+};
+
+static void senders_done(struct mpsc *m, long n)
+{
+    if (atomic_fetch_sub_explicit(&m->senders, n, memory_order_acq_rel) == n)
+        edo_chan_close(m->ch);
+}
+
+static void *mpsc_sender(void *arg)
+{
+    struct mpsc *m = arg;
+    int rc = 0;
+    for (uint64_t i = 0; i < m->per_sender; i++)
+        if ((rc = edo_chan_send(m->ch, &i)) < 0)
+            break;
+    senders_done(m, 1);
+    return PTR(rc);
+}
+
+static void *mpsc_receiver(void *arg)
+{
+    struct mpsc *m = arg;
+    uint64_t v, s = 0;
+    int rc;
+    while ((rc = edo_chan_recv(m->ch, &v)) == 0)
+        s += v;
+    m->sum = s;
+    return PTR(rc == -EPIPE ? 0 : rc);
+}
+
+/* Joins t if it was spawned; returns rc, or else t's error. */
+static int join_rc(edo_task *t, int rc)
+{
+    void *result = NULL;
+    if (!t)
+        return rc;
+    int jrc = edo_join(t, &result);
+    if (rc < 0)
+        return rc;
+    return jrc < 0 ? jrc : RC(result);
+}
+
+static void *mpsc_root(void *arg)
+{
+    const struct mpsc_shape *shape = arg;
+    struct mpsc m = { .per_sender = shape->per_sender };
+    edo_task *recv = NULL, *send[CONTENDED_SENDERS] = { NULL };
+    int rc = edo_chan_new(&m.ch, sizeof(uint64_t), MPSC_CAP);
+    if (rc < 0)
+        return PTR(rc);
+    atomic_init(&m.senders, shape->senders);
+    if (shape->receiver_first)
+        rc = edo_spawn(&recv, mpsc_receiver, &m);
+    for (long i = 0; rc == 0 && i < shape->senders; i++)
+        if ((rc = edo_spawn(&send[i], mpsc_sender, &m)) < 0)
+            senders_done(&m, shape->senders - i);
+    if (rc == 0 && !shape->receiver_first)
+        rc = edo_spawn(&recv, mpsc_receiver, &m);
+    if (rc < 0)
+        edo_chan_close(m.ch); /* whoever was spawned ends */
+    for (long i = 0; i < shape->senders; i++)
+        rc = join_rc(send[i], rc);
+    rc = join_rc(recv, rc);
+    edo_chan_free(m.ch);
+    uint64_t want = (uint64_t)shape->senders * (shape->per_sender * (shape->per_sender - 1) / 2);
+    if (rc == 0 && m.sum != want) {
+        fprintf(stderr, "rtbench: mpsc: sum %llu, expected %llu\n", (unsigned long long)m.sum,
+                (unsigned long long)want);
+        rc = -EBADMSG;
+    }
+    return PTR(rc);
+}
+
+static int mpsc_bounded_uncontended(edo_runtime *rt, int64_t *ns)
+{
+    return bench_block_on(rt, mpsc_root, (void *)&uncontended, ns);
+}
+
+static int mpsc_contended(edo_runtime *rt, int64_t *ns)
+{
+    return bench_block_on(rt, mpsc_root, (void *)&contended, ns);
+}
+
+/* ---- the benches, in tokio-rtbench's order ------------------------------------------- */
 
 static const struct bench benches[] = {
     { "spawn_many_local", NUM_SPAWN, 101, 0, spawn_many_local, NULL },
     { "spawn_many_local_blockon", NUM_SPAWN, 101, 0, spawn_many_local_blockon, NULL },
     { "spawn_many_remote_idle", NUM_SPAWN, 101, 0, spawn_many_remote_idle, NULL },
     { "yield_many", YIELD_ITERS, 5, 0, yield_many, NULL },
-    { "ping_pong", NUM_PINGS, 301, 0, NULL, "needs oneshot channels; " NO_CHANNELS },
+    { "ping_pong", NUM_PINGS, 301, 0, ping_pong, NULL },
     { "chained_spawn", CHAIN, 1001, 0, chained_spawn, NULL },
-    { "mpsc_bounded_uncontended", MPSC_MSGS, 5, 0, NULL, "needs mpsc channels; " NO_CHANNELS },
-    { "mpsc_contended", CONTENDED_ITERS, 5, 0, NULL, "needs mpsc channels; " NO_CHANNELS },
+    { "mpsc_bounded_uncontended", MPSC_MSGS, 5, 0, mpsc_bounded_uncontended, NULL },
+    { "mpsc_contended", CONTENDED_ITERS, 5, 0, mpsc_contended, NULL },
     { "timers", NUM_TIMERS, 5, TIMER_MAX_MS * 1000000L, timers, NULL },
     { "timer_churn", CHURN, 5, 0, timer_churn, NULL },
     { "timer_insert_cancel", CHURN, 5, 0, NULL,
