@@ -14,18 +14,35 @@
 #define ELEM_MAX 65536
 #define UNBOUNDED_FIRST 64 /* slots of an unbounded channel's first ring */
 
+#define CACHE_LINE 64
+
 struct edo_chan {
-    edo__spin lock;
-    bool oneshot;
+    /* Besides the lock, its cache line holds only what an operation reads and does not
+     * write (an unbounded channel's ring and size change, rarely): a task spinning on the
+     * lock, which takes the line into its cache at every look, then takes away nothing
+     * that the holder is writing, and the holder's writes do not wait for it. */
+    union {
+        struct {
+            edo__spin lock;
+            bool oneshot;
+            size_t elem;
+            size_t cap;  /* messages it may hold: EDO_UNBOUNDED, or 0 for a rendezvous */
+            size_t size; /* slots of ring */
+            unsigned char *ring;
+        };
+        unsigned char lock_line[CACHE_LINE];
+    };
     _Atomic bool closed;
-    size_t elem;
-    size_t cap;  /* messages it may hold: EDO_UNBOUNDED, or 0 for a rendezvous */
-    size_t size; /* slots of ring */
     size_t head; /* slot of the oldest message */
     _Atomic size_t len;
-    unsigned char *ring;
     edo__waitq recvq, sendq;
+    /* A bounded channel's ring follows, in the same allocation. */
 };
+
+static inline unsigned char *inline_ring(edo_chan *ch)
+{
+    return (unsigned char *)(ch + 1);
+}
 
 static int chan_new(edo_chan **out, size_t elem, size_t cap, bool oneshot)
 {
@@ -34,18 +51,24 @@ static int chan_new(edo_chan **out, size_t elem, size_t cap, bool oneshot)
     *out = NULL;
     if (elem == 0 || elem > ELEM_MAX)
         return -EINVAL;
-    edo_chan *ch = calloc(1, sizeof *ch);
+    bool unbounded = cap == EDO_UNBOUNDED;
+    size_t size = unbounded ? UNBOUNDED_FIRST : cap;
+    if (size > (SIZE_MAX - sizeof(edo_chan)) / elem)
+        return -ENOMEM;
+    /* One allocation for a channel and its bounded ring; an unbounded ring is replaced as
+     * it grows, so it has its own. */
+    edo_chan *ch = malloc(sizeof *ch + (unbounded ? 0 : size * elem));
     if (!ch)
         return -ENOMEM;
+    memset(ch, 0, sizeof *ch);
     ch->elem = elem;
     ch->cap = cap;
     ch->oneshot = oneshot;
-    ch->size = cap == EDO_UNBOUNDED ? UNBOUNDED_FIRST : cap;
-    if (ch->size) {
-        if (ch->size > SIZE_MAX / elem || !(ch->ring = malloc(ch->size * elem))) {
-            free(ch);
-            return -ENOMEM;
-        }
+    ch->size = size;
+    ch->ring = unbounded ? malloc(size * elem) : inline_ring(ch);
+    if (!ch->ring) {
+        free(ch);
+        return -ENOMEM;
     }
     *out = ch;
     return 0;
@@ -86,7 +109,7 @@ static int make_room(edo_chan *ch, size_t len)
     size_t first = ch->size - ch->head < len ? ch->size - ch->head : len;
     memcpy(ring, ch->ring + ch->head * ch->elem, first * ch->elem);
     memcpy(ring + first * ch->elem, ch->ring, (len - first) * ch->elem);
-    free(ch->ring);
+    free(ch->ring); /* never the inline one: that is a bounded channel's */
     ch->ring = ring;
     ch->size = size;
     ch->head = 0;
@@ -260,7 +283,8 @@ void edo_chan_free(edo_chan *ch)
 {
     if (!ch)
         return;
-    free(ch->ring);
+    if (ch->ring != inline_ring(ch))
+        free(ch->ring);
     free(ch);
 }
 
