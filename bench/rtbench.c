@@ -23,8 +23,9 @@
  * drops last; here the last sender calls edo_chan_close, and the last of the two tasks of
  * a ping frees its channels (a count of two).
  *
- * Tokio's benches signal "all done" with a Notify; edo has no such primitive yet, so a
- * latch stands in: a task that sleeps until it is aborted, aborted by the last task to
+ * Tokio's benches signal "all done" with a Notify. These were written before edo had one
+ * (edo_notify), and a latch stands in, kept so that figures stay comparable with the ones
+ * measured before: a task that sleeps until it is aborted, aborted by the last task to
  * finish, and joined by whoever waits.
  */
 #include "bench.h"
