@@ -360,11 +360,9 @@ int edo_select(edo_case *cases, int n)
         if (winner == n) {
             result = err;
         } else {
+            /* A completer's work for the winner is over: disarm_all waited for it. */
             result = winner;
-            edo__waiter *w = &s.w[winner];
-            if (uses_waiter(cases[winner].kind) && w->taken)
-                edo__waiter_finish(w); /* disarm_all skipped it if the arm itself won */
-            cases[winner].rc = finish_case(&cases[winner], w);
+            cases[winner].rc = finish_case(&cases[winner], &s.w[winner]);
         }
         break;
     }
