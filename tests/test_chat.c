@@ -36,10 +36,10 @@ extern char **environ;
 
 typedef struct proc {
     pid_t pid;
-    int out;      /* where we read its standard output */
-    int in;       /* where we write its standard input, -1 if none */
-    int in_peer;  /* our copy of the descriptor that is its standard input, for its flags */
-    char err[64]; /* file its standard error goes to, "" for the test's own */
+    int out;       /* where we read its standard output */
+    int in;        /* where we write its standard input, -1 if none */
+    int in_peer;   /* our copy of the descriptor that is its standard input, for its flags */
+    char err[256]; /* file its standard error goes to, "" for the test's own */
 } proc;
 
 enum proc_stdin {
@@ -68,7 +68,10 @@ static void proc_start(proc *p, char *const argv[], enum proc_stdin how, bool ca
             CHECK_SYS(pipe2(inp, O_CLOEXEC));
     }
     if (capture_err) {
-        snprintf(p->err, sizeof p->err, "/tmp/edo-test-chat-XXXXXX");
+        const char *dir = getenv("TMPDIR");
+        int len =
+            snprintf(p->err, sizeof p->err, "%s/edo-test-chat-XXXXXX", dir && *dir ? dir : "/tmp");
+        CHECK_MSG(len > 0 && (size_t)len < sizeof p->err, "TMPDIR too long");
         errfd = (int)CHECK_SYS(mkostemp(p->err, O_CLOEXEC));
     }
     pid_t parent = getpid();
