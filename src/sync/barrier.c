@@ -54,11 +54,7 @@ int edo_barrier_wait(edo_barrier *b)
         edo__wakeups_run(&wk);
         return 1;
     }
-    edo__waiter w;
-    edo__waiter_init(&w);
-    edo__waitq_push(&b->q, &w);
-    edo__spin_unlock(&b->lock);
-    return edo__wait(&w, &b->lock, EDO_WAIT_LOCK, withdraw, b);
+    return edo__wait_queued(&b->q, &b->lock, EDO_WAIT_LOCK, NULL, 0, withdraw, b);
 }
 
 void edo_barrier_free(edo_barrier *b)

@@ -162,11 +162,7 @@ int edo_bcast_recv(edo_bcast_rx *rx, void *msg, uint64_t *missed)
                 edo__budget_spend();
             return rc;
         }
-        edo__waiter w;
-        edo__waiter_init(&w);
-        edo__waitq_push(&b->q, &w);
-        edo__spin_unlock(&b->lock);
-        rc = edo__wait(&w, &b->lock, EDO_WAIT_CHAN, withdraw, b);
+        rc = edo__wait_queued(&b->q, &b->lock, EDO_WAIT_CHAN, NULL, 0, withdraw, b);
         if (rc < 0)
             return rc;
     }

@@ -261,12 +261,8 @@ static int chan_send(edo_chan *ch, const void *msg, bool wait)
         edo__wakeups_run(&wk);
         return rc;
     }
-    edo__waiter w;
-    edo__waiter_init(&w);
-    w.buf = (void *)msg;
-    edo__waitq_push(&ch->sendq, &w);
-    chan_unlock(ch);
-    return edo__wait(&w, &ch->lock, EDO_WAIT_CHAN, withdraw_send, ch);
+    return edo__wait_queued(&ch->sendq, &ch->lock, EDO_WAIT_CHAN, (void *)msg, 0, withdraw_send,
+                            ch);
 }
 
 static int chan_recv(edo_chan *ch, void *msg, bool wait)
@@ -283,12 +279,7 @@ static int chan_recv(edo_chan *ch, void *msg, bool wait)
             edo__budget_spend();
         return rc;
     }
-    edo__waiter w;
-    edo__waiter_init(&w);
-    w.buf = msg;
-    edo__waitq_push(&ch->recvq, &w);
-    chan_unlock(ch);
-    return edo__wait(&w, &ch->lock, EDO_WAIT_CHAN, withdraw_recv, ch);
+    return edo__wait_queued(&ch->recvq, &ch->lock, EDO_WAIT_CHAN, msg, 0, withdraw_recv, ch);
 }
 
 int edo_chan_send(edo_chan *ch, const void *msg)

@@ -83,13 +83,9 @@ static int lock_slow(edo_mutex *m)
             break; /* the holder's unlock will now take the slow path and find us */
         }
     }
-    edo__waiter w;
-    edo__waiter_init(&w);
-    edo__waitq_push(&m->q, &w);
-    edo__spin_unlock(&m->lock);
     /* Completed: the lock is ours, whatever deadline or abort came meanwhile (wait.h). The
      * unlocker's writes reach us through the spinlock and the waiter's `done`. */
-    return edo__wait(&w, &m->lock, EDO_WAIT_LOCK, withdraw, m);
+    return edo__wait_queued(&m->q, &m->lock, EDO_WAIT_LOCK, NULL, 0, withdraw, m);
 }
 
 int edo_mutex_lock(edo_mutex *m)

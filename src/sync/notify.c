@@ -54,11 +54,7 @@ static int notify_wait(edo_notify *n, const uint64_t *since)
         edo__spin_unlock(&n->lock);
         return 0;
     }
-    edo__waiter w;
-    edo__waiter_init(&w);
-    edo__waitq_push(&n->q, &w);
-    edo__spin_unlock(&n->lock);
-    return edo__wait(&w, &n->lock, EDO_WAIT_NOTIFY, withdraw, n);
+    return edo__wait_queued(&n->q, &n->lock, EDO_WAIT_NOTIFY, NULL, 0, withdraw, n);
 }
 
 int edo_notify_wait(edo_notify *n)

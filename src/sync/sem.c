@@ -134,12 +134,7 @@ int edo_sem_acquire(edo_sem *sem, uint64_t n)
             break;
         }
     }
-    edo__waiter w;
-    edo__waiter_init(&w);
-    w.n = n;
-    edo__waitq_push(&sem->q, &w);
-    edo__spin_unlock(&sem->lock);
-    return edo__wait(&w, &sem->lock, EDO_WAIT_LOCK, withdraw, sem);
+    return edo__wait_queued(&sem->q, &sem->lock, EDO_WAIT_LOCK, NULL, n, withdraw, sem);
 }
 
 int edo_sem_try_acquire(edo_sem *sem, uint64_t n)

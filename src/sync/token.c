@@ -186,16 +186,12 @@ int edo_token_wait(edo_token *tok)
         return -EINVAL;
     if (atomic_load_explicit(&tok->cancelled, memory_order_acquire))
         return 0;
-    edo__waiter w;
-    edo__waiter_init(&w);
     edo__spin_lock(&tok->lock);
     if (atomic_load_explicit(&tok->cancelled, memory_order_relaxed)) {
         edo__spin_unlock(&tok->lock);
         return 0;
     }
-    edo__waitq_push(&tok->waiters, &w);
-    edo__spin_unlock(&tok->lock);
-    return edo__wait(&w, &tok->lock, EDO_WAIT_NOTIFY, withdraw, tok);
+    return edo__wait_queued(&tok->waiters, &tok->lock, EDO_WAIT_NOTIFY, NULL, 0, withdraw, tok);
 }
 
 void edo_token_free(edo_token *tok)

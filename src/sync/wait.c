@@ -135,3 +135,15 @@ int edo__wait(edo__waiter *w, edo__spin *lock, edo_wait_reason why,
     edo__waiter_finish(w);
     return w->rc;
 }
+
+int edo__wait_queued(edo__waitq *q, edo__spin *lock, edo_wait_reason why, void *buf, uint64_t n,
+                     void (*withdraw)(void *obj, edo__waiter *w, edo__wakeups *wk), void *obj)
+{
+    edo__waiter w;
+    edo__waiter_init(&w);
+    w.buf = buf;
+    w.n = n;
+    edo__waitq_push(q, &w);
+    edo__spin_unlock(lock);
+    return edo__wait(&w, lock, why, withdraw, obj);
+}

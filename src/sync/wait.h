@@ -99,6 +99,11 @@ int edo__waiter_park(edo__waiter *w, edo_wait_reason why);
 /* Waits, not to be cut short, until a completer that took w out has finished with it. */
 void edo__waiter_finish(edo__waiter *w);
 
+/* Called with lock held: queues a waiter for the calling task (or thread) at q's tail,
+ * with buf and n for the completer, unlocks and waits as edo__wait. */
+int edo__wait_queued(edo__waitq *q, edo__spin *lock, edo_wait_reason why, void *buf, uint64_t n,
+                     void (*withdraw)(void *obj, edo__waiter *w, edo__wakeups *wk), void *obj);
+
 /* The common case of the above: waits for w, queued under lock, and on a deadline or an
  * abort withdraws it, calling withdraw(obj, w, wk) under the lock (which must take w out
  * of its queue, and may complete others, e.g. the waiters behind it). Returns w->rc when
