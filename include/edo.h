@@ -101,6 +101,19 @@ void edo_deadline_end(int64_t saved);
 
 typedef struct edo_runtime edo_runtime;
 
+/* Where a runtime learns that descriptors are ready or operations are done. */
+typedef enum edo_backend {
+    /* Choose: io_uring when this build has it (liburing) and the kernel allows it
+     * (not too old, not disabled by io_uring_disabled or a seccomp filter), else epoll. */
+    EDO_BACKEND_AUTO = 0,
+    /* epoll: a call tries the system call and waits for readiness when it would block;
+     * file calls run on the blocking pool. */
+    EDO_BACKEND_EPOLL = 1,
+    /* io_uring: calls are submitted as operations to a ring per worker, submitted together
+     * once per scheduler turn; file calls are asynchronous too. */
+    EDO_BACKEND_URING = 2,
+} edo_backend;
+
 typedef struct edo_runtime_opts {
     /* Worker threads. 0: EDO_WORKERS from the environment, else the number of CPUs this
      * process may run on. One worker is the current-thread flavour: every task runs on
@@ -123,6 +136,11 @@ typedef struct edo_runtime_opts {
     /* How long an idle thread of the blocking pool waits for work before it exits, in
      * ms. 0: 10000. */
     int64_t blocking_keep_alive_ms;
+    /* The I/O backend. EDO_BACKEND_AUTO: EDO_BACKEND from the environment ("auto", "epoll"
+     * or "uring"), else the automatic choice. Asking for io_uring where it cannot be had
+     * makes edo_runtime_new fail (-ENOSYS without liburing in this build, else the
+     * kernel's refusal) rather than run on something else than asked. */
+    edo_backend backend;
 } edo_runtime_opts;
 
 /* Creates a runtime. opts may be NULL for the defaults. Returns 0 or -errno. */
@@ -151,6 +169,18 @@ edo_runtime *edo_runtime_current(void);
 
 /* How many workers rt has (1 for the current-thread flavour). */
 int edo_runtime_workers(const edo_runtime *rt);
+
+/* The backend rt runs on (never EDO_BACKEND_AUTO). With EDO_LOG=1 in the environment, a
+ * runtime also says which one on standard error when it starts, and why when io_uring
+ * was wanted but refused. */
+edo_backend edo_runtime_backend(const edo_runtime *rt);
+
+/* "epoll", "io_uring" or "auto". */
+const char *edo_backend_name(edo_backend b);
+
+/* Parses "epoll", "uring" (or "io_uring") and "auto" into *b. Returns 0 or -EINVAL. For
+ * a server's -b option. */
+int edo_backend_parse(const char *name, edo_backend *b);
 
 /* Which of its runtime's workers the calling task runs on, from 0; -1 outside a task. A
  * task may move to another worker at any call that suspends or yields, so the value

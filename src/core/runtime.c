@@ -47,8 +47,10 @@ static void runtime_destroy(edo_runtime *rt)
 {
     edo__driver_fini(rt);
     if (rt->workers) {
-        for (int i = 0; i < rt->nworkers; i++)
+        for (int i = 0; i < rt->nworkers; i++) {
+            edo__ring_fini(&rt->workers[i]);
             edo__stack_cache_release(&rt->workers[i].stacks);
+        }
         free(rt->workers);
     }
     free(rt->shards);
@@ -123,6 +125,13 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     atomic_store(&rt->last_poll, now);
     if ((rc = edo__driver_init(rt)) < 0)
         goto fail;
+    if ((rc = edo__backend_init(rt, opts ? opts->backend : EDO_BACKEND_AUTO)) < 0)
+        goto fail;
+    if (rt->backend == EDO_BACKEND_URING) {
+        for (int i = 0; i < workers; i++)
+            if ((rc = edo__ring_init(&rt->workers[i])) < 0)
+                goto fail;
+    }
     if (rt->threaded) {
         for (int i = 0; i < workers; i++) {
             edo__worker *w = &rt->workers[i];

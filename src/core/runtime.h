@@ -150,6 +150,7 @@ struct edo__worker {
     const char *overflow_how;
     void *altstack; /* signal stack for the stack-overflow report */
     size_t altstack_len;
+    struct edo__ring *ring; /* io_uring backend: this worker's ring (src/io/uring.c) */
 } __attribute__((aligned(64)));
 
 enum { EDO__SW_YIELD = 1, EDO__SW_PARK, EDO__SW_EXIT };
@@ -179,6 +180,8 @@ struct edo_runtime {
     _Atomic uint32_t inject_len;
     /* every live task, for task lists and shutdown */
     edo__shard *shards;
+    edo_backend backend;  /* EDO_BACKEND_EPOLL or EDO_BACKEND_URING */
+    unsigned uring_flags; /* io_uring: the setup flags the probe found the kernel takes */
     /* driver (src/io/epoll.c): one epoll for the runtime. Only the holder of driver_busy
      * polls it, so an io retired (deregistered) before a poll starts can be freed then. */
     int epfd;
@@ -348,6 +351,20 @@ int edo__driver_poll(edo_runtime *rt, int timeout_ms);
 void edo__driver_unpark(edo_runtime *rt);
 /* Frees every retired io (shutdown, when nothing polls any more). */
 void edo__driver_reclaim(edo_runtime *rt);
+
+/* ---- backend choice and io_uring rings (src/io/uring.c) -------------------------------- */
+/* Sets rt->backend from want (AUTO: the environment, then what the kernel allows). */
+int edo__backend_init(edo_runtime *rt, edo_backend want);
+/* Sets up w's ring, on the thread that will drive it. Returns 0 or -errno. */
+int edo__ring_init(edo__worker *w);
+void edo__ring_fini(edo__worker *w);
+/* Submits what w's tasks queued and handles completions, waiting for one at most
+ * timeout_ms (0: no wait, -1: no limit). Returns the number handled. */
+int edo__ring_poll(edo__worker *w, int timeout_ms);
+/* Whether w's tasks queued operations not submitted yet. */
+bool edo__ring_pending(const edo__worker *w);
+/* Wakes w sleeping in its ring; any thread. */
+void edo__ring_unpark(edo__worker *w);
 
 /* ---- stack overflow report (src/core/task.c) ----------------------------------------- */
 int edo__overflow_init_thread(edo__worker *w);
