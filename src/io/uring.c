@@ -136,6 +136,7 @@ struct edo__ring {
     int wake_fd;      /* eventfd that wakes the worker sleeping in the ring */
     uint64_t wake_buf;
     uint32_t inflight; /* task operations submitted and not completed */
+    _Atomic bool queued; /* entries filled and not submitted (read without the lock) */
     /* cancels asked for by other threads, by operation address */
     edo__spin cancel_lock;
     _Atomic bool cancel_pending;
@@ -471,6 +472,7 @@ static struct io_uring_sqe *get_sqe(edo__ring *r, int *err)
         if (rc == -EAGAIN)
             sched_yield();
     }
+    atomic_store_explicit(&r->queued, true, memory_order_relaxed);
     return sqe;
 }
 
@@ -590,6 +592,7 @@ int edo__ring_poll(edo__worker *w, int timeout_ms)
         rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, timeout_ms > 0 ? &ts : NULL, NULL);
     }
     (void)rc; /* -ETIME, -EINTR: nothing came; what was queued stays for the next turn */
+    atomic_store_explicit(&r->queued, io_uring_sq_ready(&r->ring) != 0, memory_order_relaxed);
     int n = reap(r);
     edo__spin_unlock(&r->lock);
     return n;
@@ -601,8 +604,10 @@ void edo__ring_rescue(edo__worker *w)
     if (!r || atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
         return; /* its worker is at it after all */
     take_cancels(r);
-    if (r->enabled)
+    if (r->enabled) {
         io_uring_submit_and_get_events(&r->ring);
+        atomic_store_explicit(&r->queued, io_uring_sq_ready(&r->ring) != 0, memory_order_relaxed);
+    }
     reap(r);
     edo__spin_unlock(&r->lock);
 }
@@ -610,7 +615,7 @@ void edo__ring_rescue(edo__worker *w)
 bool edo__ring_pending(const edo__worker *w)
 {
     const edo__ring *r = w->ring;
-    return r && (io_uring_sq_ready(&r->ring) ||
+    return r && (atomic_load_explicit(&r->queued, memory_order_relaxed) ||
                  atomic_load_explicit(&r->cancel_pending, memory_order_relaxed));
 }
 
