@@ -691,6 +691,10 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
         slot_clear(slot);
     if (cflags)
         *cflags = op.cflags;
+    /* Aborted while the cancel for a deadline was under way: the abort is what the
+     * caller must see, as edo__park would have said. */
+    if (rc == -ETIMEDOUT && atomic_load_explicit(&self->aborted, memory_order_acquire))
+        rc = -ECANCELED;
     /* The cancel won (-ECANCELED; -EINTR for some operations the kernel interrupted):
      * the call reports why it gave up. Otherwise the operation's result stands. */
     if (rc < 0 && (op.res == -ECANCELED || op.res == -EINTR))
