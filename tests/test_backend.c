@@ -393,6 +393,32 @@ static void read_all_of(edo_io *s, const unsigned char *msg, size_t len, const c
     CHECK_ERR(edo_try_read(s, got, sizeof got), -EAGAIN);
 }
 
+/* The kinds of byte stream a call can be made on: each takes another path in the kernel
+ * (recv and send on sockets, read and write on pipes). */
+enum { STREAM_TCP, STREAM_UNIX, STREAM_PIPE, STREAM_KINDS };
+static const char *const stream_names[] = { "tcp", "unix socket", "pipe" };
+
+/* Inside a task: a stream from *w to *r, both ends edo_io. */
+static void make_stream(int kind, edo_io **w, edo_io **r)
+{
+    int fd[2];
+    switch (kind) {
+    case STREAM_TCP:
+        test_tcp_pair(w, r);
+        return;
+    case STREAM_UNIX:
+        CHECK_SYS(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd));
+        break;
+    default:
+        CHECK_SYS(pipe2(fd, O_CLOEXEC));
+        CHECK_OK(edo_io_wrap(r, fd[0]));
+        CHECK_OK(edo_io_wrap(w, fd[1]));
+        return;
+    }
+    CHECK_OK(edo_io_wrap(w, fd[0]));
+    CHECK_OK(edo_io_wrap(r, fd[1]));
+}
+
 static void *deadline_root(void *unused)
 {
     edo_io *c, *s;
@@ -482,14 +508,14 @@ static void *race_writer(void *arg)
     return NULL;
 }
 
-static void *race_root(void *unused)
+static void race_one(int kind)
 {
     edo_io *c, *s;
-    test_tcp_pair(&c, &s);
-    size_t len = TEST_SCALE(200000, 100000, 40000);
+    make_stream(kind, &c, &s);
+    size_t len = TEST_SCALE(100000, 50000, 20000);
     racer w = { c, malloc(len), len, 7 };
     unsigned char *got = malloc(len);
-    test_rng r = test_rng_new(8);
+    test_rng r = test_rng_new(8 + (uint64_t)kind);
     test_rng_fill(&r, w.data, len);
     edo_task *t;
     CHECK_OK(edo_spawn(&t, race_writer, &w));
@@ -517,13 +543,20 @@ static void *race_root(void *unused)
     }
     edo_io_set_timeout(s, 0, 0);
     CHECK_EQ(edo_join(t, NULL), 0);
-    CHECK_MSG(memcmp(got, w.data, len) == 0, "the bytes read are not the bytes sent");
+    CHECK_MSG(memcmp(got, w.data, len) == 0, "%s: the bytes read are not the bytes sent",
+              stream_names[kind]);
     CHECK_ERR(edo_try_read(s, got, len), -EAGAIN);
-    printf("    %d reads, %d of them timed out\n", reads, timeouts);
+    printf("    %s: %d reads, %d of them timed out\n", stream_names[kind], reads, timeouts);
     free(got);
     free(w.data);
     CHECK_OK(edo_close(c));
     CHECK_OK(edo_close(s));
+}
+
+static void *race_root(void *unused)
+{
+    for (int kind = 0; kind < STREAM_KINDS; kind++)
+        race_one(kind);
     return NULL;
 }
 
@@ -540,6 +573,7 @@ typedef struct abort_reader {
     edo_io *io;
     atomic_int started;
     ssize_t rc;
+    unsigned char got[RBUF]; /* what the read returned, if it won the race with the abort */
     unsigned char *reuse;
     bool reused;
 } abort_reader;
@@ -550,10 +584,27 @@ static void *aborted_read(void *arg)
     unsigned char *buf = malloc(RBUF);
     atomic_store(&a->started, 1);
     a->rc = edo_read(a->io, buf, RBUF);
+    if (a->rc > 0)
+        memcpy(a->got, buf, (size_t)a->rc);
     uintptr_t old = (uintptr_t)buf;
     free(buf);
     a->reuse = patterned();
     a->reused = (uintptr_t)a->reuse == old;
+    return NULL;
+}
+
+typedef struct late_msg {
+    edo_io *io;
+    const unsigned char *msg;
+    size_t len;
+    int64_t delay_ms;
+} late_msg;
+
+static void *send_late(void *arg)
+{
+    late_msg *m = arg;
+    CHECK_OK(edo_sleep(m->delay_ms));
+    CHECK_OK(edo_write_all(m->io, m->msg, m->len, NULL));
     return NULL;
 }
 
@@ -564,11 +615,14 @@ static void *abort_root(void *unused)
     test_rng r = test_rng_new(2);
     int rounds = TEST_SCALE(200, 100, 50), reused = 0;
     unsigned char msg[4096];
+    int raced = 0, won = 0;
     for (int i = 0; i < rounds; i++) {
         abort_reader a = { .io = s };
-        edo_task *t;
+        size_t len = (size_t)test_rng_range(&r, 1, sizeof msg);
+        test_rng_fill(&r, msg, len);
+        edo_task *t, *sender = NULL;
         CHECK_OK(edo_spawn(&t, aborted_read, &a));
-        if (i % 2) {
+        if (i % 3 == 0) {
             test_wait_parked(t, EDO_WAIT_READ);
         } else {
             /* Somewhere in or before the read: the abort may find the task anywhere. */
@@ -576,23 +630,47 @@ static void *abort_root(void *unused)
             if (test_rng_next(&r) % 2)
                 CHECK_OK(edo_yield());
         }
+        late_msg m = { c, msg, len, (int64_t)test_rng_range(&r, 0, 1) };
+        if (i % 3 == 2) {
+            /* The peer's bytes race with the abort: the read may complete with them. */
+            CHECK_OK(edo_spawn(&sender, send_late, &m));
+            CHECK_OK(edo_sleep((int64_t)test_rng_range(&r, 0, 1)));
+            raced++;
+        }
         int64_t t0 = edo_now();
         edo_abort(t);
-        CHECK_ERR(edo_join(t, NULL), -ECANCELED);
+        int jrc = edo_join(t, NULL);
         CHECK_LT(edo_now() - t0, PROMPT_MS);
-        CHECK_ERR(a.rc, -ECANCELED);
+        /* 0: the read had the data and the task returned before the abort came. */
+        CHECK_MSG(jrc == -ECANCELED || (sender && jrc == 0 && a.rc > 0), "join: %d, read: %zd", jrc,
+                  a.rc);
+        size_t first = 0;
+        if (sender) {
+            CHECK_MSG(a.rc == -ECANCELED || a.rc > 0, "aborted read: %zd", a.rc);
+            if (a.rc > 0) {
+                first = (size_t)a.rc;
+                CHECK_LE(first, len);
+                CHECK_MSG(memcmp(a.got, msg, first) == 0, "the aborted read's bytes are wrong");
+                won++;
+            }
+            CHECK_EQ(edo_join(sender, NULL), 0);
+        } else {
+            CHECK_ERR(a.rc, -ECANCELED);
+            CHECK_OK(edo_write_all(c, msg, len, NULL));
+        }
         reused += a.reused;
-        size_t len = (size_t)test_rng_range(&r, 1, sizeof msg);
-        test_rng_fill(&r, msg, len);
-        CHECK_OK(edo_write_all(c, msg, len, NULL));
         if (i % 4 < 2)
             CHECK_OK(edo_sleep(1));
-        read_all_of(s, msg, len, "abort");
+        if (first < len)
+            read_all_of(s, msg + first, len - first, "abort");
+        else
+            CHECK_ERR(edo_try_read(s, msg, 1), -EAGAIN);
         check_pattern(a.reuse, "abort");
         free(a.reuse);
     }
-    printf("    the freed buffer came back as the next malloc in %d of %d rounds\n", reused,
-           rounds);
+    printf("    the freed buffer came back as the next malloc in %d of %d rounds; in %d of the %d "
+           "rounds where data raced the abort, the read had it first\n",
+           reused, rounds, won, raced);
     CHECK_OK(edo_close(c));
     CHECK_OK(edo_close(s));
     return NULL;
@@ -770,10 +848,111 @@ static void case_abort_write(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Writes that give up: what they report sent is exactly what arrives                        */
+
+typedef struct drain {
+    edo_io *io;
+    uint64_t seed;
+    size_t got; /* bytes read until the end of the stream */
+} drain;
+
+/* A slow reader of the WMOD pattern, to the end of the stream. */
+static void *slow_drain(void *arg)
+{
+    drain *d = arg;
+    test_rng r = test_rng_new(d->seed);
+    unsigned char *buf = malloc(65536);
+    size_t next_pause = 32768;
+    ssize_t n;
+    while ((n = edo_read(d->io, buf, (size_t)test_rng_range(&r, 1, 65536))) > 0) {
+        for (ssize_t k = 0; k < n; k++)
+            CHECK_MSG(buf[k] == (d->got + (size_t)k) % WMOD,
+                      "byte %zu of the stream is wrong: a write that gave up sent more than "
+                      "it said, or less",
+                      d->got + (size_t)k);
+        d->got += (size_t)n;
+        if (d->got >= next_pause) {
+            CHECK_OK(edo_sleep(1));
+            next_pause += 32768;
+        }
+    }
+    CHECK_EQ(n, 0);
+    free(buf);
+    return NULL;
+}
+
+static void *write_deadline_root(void *unused)
+{
+    unsigned char *pat = malloc(WCHUNK + WMOD);
+    for (size_t i = 0; i < WCHUNK + WMOD; i++)
+        pat[i] = (unsigned char)(i % WMOD);
+    test_rng r = test_rng_new(20);
+    size_t target = TEST_SCALE(4 << 20, 2 << 20, 1 << 20);
+    for (int kind = 0; kind < STREAM_KINDS; kind++) {
+        edo_io *c, *s;
+        make_stream(kind, &c, &s);
+        drain d = { s, 21 + (uint64_t)kind, 0 };
+        edo_task *t;
+        CHECK_OK(edo_spawn(&t, slow_drain, &d));
+        size_t sent = 0;
+        int calls = 0, timeouts = 0;
+        while (sent < target) {
+            const unsigned char *p = pat + sent % WMOD;
+            size_t len = (size_t)test_rng_range(&r, 1, 256 * 1024);
+            int64_t ms = (int64_t)test_rng_range(&r, 1, 3);
+            int how = (int)(test_rng_next(&r) % 3);
+            int rc;
+            size_t done = 0;
+            if (how == 0) {
+                edo_io_set_timeout(c, 0, ms);
+                ssize_t n = edo_write(c, p, len);
+                edo_io_set_timeout(c, 0, 0);
+                rc = n < 0 ? (int)n : 0;
+                done = n < 0 ? 0 : (size_t)n;
+            } else if (how == 1) {
+                edo_io_set_timeout(c, 0, ms);
+                rc = edo_write_all(c, p, len, &done);
+                edo_io_set_timeout(c, 0, 0);
+            } else {
+                int64_t scope = edo_timeout_begin(ms);
+                struct iovec iov[2] = { { (void *)p, len / 2 },
+                                        { (void *)(p + len / 2), len - len / 2 } };
+                ssize_t n = edo_writev(c, iov, 2);
+                edo_deadline_end(scope);
+                rc = n < 0 ? (int)n : 0;
+                done = n < 0 ? 0 : (size_t)n;
+            }
+            calls++;
+            if (rc < 0) {
+                CHECK_ERR(rc, -ETIMEDOUT);
+                timeouts++;
+            }
+            sent += done;
+        }
+        CHECK_OK(edo_close(c)); /* the reader sees the end after the last byte */
+        CHECK_EQ(edo_join(t, NULL), 0);
+        CHECK_MSG(d.got == sent, "%s: the writes reported %zu bytes sent, %zu arrived",
+                  stream_names[kind], sent, d.got);
+        printf("    %s: %d writes, %d timed out\n", stream_names[kind], calls, timeouts);
+        CHECK_OK(edo_close(s));
+    }
+    free(pat);
+    return NULL;
+}
+
+static void case_write_deadline(void)
+{
+    int fds = test_count_fds();
+    test_run(write_deadline_root, NULL);
+    CHECK_EQ(test_count_fds(), fds);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* edo_close while a read is in flight                                                      */
 
 typedef struct closed_reader {
     edo_io *io;
+    bool write;        /* a write to a peer that never reads, instead of a read */
     atomic_int worker; /* where the read was made: that worker's ring holds it */
     atomic_llong rc;   /* 1 while the read has not returned */
 } closed_reader;
@@ -781,7 +960,17 @@ typedef struct closed_reader {
 static void *read_until_closed(void *arg)
 {
     closed_reader *cr = arg;
+    static const char zeros[65536];
     char buf[64];
+    if (cr->write) {
+        ssize_t n;
+        do {
+            atomic_store(&cr->worker, edo_worker_index());
+            n = edo_write(cr->io, zeros, sizeof zeros);
+        } while (n > 0);
+        atomic_store(&cr->rc, n);
+        return NULL;
+    }
     atomic_store(&cr->worker, edo_worker_index());
     atomic_store(&cr->rc, edo_read(cr->io, buf, sizeof buf));
     return NULL;
@@ -798,7 +987,8 @@ static void *close_by_task_root(void *unused)
             test_tcp_pair(&c, &s);
         else
             s = test_socketpair(&raw);
-        closed_reader cr = { .io = s, .worker = -1, .rc = 1 };
+        /* Every fourth round a write, on a socket whose peer never reads. */
+        closed_reader cr = { .io = s, .write = i % 4 == 2, .worker = -1, .rc = 1 };
         edo_task *t;
         CHECK_OK(edo_spawn(&t, read_until_closed, &cr));
         /* Closing from another worker than the reader's is the case where the cancel has
@@ -810,7 +1000,7 @@ static void *close_by_task_root(void *unused)
             while (atomic_load(&cr.worker) < 0 && test_clock_ms() - t1 < 20)
                 test_sleep_us(200);
         }
-        test_wait_parked(t, EDO_WAIT_READ);
+        test_wait_parked(t, cr.write ? EDO_WAIT_WRITE : EDO_WAIT_READ);
         cross += edo_worker_index() != atomic_load(&cr.worker);
         int64_t t0 = edo_now();
         CHECK_OK(edo_close(s));
@@ -824,7 +1014,7 @@ static void *close_by_task_root(void *unused)
         if (raw >= 0)
             close(raw);
     }
-    printf("    %d of %d closes came from another worker than the read's; slowest %d ms\n", cross,
+    printf("    %d of %d closes came from another worker than the call's; slowest %d ms\n", cross,
            rounds, (int)worst);
     return NULL;
 }
@@ -860,10 +1050,10 @@ static void *close_by_thread_root(void *unused)
             test_tcp_pair(&c, &s);
         else
             s = test_socketpair(&raw);
-        closed_reader cr = { .io = s, .worker = -1, .rc = 1 };
+        closed_reader cr = { .io = s, .write = i % 4 == 2, .worker = -1, .rc = 1 };
         edo_task *t;
         CHECK_OK(edo_spawn(&t, read_until_closed, &cr));
-        test_wait_parked(t, EDO_WAIT_READ);
+        test_wait_parked(t, cr.write ? EDO_WAIT_WRITE : EDO_WAIT_READ);
         outside_closer oc = { .io = s };
         pthread_t th;
         int64_t t0 = edo_now();
@@ -1421,6 +1611,7 @@ static const test_case cases[] = {
     TEST_CASE(case_abort_accept),
     TEST_CASE(case_abort_connect),
     TEST_CASE(case_abort_write),
+    TEST_CASE(case_write_deadline),
     TEST_CASE(case_close_by_task),
     TEST_CASE(case_close_by_thread),
     TEST_CASE(case_more_ops_than_queue),
