@@ -36,6 +36,16 @@
  * cores can stall for a second; nothing here should take five. */
 enum { PROMPT_MS = 5000 };
 
+/* A SIGPIPE that reaches the process is fatal, as with the default disposition, but says
+ * so first (the default would end the program without a word). */
+static void fatal_sigpipe(int sig)
+{
+    static const char msg[] = "test_backend: a SIGPIPE was delivered to the process\n";
+    ssize_t n = write(2, msg, sizeof msg - 1);
+    (void)n;
+    abort();
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The environment                                                                          */
 
@@ -1096,6 +1106,109 @@ static void case_close_by_thread(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* A worker stuck in one task while a call of another task waits on it                     */
+
+/* How long the stuck task holds its worker's thread. */
+#define STUCK_MS TEST_SCALE(1000, 1500, 2000)
+
+typedef struct stuck {
+    edo_io *io;
+    bool write; /* to a pipe whose reader is gone; else a read */
+    int worker_a, worker_b;
+    int64_t a_done, b_end; /* test_clock_ms() */
+    ssize_t rc;
+} stuck;
+
+/* Holds the thread of its worker without a suspension, as a long computation would. */
+static void *hold_worker(void *arg)
+{
+    stuck *st = arg;
+    st->worker_b = edo_worker_index();
+    test_sleep_us((int64_t)STUCK_MS * 1000);
+    st->b_end = test_clock_ms();
+    return NULL;
+}
+
+/* Spawns the holder, which usually runs on this worker next, then makes its call: the
+ * operation is queued on this worker's ring, and the worker, held by the other task, can
+ * neither submit it nor reap its completion. */
+static void *call_beside_holder(void *arg)
+{
+    stuck *st = arg;
+    static const char zeros[4096];
+    char buf[8];
+    edo_task *b;
+    CHECK_OK(edo_spawn(&b, hold_worker, st));
+    st->worker_a = edo_worker_index();
+    st->rc = st->write ? edo_write(st->io, zeros, sizeof zeros) : edo_read(st->io, buf, sizeof buf);
+    st->a_done = test_clock_ms();
+    CHECK_EQ(edo_join(b, NULL), 0);
+    return NULL;
+}
+
+static void *stuck_root(void *unused)
+{
+    int workers = edo_runtime_workers(edo_runtime_current());
+    /* A read whose worker is held: the data must reach it while the holder still runs
+     * (the monitor submits and reaps for a stuck worker; with epoll, another worker polls). */
+    if (workers == 1) {
+        printf("    one worker: no other thread can serve a read while it is held (skipped)\n");
+    } else {
+        int same = 0;
+        for (int i = 0; i < 3; i++) {
+            edo_io *c, *s;
+            test_tcp_pair(&c, &s);
+            stuck st = { .io = s };
+            edo_task *a;
+            CHECK_OK(edo_spawn(&a, call_beside_holder, &st));
+            test_wait_parked(a, EDO_WAIT_READ);
+            CHECK_EQ(edo_write(c, "x", 1), 1);
+            CHECK_EQ(edo_join(a, NULL), 0);
+            CHECK_EQ(st.rc, 1);
+            if (st.worker_a == st.worker_b) {
+                same++;
+                CHECK_MSG(st.a_done < st.b_end,
+                          "the read on the held worker completed %d ms after the holder let go",
+                          (int)(st.a_done - st.b_end));
+            }
+            CHECK_OK(edo_close(c));
+            CHECK_OK(edo_close(s));
+        }
+        printf("    %d of 3 reads waited on the held worker\n", same);
+    }
+
+    /* A write to a pipe without reader, submitted by whatever thread serves the held
+     * worker: -EPIPE, and no SIGPIPE for the process (this case makes a delivered one
+     * fatal). */
+    for (int i = 0; i < 3; i++) {
+        int p[2];
+        CHECK_SYS(pipe2(p, O_CLOEXEC));
+        close(p[0]);
+        edo_io *w;
+        CHECK_OK(edo_io_wrap(&w, p[1]));
+        stuck st = { .io = w, .write = true };
+        edo_task *a;
+        CHECK_OK(edo_spawn(&a, call_beside_holder, &st));
+        CHECK_EQ(edo_join(a, NULL), 0);
+        CHECK_MSG(st.rc == -EPIPE, "write to a pipe without reader: %zd (%s)", st.rc,
+                  edo_strerror((int)st.rc));
+        CHECK_OK(edo_close(w));
+    }
+    return NULL;
+}
+
+static void case_stuck_worker(void)
+{
+    struct sigaction dfl = { .sa_handler = fatal_sigpipe }, old;
+    sigemptyset(&dfl.sa_mask);
+    CHECK_SYS(sigaction(SIGPIPE, &dfl, &old));
+    int fds = test_count_fds();
+    test_run(stuck_root, NULL);
+    CHECK_EQ(test_count_fds(), fds);
+    CHECK_SYS(sigaction(SIGPIPE, &old, NULL));
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* More operations at once than a submission queue holds                                    */
 
 enum { MSG = 64 };
@@ -1505,8 +1618,7 @@ static void *pipes_root(void *unused)
     CHECK_OK(edo_close(rd));
 
     /* A pipe whose reader is gone: -EPIPE for every kind of write, and the SIGPIPE the
-     * kernel raises is never delivered (this case runs with the default disposition, which
-     * would end the process). */
+     * kernel raises is never delivered (this case makes a delivered one fatal). */
     const char *how[] = { "edo_write", "edo_write_all", "edo_writev" };
     for (int k = 0; k < 3; k++) {
         CHECK_SYS(pipe2(p, O_CLOEXEC));
@@ -1537,7 +1649,7 @@ static void *pipes_root(void *unused)
 
 static void case_pipes(void)
 {
-    struct sigaction dfl = { .sa_handler = SIG_DFL }, old;
+    struct sigaction dfl = { .sa_handler = fatal_sigpipe }, old;
     sigemptyset(&dfl.sa_mask);
     CHECK_SYS(sigaction(SIGPIPE, &dfl, &old));
     int fds = test_count_fds();
@@ -1635,6 +1747,7 @@ static const test_case cases[] = {
     TEST_CASE(case_write_all_slow_reader),
     TEST_CASE(case_pipes),
     TEST_CASE(case_regular_file),
+    TEST_CASE(case_stuck_worker), /* last: a SIGPIPE it lets through ends the program */
 };
 
 TEST_MAIN(cases)
