@@ -873,6 +873,163 @@ static void case_abort_write(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Accepts that give up while clients arrive                                                */
+
+/* Every connection is accepted exactly once: none goes to an accept that gave up, where its
+ * descriptor would leak and its client would never be served. */
+typedef struct arrivals {
+    char addr[48];
+    int n;
+} arrivals;
+
+static void *arriving_clients(void *arg)
+{
+    arrivals *ar = arg;
+    test_rng r = test_rng_new(30);
+    for (int i = 0; i < ar->n; i++) {
+        CHECK_OK(edo_sleep((int64_t)test_rng_range(&r, 0, 2)));
+        edo_io *c;
+        CHECK_OK(edo_tcp_connect(&c, ar->addr, PROMPT_MS));
+        uint32_t id = (uint32_t)i;
+        CHECK_OK(edo_write_all(c, &id, sizeof id, NULL));
+        CHECK_OK(edo_close(c)); /* the id waits in the accepted socket */
+    }
+    return NULL;
+}
+
+static void *accept_deadline_root(void *unused)
+{
+    arrivals ar = { .n = TEST_SCALE(300, 200, 100) };
+    edo_io *lis = test_listen(ar.addr, sizeof ar.addr, 512);
+    bool *seen = calloc((size_t)ar.n, sizeof *seen);
+    test_rng r = test_rng_new(31);
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, arriving_clients, &ar));
+    int accepted = 0, timeouts = 0;
+    int64_t t0 = edo_now();
+    while (accepted < ar.n) {
+        CHECK_MSG(edo_now() - t0 < 6 * PROMPT_MS, "only %d of %d connections were accepted",
+                  accepted, ar.n);
+        int64_t ms = (int64_t)test_rng_range(&r, 0, 3);
+        edo_io *conn = NULL;
+        int rc;
+        if (ms == 0 || test_rng_next(&r) % 2) {
+            int64_t scope = edo_timeout_begin(ms);
+            rc = edo_tcp_accept(lis, &conn);
+            edo_deadline_end(scope);
+        } else {
+            edo_io_set_timeout(lis, ms, 0);
+            rc = edo_tcp_accept(lis, &conn);
+            edo_io_set_timeout(lis, 0, 0);
+        }
+        if (rc == -ETIMEDOUT) {
+            CHECK(conn == NULL);
+            timeouts++;
+            continue;
+        }
+        CHECK_OK(rc);
+        uint32_t id = UINT32_MAX;
+        edo_io_set_timeout(conn, PROMPT_MS, 0);
+        CHECK_OK(edo_read_exact(conn, &id, sizeof id, NULL));
+        CHECK_LT(id, (uint32_t)ar.n);
+        CHECK_MSG(!seen[id], "connection %u accepted twice", id);
+        seen[id] = true;
+        CHECK_OK(edo_close(conn));
+        accepted++;
+    }
+    CHECK_EQ(edo_join(t, NULL), 0);
+    /* And no connection more. */
+    edo_io *extra = NULL;
+    edo_io_set_timeout(lis, 50, 0);
+    CHECK_ERR(edo_tcp_accept(lis, &extra), -ETIMEDOUT);
+    printf("    %d connections, %d accepts timed out\n", ar.n, timeouts);
+    free(seen);
+    CHECK_OK(edo_close(lis));
+    return NULL;
+}
+
+static void case_accept_deadline(void)
+{
+    int fds = test_count_fds();
+    test_run(accept_deadline_root, NULL);
+    CHECK_EQ(test_count_fds(), fds);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Shutting a runtime down while its tasks wait in calls                                    */
+
+enum { SHUT_TASKS = 60 };
+
+typedef struct shut_env {
+    atomic_int next;    /* the tasks number themselves */
+    atomic_int waiting; /* tasks about to make their call */
+} shut_env;
+
+/* Owns everything it opens: the runtime's shutdown aborts its call, and it closes them. */
+static void *wait_in_call(void *arg)
+{
+    shut_env *e = arg;
+    static const char zeros[65536];
+    char buf[64];
+    int i = atomic_fetch_add(&e->next, 1);
+    edo_io *a = NULL, *b = NULL;
+    if (i % 10 == 0) {
+        /* An accept on a listener of its own that nobody connects to. */
+        char addr[48];
+        edo_io *lis = test_listen(addr, sizeof addr, 4), *conn = NULL;
+        atomic_fetch_add(&e->waiting, 1);
+        int rc = edo_tcp_accept(lis, &conn);
+        if (rc == 0)
+            edo_close(conn);
+        edo_close(lis);
+        return VAL(rc);
+    }
+    int sv[2];
+    CHECK_SYS(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    CHECK_OK(edo_io_wrap(&a, sv[0]));
+    CHECK_OK(edo_io_wrap(&b, sv[1]));
+    atomic_fetch_add(&e->waiting, 1);
+    ssize_t rc;
+    if (i % 2) {
+        rc = edo_read(a, buf, sizeof buf);
+    } else {
+        while ((rc = edo_write(a, zeros, sizeof zeros)) > 0) {
+        }
+    }
+    edo_close(a);
+    edo_close(b);
+    return VAL(rc);
+}
+
+static void *shutdown_root(void *arg)
+{
+    shut_env *e = arg;
+    for (int i = 0; i < SHUT_TASKS; i++)
+        CHECK_OK(edo_spawn(NULL, wait_in_call, e));
+    WAIT_UNTIL(atomic_load(&e->waiting) == SHUT_TASKS, PROMPT_MS);
+    CHECK_OK(edo_sleep(20)); /* into their calls */
+    return NULL;             /* the runtime's shutdown aborts them all */
+}
+
+static void case_shutdown_with_calls_waiting(void)
+{
+    int fds = test_count_fds();
+    shut_env *e = calloc(1, sizeof *e);
+    edo_runtime *rt;
+    CHECK_OK(edo_runtime_new(&rt, NULL));
+    CHECK_OK(edo_block_on(rt, shutdown_root, e, NULL));
+    int64_t t0 = test_clock_ms();
+    edo_runtime_free(rt);
+    int64_t took = test_clock_ms() - t0;
+    /* Well within the 5 s of grace, after which tasks are abandoned and their descriptors
+     * with them. */
+    CHECK_MSG(took < 4000, "edo_runtime_free took %d ms", (int)took);
+    printf("    %d tasks in calls: the runtime was down in %d ms\n", SHUT_TASKS, (int)took);
+    free(e);
+    CHECK_EQ(test_count_fds(), fds);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Writes that give up: what they report sent is exactly what arrives                        */
 
 typedef struct drain {
@@ -1739,6 +1896,8 @@ static const test_case cases[] = {
     TEST_CASE(case_abort_accept),
     TEST_CASE(case_abort_connect),
     TEST_CASE(case_abort_write),
+    TEST_CASE(case_accept_deadline),
+    TEST_CASE(case_shutdown_with_calls_waiting),
     TEST_CASE(case_write_deadline),
     TEST_CASE(case_close_by_task),
     TEST_CASE(case_close_by_thread),
