@@ -6,8 +6,8 @@
  *   -p PORT     port on 127.0.0.1 (default 7070; 0 picks a free one and prints it)
  *   -w WORKERS  worker threads of the runtime (default: EDO_WORKERS, else one per CPU;
  *               1: the current-thread flavour)
- *   -b BACKEND  epoll, uring (io_uring) or auto (default: EDO_BACKEND, else auto:
- *               io_uring where this build and the kernel have it, else epoll)
+ *   -b BACKEND  epoll, uring (io_uring) or auto: io_uring where this build and the
+ *               kernel have it, else epoll (default: EDO_BACKEND, else auto)
  *   -h          this help
  *
  * Try it:  build/examples/chat-server -p 7070 &  nc 127.0.0.1 7070   (or telnet, or

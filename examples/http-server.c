@@ -6,8 +6,8 @@
  *   -p PORT     port on 127.0.0.1 (default 8080; 0 picks a free one and prints it)
  *   -w WORKERS  worker threads of the runtime (0 or absent: EDO_WORKERS, else one per CPU;
  *               1: the current-thread flavour)
- *   -b BACKEND  epoll, uring (io_uring) or auto (default: EDO_BACKEND, else auto:
- *               io_uring where this build and the kernel have it, else epoll)
+ *   -b BACKEND  epoll, uring (io_uring) or auto: io_uring where this build and the
+ *               kernel have it, else epoll (default: EDO_BACKEND, else auto)
  *   -h          this help
  *
  * Every request gets the same 126-byte answer, TechEmpower's "plaintext" test:
