@@ -443,6 +443,7 @@ int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *ssl
 int edo_signal_wait(const int *sigs, int nsig);
 
 #include "edo/sync.h"
+#include "edo/fs.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Internals the macros above need                                                          */
