@@ -1,7 +1,7 @@
 #!/bin/sh
 # The examples as a user runs them: hello, resolve, then echo-server with echo-client against it,
 # then http-server with curl and nc against it, then chat-server with two chat-clients, and a
-# clean stop of each server on SIGTERM (exit status 0).
+# clean stop of each server on SIGTERM (exit status 0); then fcopy.
 # usage: examples.sh BUILD_DIR
 set -eu
 bin=$1/examples
@@ -143,4 +143,13 @@ exec 3>&-
 [ $rc -eq 0 ] || { echo "chat-client (ben) exited with $rc"; cat "$tmp/ben.out"; exit 1; }
 grep -q "^\*\*\* The server is stopping. Bye!$" "$tmp/ben.out" ||
     { echo "chat-client (ben) printed:"; cat "$tmp/ben.out"; exit 1; }
-echo "examples: hello, resolve, echo-server, echo-client, http-server${checked:+ (with $checked)}, chat-server and chat-client ok"
+# fcopy: a copy that is checked by fcopy -c and by cmp, chunks smaller than the file and
+# more of them in flight than workers; a missing source is exit status 1.
+head -c 3000000 /dev/urandom >"$tmp/fcopy.src"
+"$bin/fcopy" -c -j 3 -s 64 "$tmp/fcopy.src" "$tmp/fcopy.dst" >"$tmp/fcopy.out"
+grep -q "^identical$" "$tmp/fcopy.out" || { echo "fcopy printed:"; cat "$tmp/fcopy.out"; exit 1; }
+cmp "$tmp/fcopy.src" "$tmp/fcopy.dst"
+rc=0
+"$bin/fcopy" -q "$tmp/no-such-file" "$tmp/fcopy.dst2" 2>"$tmp/fcopy.err" || rc=$?
+[ $rc -eq 1 ] || { echo "fcopy of a missing file exited with $rc"; exit 1; }
+echo "examples: hello, resolve, echo-server, echo-client, http-server${checked:+ (with $checked)}, chat-server, chat-client and fcopy ok"
