@@ -187,8 +187,20 @@ static inline int test_main(const char *file, const test_case *cases, size_t nca
     const char *env = getenv("EDO_TEST_SEED");
     test_seed_value = env ? strtoull(env, NULL, 0) : 0x5eed0ed0u;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("%s: seed %" PRIu64 " (set EDO_TEST_SEED to change)%s%s\n", prog, test_seed_value,
-           TEST_ASAN ? ", ASan" : "", TEST_TSAN ? ", TSan" : "");
+    /* The backend every runtime of this run gets (EDO_BACKEND): a kernel that refuses
+     * io_uring skips the run, with the reason, rather than failing every case. */
+    edo_runtime *probe_rt = NULL;
+    int probe_rc = edo_runtime_new(&probe_rt, &(edo_runtime_opts){ .workers = 1 });
+    if (probe_rc < 0) {
+        const char *want = getenv("EDO_BACKEND");
+        printf("%s: skipped: no runtime with EDO_BACKEND=%s: %s\n", prog, want ? want : "",
+               edo_strerror(probe_rc));
+        return probe_rc == -ENOSYS || probe_rc == -EPERM || probe_rc == -EACCES ? 77 : 1;
+    }
+    const char *backend = edo_backend_name(edo_runtime_backend(probe_rt));
+    edo_runtime_free(probe_rt);
+    printf("%s: seed %" PRIu64 " (set EDO_TEST_SEED to change), %s%s%s\n", prog, test_seed_value,
+           backend, TEST_ASAN ? ", ASan" : "", TEST_TSAN ? ", TSan" : "");
 
     int passed = 0;
     int64_t t_all = test_clock_ms();

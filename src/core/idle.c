@@ -58,7 +58,9 @@ void edo__wake_worker(edo__worker *w)
 {
     atomic_store(&w->wake_word, 1);
     int mode = atomic_load(&w->sleep_mode);
-    if (mode == EDO__SLEEP_DRIVER)
+    if (mode == EDO__SLEEP_DRIVER && w->ring)
+        edo__ring_unpark(w);
+    else if (mode == EDO__SLEEP_DRIVER)
         edo__driver_unpark(w->rt);
     else if (mode == EDO__SLEEP_FUTEX)
         edo__futex_wake(&w->wake_word, 1);
@@ -185,6 +187,7 @@ void *edo__monitor_main(void *arg)
             if (tick == w->monitor_tick) {
                 /* Stuck in one task since the last look. */
                 edo__fire_timers(w, now);
+                edo__ring_rescue(w);
                 if (edo__queue_len(&w->queue))
                     edo__notify_parked(rt);
             }

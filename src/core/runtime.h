@@ -45,6 +45,7 @@ enum {
 #define EDO__BUDGET 128
 
 typedef struct edo__worker edo__worker;
+typedef struct edo__ring edo__ring;
 
 struct edo_task {
     edo__ctx ctx;
@@ -150,7 +151,7 @@ struct edo__worker {
     const char *overflow_how;
     void *altstack; /* signal stack for the stack-overflow report */
     size_t altstack_len;
-    struct edo__ring *ring; /* io_uring backend: this worker's ring (src/io/uring.c) */
+    edo__ring *ring; /* io_uring backend: this worker's ring (src/io/uring.c) */
 } __attribute__((aligned(64)));
 
 enum { EDO__SW_YIELD = 1, EDO__SW_PARK, EDO__SW_EXIT };
@@ -376,6 +377,9 @@ int edo__ring_poll(edo__worker *w, int timeout_ms);
 bool edo__ring_pending(const edo__worker *w);
 /* Wakes w sleeping in its ring; any thread. */
 void edo__ring_unpark(edo__worker *w);
+/* The monitor, for a worker stuck in one task: submits what its tasks queued and handles
+ * its completions, unless the worker is at its ring itself. */
+void edo__ring_rescue(edo__worker *w);
 
 /* ---- stack overflow report (src/core/task.c) ----------------------------------------- */
 int edo__overflow_init_thread(edo__worker *w);

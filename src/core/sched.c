@@ -343,8 +343,12 @@ void edo__schedule(edo_task *t)
     }
     edo__worker *rw = &rt->workers[0];
     /* Pairs with the worker's store of `parked` before it checks the inject queue. */
-    if (atomic_exchange(&rw->parked, 0))
-        edo__driver_unpark(rt);
+    if (atomic_exchange(&rw->parked, 0)) {
+        if (rw->ring)
+            edo__ring_unpark(rw);
+        else
+            edo__driver_unpark(rt);
+    }
 }
 
 static edo_task *next_task(edo__worker *w)
@@ -557,7 +561,9 @@ static void poll_once(edo__worker *w, int max_wait)
     }
     w->poll_due = false;
     int n = 0;
-    if (edo__driver_acquire(rt)) {
+    if (w->ring) {
+        n = edo__ring_poll(w, timeout);
+    } else if (edo__driver_acquire(rt)) {
         n = edo__driver_poll(rt, timeout);
         edo__driver_release(rt);
     }
@@ -573,7 +579,9 @@ static void poll_busy(edo__worker *w)
     edo_runtime *rt = w->rt;
     w->poll_due = false;
     int n = 0;
-    if (edo__driver_acquire(rt)) {
+    if (w->ring) {
+        n = edo__ring_poll(w, 0);
+    } else if (edo__driver_acquire(rt)) {
         n = edo__driver_poll(rt, 0);
         edo__driver_release(rt);
     }
@@ -587,7 +595,17 @@ void edo__worker_sleep(edo__worker *w)
 {
     edo_runtime *rt = w->rt;
     int timeout = timer_timeout(w, -1);
-    if (edo__driver_acquire(rt)) {
+    if (w->ring) {
+        /* io_uring: every worker sleeps in its own ring, where its operations complete. */
+        atomic_store(&w->sleep_mode, EDO__SLEEP_DRIVER);
+        if (atomic_load(&w->wake_word) || atomic_load(&rt->stopping))
+            timeout = 0;
+        else
+            edo__stack_trim();
+        int n = edo__ring_poll(w, timeout);
+        atomic_store(&w->sleep_mode, EDO__AWAKE);
+        poll_done(w, n, true);
+    } else if (edo__driver_acquire(rt)) {
         /* Announce where it sleeps, then look at the wake word (the waker does the
          * mirror image): either it sees the word, or the waker sees DRIVER. */
         atomic_store(&w->sleep_mode, EDO__SLEEP_DRIVER);
@@ -655,6 +673,15 @@ void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at)
                 poll_once(w, 0);
         }
         edo_task *t = next_task(w);
+        if (!t && w->ring && edo__ring_pending(w)) {
+            /* Operations queued by the tasks just run: submit them before looking
+             * elsewhere for work or sleeping; their completions may be work. */
+            if (rt->threaded)
+                poll_busy(w);
+            else
+                poll_once(w, 0);
+            continue;
+        }
         if (!t && rt->threaded && edo__begin_search(w))
             t = steal(w);
         if (t) {

@@ -13,10 +13,14 @@
 #define EDO_IO_IO_H
 
 #include "core/runtime.h"
+#include "io/uring.h"
 
 enum {
-    EDO__IO_POLLABLE = 1, /* registered with the driver; otherwise calls block directly */
-    EDO__IO_SOCKET = 2,   /* use send/recv flags (MSG_NOSIGNAL) */
+    EDO__IO_POLLABLE = 1,  /* registered with the driver; otherwise calls block directly */
+    EDO__IO_SOCKET = 2,    /* use send/recv flags (MSG_NOSIGNAL) */
+    EDO__IO_READINESS = 4, /* io_uring backend too: wait for readiness, never submit reads
+                            * (a signalfd, whose reads must come from a worker thread) */
+    EDO__IO_OPS = 8,       /* io_uring backend: reads and writes are operations */
 };
 
 typedef struct edo__dir {
@@ -25,6 +29,9 @@ typedef struct edo__dir {
     _Atomic bool hup;        /* hang-up or error seen: calls no longer wait, they fail */
     edo__slot waiter;
     int64_t timeout_ms; /* per-call timeout, 0: none */
+#ifdef EDO_HAVE_URING
+    edo__uring_slot op; /* io_uring backend: the operation in flight in this direction */
+#endif
 } edo__dir;
 
 struct edo_io {

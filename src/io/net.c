@@ -33,6 +33,8 @@ int edo__io_new(edo_io **out, int fd, int flags)
     if (!io)
         return -ENOMEM;
     io->fd = fd;
+    if (w->rt->backend == EDO_BACKEND_URING && !(flags & EDO__IO_READINESS))
+        flags |= EDO__IO_OPS;
     io->flags = flags;
     io->rt = w->rt;
     /* "Not ready" at a counter value the driver has not reached: the first call tries. */
@@ -122,6 +124,132 @@ static int io_enter(edo_io *io)
     return 0;
 }
 
+/* ---- io_uring operations ---------------------------------------------------------------- */
+
+#ifdef EDO_HAVE_URING
+typedef struct op_args {
+    int fd;
+    bool socket;
+    void *buf;
+    size_t len;
+    const struct iovec *iov;
+    int iovcnt;
+    struct msghdr mh;
+    const struct sockaddr *sa;
+    socklen_t salen;
+} op_args;
+
+static void prep_read(struct io_uring_sqe *sqe, void *arg)
+{
+    op_args *a = arg;
+    if (a->socket)
+        io_uring_prep_recv(sqe, a->fd, a->buf, a->len, 0);
+    else
+        io_uring_prep_read(sqe, a->fd, a->buf, (unsigned)a->len, (uint64_t)-1);
+}
+
+static void prep_write(struct io_uring_sqe *sqe, void *arg)
+{
+    op_args *a = arg;
+    if (a->socket && a->iov) {
+        a->mh =
+            (struct msghdr){ .msg_iov = (struct iovec *)a->iov, .msg_iovlen = (size_t)a->iovcnt };
+        io_uring_prep_sendmsg(sqe, a->fd, &a->mh, MSG_NOSIGNAL);
+    } else if (a->socket) {
+        io_uring_prep_send(sqe, a->fd, a->buf, a->len, MSG_NOSIGNAL);
+    } else if (a->iov) {
+        io_uring_prep_writev(sqe, a->fd, a->iov, (unsigned)a->iovcnt, (uint64_t)-1);
+    } else {
+        io_uring_prep_write(sqe, a->fd, a->buf, (unsigned)a->len, (uint64_t)-1);
+    }
+}
+
+static void prep_accept(struct io_uring_sqe *sqe, void *arg)
+{
+    op_args *a = arg;
+    io_uring_prep_accept(sqe, a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+static void prep_connect(struct io_uring_sqe *sqe, void *arg)
+{
+    op_args *a = arg;
+    io_uring_prep_connect(sqe, a->fd, a->sa, a->salen);
+}
+
+static void prep_shutdown(struct io_uring_sqe *sqe, void *arg)
+{
+    op_args *a = arg;
+    io_uring_prep_shutdown(sqe, a->fd, SHUT_WR);
+}
+
+static void prep_close(struct io_uring_sqe *sqe, void *arg)
+{
+    op_args *a = arg;
+    io_uring_prep_close(sqe, a->fd);
+}
+
+/* One operation in a direction of io. The operation's own -ECANCELED means edo_close
+ * cancelled it, or a late cancel meant for an earlier operation hit it: try again
+ * unless io is closing. */
+static int op_run(edo_io *io, edo__dir *d, edo__uring_prep_fn prep, op_args *a, edo_wait_reason why,
+                  int64_t deadline)
+{
+    for (;;) {
+        int rc = edo__uring_op_in(&d->op, prep, a, why, deadline);
+        if (rc == -EINTR || (rc == -ECANCELED && !edo_aborted())) {
+            if (atomic_load(&io->closing))
+                return -EBADF;
+            continue;
+        }
+        return rc;
+    }
+}
+
+static ssize_t op_read(edo_io *io, void *buf, size_t len, edo_wait_reason why, int64_t deadline)
+{
+    op_args a = { .fd = io->fd, .socket = io->flags & EDO__IO_SOCKET, .buf = buf, .len = len };
+    if (len > UINT32_MAX)
+        a.len = UINT32_MAX; /* an operation's length is 32 bits: a short read */
+    return op_run(io, &io->rd, prep_read, &a, why, deadline);
+}
+
+static ssize_t op_write(edo_io *io, const void *buf, size_t len, const struct iovec *iov,
+                        int iovcnt, int64_t deadline)
+{
+    op_args a = { .fd = io->fd,
+                  .socket = io->flags & EDO__IO_SOCKET,
+                  .buf = (void *)buf,
+                  .len = len > UINT32_MAX ? UINT32_MAX : len,
+                  .iov = iov,
+                  .iovcnt = iovcnt };
+    int rc = op_run(io, &io->wr, prep_write, &a, EDO_WAIT_WRITE, deadline);
+    if (rc == -EPIPE && !a.socket) {
+        /* As in do_write: a SIGPIPE raised on this thread is taken, never delivered. */
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        sigtimedwait(&pipe, NULL, &(struct timespec){ 0, 0 });
+    }
+    return rc;
+}
+#endif
+
+static int close_fd(edo_io *io)
+{
+#ifdef EDO_HAVE_URING
+    if (io->flags & EDO__IO_OPS) {
+        edo__worker *w = edo__worker_current();
+        /* Not from outside the runtime, and not from a task of another runtime. */
+        if (w && w->current && w->rt == io->rt) {
+            op_args a = { .fd = io->fd };
+            int rc = edo__uring_op_final(prep_close, &a);
+            return rc == -EINTR ? 0 : rc;
+        }
+    }
+#endif
+    return close(io->fd) < 0 && errno != EINTR ? -errno : 0;
+}
+
 /* Deregisters, closes and frees io, once: by edo_close, or by the last task to leave it
  * when edo_close could not wait (called from outside the runtime). */
 static int io_finalize(edo_io *io)
@@ -129,15 +257,14 @@ static int io_finalize(edo_io *io)
     if (atomic_exchange(&io->finalized, true))
         return 0;
     edo_runtime *rt = io->rt;
-    int rc = 0;
-    if (atomic_load(&io->registered)) {
+    bool registered = atomic_load(&io->registered);
+    if (registered)
         edo__driver_del(rt, io);
-        rc = close(io->fd) < 0 && errno != EINTR ? -errno : 0;
+    int rc = close_fd(io);
+    if (registered)
         edo__io_retire(rt, io); /* a poll on another thread may still hold it */
-    } else {
-        rc = close(io->fd) < 0 && errno != EINTR ? -errno : 0;
+    else
         free(io);
-    }
     return rc;
 }
 
@@ -160,6 +287,12 @@ int edo_close(edo_io *io)
     /* Wake the tasks parked on it: they see `closing` and return -EBADF. */
     edo__slot_fire(&io->rd.waiter);
     edo__slot_fire(&io->wr.waiter);
+#ifdef EDO_HAVE_URING
+    if (io->flags & EDO__IO_OPS) {
+        edo__uring_slot_close(&io->rd.op);
+        edo__uring_slot_close(&io->wr.op);
+    }
+#endif
     edo_task *self = edo__task_current();
     if (!self) {
         /* Outside the runtime nothing can wait: the last task to leave io frees it. */
@@ -218,6 +351,10 @@ static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why,
 
 static ssize_t do_read(edo_io *io, void *buf, size_t len, edo_wait_reason why, int64_t deadline)
 {
+#ifdef EDO_HAVE_URING
+    if ((io->flags & EDO__IO_OPS) && deadline != NO_WAIT)
+        return op_read(io, buf, len, why, deadline);
+#endif
     for (;;) {
         uint32_t seen;
         if (maybe_ready(&io->rd, &seen) || deadline == NO_WAIT) {
@@ -248,6 +385,10 @@ static ssize_t do_read(edo_io *io, void *buf, size_t len, edo_wait_reason why, i
 static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct iovec *iov,
                         int iovcnt, int64_t deadline)
 {
+#ifdef EDO_HAVE_URING
+    if ((io->flags & EDO__IO_OPS) && deadline != NO_WAIT)
+        return op_write(io, buf, len, iov, iovcnt, deadline);
+#endif
     size_t want = len;
     if (iov) {
         want = 0;
@@ -482,6 +623,12 @@ int edo_shutdown(edo_io *io)
 {
     if (!io)
         return -EBADF;
+#ifdef EDO_HAVE_URING
+    if ((io->flags & EDO__IO_OPS) && edo__task_current()) {
+        op_args a = { .fd = io->fd };
+        return edo__uring_op_final(prep_shutdown, &a);
+    }
+#endif
     return shutdown(io->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
@@ -636,6 +783,20 @@ int edo_tcp_listen(edo_io **out, const char *addr, int backlog)
 #define BACKOFF_MIN_MS 10
 #define BACKOFF_MAX_MS 1000
 
+/* One accept: a new descriptor or -errno (-EAGAIN: none waiting, readiness backend). The
+ * io_uring backend waits for a connection as an operation, with the deadline. */
+static int accept_one(edo_io *lis, int64_t deadline)
+{
+#ifdef EDO_HAVE_URING
+    if (lis->flags & EDO__IO_OPS) {
+        op_args a = { .fd = lis->fd };
+        return op_run(lis, &lis->rd, prep_accept, &a, EDO_WAIT_READ, deadline);
+    }
+#endif
+    int fd = accept4(lis->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return fd >= 0 ? fd : -edo__errno();
+}
+
 int edo_tcp_accept(edo_io *lis, edo_io **out)
 {
     if (!out)
@@ -645,10 +806,11 @@ int edo_tcp_accept(edo_io *lis, edo_io **out)
     if (rc < 0)
         return rc;
     int64_t deadline = op_deadline(&lis->rd);
+    bool ops = lis->flags & EDO__IO_OPS;
     for (;;) {
-        uint32_t seen;
-        if (maybe_ready(&lis->rd, &seen)) {
-            int fd = accept4(lis->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        uint32_t seen = 0;
+        if (ops || maybe_ready(&lis->rd, &seen)) {
+            int fd = accept_one(lis, deadline);
             if (fd >= 0) {
                 lis->accept_backoff = 0;
                 int one = 1;
@@ -659,7 +821,7 @@ int edo_tcp_accept(edo_io *lis, edo_io **out)
                 edo__budget_spend();
                 break;
             }
-            int err = edo__errno();
+            int err = -fd;
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 /* The connection waits in the backlog and the listener stays readable:
                  * sleep before reporting, so that a loop that retries cannot spin. */
@@ -671,7 +833,7 @@ int edo_tcp_accept(edo_io *lis, edo_io **out)
                     rc = -err;
                 break;
             }
-            if (err == EAGAIN) {
+            if (err == EAGAIN && !ops) {
                 atomic_store_explicit(&lis->rd.idle, seen, memory_order_relaxed);
             } else if (err != EINTR && err != ECONNABORTED && err != EPROTO && err != ENETDOWN &&
                        err != ENOPROTOOPT && err != EHOSTDOWN && err != ENONET &&
@@ -708,6 +870,24 @@ int edo_tcp_connect(edo_io **out, const char *addr, int64_t timeout_ms)
         return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int64_t deadline = timeout_ms > 0 ? edo_now() + timeout_ms : EDO_NEVER;
+#ifdef EDO_HAVE_URING
+    if (edo__uring_on()) {
+        edo_io *uio;
+        if ((rc = edo__io_new(&uio, fd, EDO__IO_POLLABLE | EDO__IO_SOCKET)) < 0) {
+            close(fd);
+            return rc;
+        }
+        op_args a = { .fd = fd, .sa = (const struct sockaddr *)&ss, .salen = sl };
+        rc = op_run(uio, &uio->wr, prep_connect, &a, EDO_WAIT_WRITE, deadline);
+        if (rc < 0) {
+            edo_close(uio);
+            return rc;
+        }
+        *out = uio;
+        return 0;
+    }
+#endif
     /* Registered after connect(2): an unconnected socket polls as hung up. */
     bool pending = false;
     if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
@@ -724,7 +904,6 @@ int edo_tcp_connect(edo_io **out, const char *addr, int64_t timeout_ms)
         close(fd);
         return rc;
     }
-    int64_t deadline = timeout_ms > 0 ? edo_now() + timeout_ms : EDO_NEVER;
     while (pending) {
         uint32_t seen = atomic_load(&io->wr.events);
         int err = 0;

@@ -44,7 +44,8 @@ int edo_signal_wait(const int *sigs, int nsig)
                                SFD_NONBLOCK | SFD_CLOEXEC);
         if (!rc && fd < 0)
             rc = -errno;
-        if (!rc && !rt->sigio && (rc = edo__io_new(&rt->sigio, fd, EDO__IO_POLLABLE)) < 0)
+        if (!rc && !rt->sigio &&
+            (rc = edo__io_new(&rt->sigio, fd, EDO__IO_POLLABLE | EDO__IO_READINESS)) < 0)
             close(fd);
     }
     pthread_mutex_unlock(&rt->sig_lock);

@@ -93,7 +93,132 @@ void edo__ring_unpark(edo__worker *w)
 {
 }
 
+void edo__ring_rescue(edo__worker *w)
+{
+}
+
 #else /* EDO_HAVE_URING */
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* Submission entries per ring. A task queues one per call, so a worker with more tasks
+ * making calls in one turn fills it: the ring is then submitted at once to make room. */
+#define SQ_ENTRIES 256
+/* Completion entries: many more, since every idle connection has a read in flight. The
+ * kernel keeps what overflows (IORING_FEAT_NODROP) until there is room. */
+#define CQ_ENTRIES 4096
+
+/* user_data values that are not operations (which are addresses). */
+enum { TAG_IGNORE = 0, TAG_WAKE = 1, TAG_EPOLL = 2 };
+
+struct edo__uop {
+    edo_task *task; /* holds a reference while the operation is in flight */
+    edo__worker *w; /* whose ring it is on */
+    int32_t res;
+    _Atomic bool done;
+};
+
+struct edo__ring {
+    struct io_uring ring;
+    edo__worker *w;
+    /* The right to touch the ring: its worker holds it while it fills entries, submits,
+     * sleeps in the ring and reaps; the monitor takes it only when free, to do the same
+     * for a worker stuck in one task. */
+    edo__spin lock;
+    bool enabled;     /* R_DISABLED rings: the thread that enables one is its issuer */
+    bool wake_armed;  /* a read of wake_fd is in flight */
+    bool epoll_armed; /* worker 0: a poll of the runtime's epoll is in flight */
+    int wake_fd;      /* eventfd that wakes the worker sleeping in the ring */
+    uint64_t wake_buf;
+    uint32_t inflight; /* task operations submitted and not completed */
+    /* cancels asked for by other threads, by operation address */
+    edo__spin cancel_lock;
+    _Atomic bool cancel_pending;
+    uint64_t *cancels;
+    uint32_t ncancels, cancel_cap;
+};
+
+/* The opcodes the backend uses: a kernel without one of them gets epoll. */
+static const int needed_ops[] = {
+    IORING_OP_READ,     IORING_OP_WRITE,    IORING_OP_RECV,     IORING_OP_SEND,
+    IORING_OP_ACCEPT,   IORING_OP_CONNECT,  IORING_OP_SENDMSG,  IORING_OP_RECVMSG,
+    IORING_OP_CLOSE,    IORING_OP_SHUTDOWN, IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL,
+    IORING_OP_OPENAT,   IORING_OP_STATX,    IORING_OP_FSYNC,    IORING_OP_RENAMEAT,
+    IORING_OP_UNLINKAT, IORING_OP_MKDIRAT,
+};
+
+static int ring_setup(struct io_uring *ring, unsigned flags)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = flags | IORING_SETUP_CQSIZE;
+    p.cq_entries = CQ_ENTRIES;
+    return io_uring_queue_init_params(SQ_ENTRIES, ring, &p);
+}
+
+/* Finds setup flags the kernel takes, best first, and checks the opcodes.
+ *
+ * A threaded runtime must not let a worker stuck in a long task hold up the operations
+ * on its ring (DESIGN.md, "one stuck task must not stall the runtime"): the monitor then
+ * submits and reaps that ring itself. So no single issuer and no DEFER_TASKRUN (which
+ * would run completions only when the stuck thread asks), and no COOP_TASKRUN either:
+ * the kernel interrupts the stuck thread to post its completions. A current-thread
+ * runtime has no monitor, and any thread that calls edo_block_on may drive it: it takes
+ * COOP_TASKRUN (completions run when the driving thread enters the kernel, which it does
+ * once per turn anyway). */
+static int probe(bool threaded, unsigned *flags, const char **why)
+{
+    static const unsigned threaded_flags[] = {
+        IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    static const unsigned current_flags[] = {
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    const unsigned *f = threaded ? threaded_flags : current_flags;
+    size_t n = threaded ? 2 : 3;
+    struct io_uring ring;
+    int rc = -ENOSYS;
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = ring_setup(&ring, f[i])) == 0) {
+            *flags = f[i];
+            break;
+        }
+    }
+    if (rc < 0) {
+        *why = "the kernel refused io_uring_setup";
+        return rc;
+    }
+    struct io_uring_probe *pr = io_uring_get_probe_ring(&ring);
+    if (!pr) {
+        rc = -ENOSYS;
+        *why = "the kernel cannot say which io_uring operations it has";
+    } else {
+        for (size_t i = 0; i < sizeof needed_ops / sizeof needed_ops[0]; i++) {
+            if (!io_uring_opcode_supported(pr, needed_ops[i])) {
+                rc = -ENOSYS;
+                *why = "the kernel lacks io_uring operations edo needs";
+                break;
+            }
+        }
+        io_uring_free_probe(pr);
+    }
+    io_uring_queue_exit(&ring);
+    return rc;
+}
+
+static const char *flags_text(unsigned f)
+{
+    if (f & IORING_SETUP_DEFER_TASKRUN)
+        return "single issuer, deferred task work";
+    if (f & IORING_SETUP_COOP_TASKRUN)
+        return "cooperative task work";
+    return "interrupting task work";
+}
 
 int edo__backend_init(edo_runtime *rt, edo_backend want)
 {
@@ -102,40 +227,402 @@ int edo__backend_init(edo_runtime *rt, edo_backend want)
         if (env && *env && edo_backend_parse(env, &want) < 0)
             return -EINVAL;
     }
-    rt->backend = EDO_BACKEND_EPOLL; /* the io_uring driver is not there yet */
-    if (want == EDO_BACKEND_URING)
-        return -ENOSYS;
-    if (log_wanted())
-        fprintf(stderr, "edo: backend epoll\n");
+    rt->backend = EDO_BACKEND_EPOLL;
+    bool log = log_wanted();
+    if (want == EDO_BACKEND_EPOLL) {
+        if (log)
+            fprintf(stderr, "edo: backend epoll, %d worker%s (asked for)\n", rt->nworkers,
+                    rt->nworkers == 1 ? "" : "s");
+        return 0;
+    }
+    const char *why = NULL;
+    int rc = probe(rt->threaded, &rt->uring_flags, &why);
+    if (rc < 0) {
+        if (want == EDO_BACKEND_URING) {
+            if (log)
+                fprintf(stderr, "edo: io_uring asked for, but %s: %s\n", why, strerror(-rc));
+            return rc;
+        }
+        if (log)
+            fprintf(stderr, "edo: backend epoll, %d worker%s (%s: %s)\n", rt->nworkers,
+                    rt->nworkers == 1 ? "" : "s", why, strerror(-rc));
+        return 0;
+    }
+    rt->backend = EDO_BACKEND_URING;
+    if (log)
+        fprintf(stderr, "edo: backend io_uring (%s), %d worker%s\n", flags_text(rt->uring_flags),
+                rt->nworkers, rt->nworkers == 1 ? "" : "s");
     return 0;
 }
 
 int edo__ring_init(edo__worker *w)
 {
-    return -ENOSYS;
+    edo__ring *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->w = w;
+    r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->wake_fd < 0) {
+        int rc = -errno;
+        free(r);
+        return rc;
+    }
+    /* A single-issuer ring starts disabled: the worker's own thread enables it, which
+     * makes that thread its issuer. */
+    unsigned flags = w->rt->uring_flags;
+    if (flags & IORING_SETUP_SINGLE_ISSUER)
+        flags |= IORING_SETUP_R_DISABLED;
+    int rc = ring_setup(&r->ring, flags);
+    if (rc < 0) {
+        close(r->wake_fd);
+        free(r);
+        return rc;
+    }
+    r->enabled = !(flags & IORING_SETUP_R_DISABLED);
+    w->ring = r;
+    return 0;
 }
 
 void edo__ring_fini(edo__worker *w)
 {
+    edo__ring *r = w->ring;
+    if (!r)
+        return;
+    io_uring_queue_exit(&r->ring);
+    close(r->wake_fd);
+    free(r->cancels);
+    free(r);
+    w->ring = NULL;
+}
+
+static void ring_enable(edo__ring *r)
+{
+    if (__builtin_expect(!r->enabled, 0)) {
+        /* (liburing 2.3 declares io_uring_enable_rings but does not export it.) */
+        io_uring_register(r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        r->enabled = true;
+    }
+}
+
+/* An operation's completion: its result for the task, which is woken. */
+static void op_complete(edo__ring *r, edo__uop *op, int32_t res)
+{
+    edo_task *t = op->task;
+    op->res = res;
+    r->inflight--;
+    /* Sequentially consistent: edo__wake's look at t's state must not pass it. */
+    atomic_store(&op->done, true);
+    edo__wake(t);
+    edo__task_unref(t);
+}
+
+static void poll_epoll(edo_runtime *rt)
+{
+    if (edo__driver_acquire(rt)) {
+        edo__driver_poll(rt, 0);
+        edo__driver_release(rt);
+    }
+}
+
+static int reap(edo__ring *r)
+{
+    unsigned head, n = 0;
+    struct io_uring_cqe *cqe;
+    bool epoll_ready = false;
+    io_uring_for_each_cqe(&r->ring, head, cqe)
+    {
+        n++;
+        uint64_t ud = cqe->user_data;
+        if (ud == TAG_IGNORE)
+            continue;
+        if (ud == TAG_WAKE) {
+            r->wake_armed = false;
+            continue;
+        }
+        if (ud == TAG_EPOLL) {
+            if (!(cqe->flags & IORING_CQE_F_MORE))
+                r->epoll_armed = false;
+            epoll_ready = true;
+            continue;
+        }
+        op_complete(r, (edo__uop *)(uintptr_t)ud, cqe->res);
+    }
+    io_uring_cq_advance(&r->ring, n);
+    if (epoll_ready)
+        poll_epoll(r->w->rt);
+    return (int)n;
+}
+
+/* A free submission entry, submitting what is queued to make room if the queue is full.
+ * NULL with *err set if the kernel takes nothing. */
+static struct io_uring_sqe *get_sqe(edo__ring *r, int *err)
+{
+    ring_enable(r);
+    struct io_uring_sqe *sqe;
+    while (!(sqe = io_uring_get_sqe(&r->ring))) {
+        int rc = io_uring_submit(&r->ring);
+        if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
+            *err = rc;
+            return NULL;
+        }
+        /* -EBUSY: completions are overflowing; taking them lets the kernel go on. */
+        if (io_uring_cq_ready(&r->ring) || rc < 0)
+            reap(r);
+        if (rc == -EAGAIN)
+            sched_yield();
+    }
+    return sqe;
+}
+
+static void arm_wake(edo__ring *r)
+{
+    int err;
+    struct io_uring_sqe *sqe = get_sqe(r, &err);
+    if (!sqe)
+        return;
+    io_uring_prep_read(sqe, r->wake_fd, &r->wake_buf, sizeof r->wake_buf, 0);
+    io_uring_sqe_set_data64(sqe, TAG_WAKE);
+    r->wake_armed = true;
+}
+
+/* The runtime's epoll serves the calls that wait for readiness (edo_io_wait, edo_select's
+ * socket cases, signals); the first worker's ring watches it. */
+static void arm_epoll(edo__ring *r)
+{
+    int err;
+    struct io_uring_sqe *sqe = get_sqe(r, &err);
+    if (!sqe)
+        return;
+    io_uring_prep_poll_multishot(sqe, r->w->rt->epfd, POLLIN);
+    io_uring_sqe_set_data64(sqe, TAG_EPOLL);
+    r->epoll_armed = true;
+}
+
+static void prep_cancel(edo__ring *r, uint64_t key)
+{
+    int err;
+    struct io_uring_sqe *sqe = get_sqe(r, &err);
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, key, 0);
+    io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+}
+
+/* Queues the cancels other threads asked for. */
+static void take_cancels(edo__ring *r)
+{
+    if (!atomic_load_explicit(&r->cancel_pending, memory_order_acquire))
+        return;
+    uint64_t keys[64];
+    for (;;) {
+        edo__spin_lock(&r->cancel_lock);
+        uint32_t n = r->ncancels < 64 ? r->ncancels : 64;
+        r->ncancels -= n;
+        memcpy(keys, r->cancels + r->ncancels, n * sizeof keys[0]);
+        if (!r->ncancels)
+            atomic_store_explicit(&r->cancel_pending, false, memory_order_relaxed);
+        edo__spin_unlock(&r->cancel_lock);
+        for (uint32_t i = 0; i < n; i++)
+            prep_cancel(r, keys[i]);
+        if (n < 64)
+            return;
+    }
+}
+
+/* Asks the worker that owns op's ring to cancel it; from any thread. Only op's address
+ * goes along: the owner never touches op itself, which may be gone by then. */
+static void request_cancel(edo__worker *owner, edo__uop *op)
+{
+    edo__ring *r = owner->ring;
+    for (;;) {
+        edo__spin_lock(&r->cancel_lock);
+        if (r->ncancels == r->cancel_cap) {
+            uint32_t cap = r->cancel_cap ? 2 * r->cancel_cap : 16;
+            uint64_t *c = realloc(r->cancels, cap * sizeof *c);
+            if (c) {
+                r->cancels = c;
+                r->cancel_cap = cap;
+            }
+        }
+        if (r->ncancels < r->cancel_cap) {
+            r->cancels[r->ncancels++] = (uint64_t)(uintptr_t)op;
+            atomic_store_explicit(&r->cancel_pending, true, memory_order_release);
+            edo__spin_unlock(&r->cancel_lock);
+            break;
+        }
+        /* Out of memory: wait for the owner to take the requests it has. */
+        edo__spin_unlock(&r->cancel_lock);
+        edo__ring_unpark(owner);
+        sched_yield();
+    }
+    edo__ring_unpark(owner);
+}
+
+static void op_cancel(edo__uop *op)
+{
+    edo__worker *w = edo__worker_current();
+    if (w == op->w) {
+        edo__spin_lock(&w->ring->lock);
+        prep_cancel(w->ring, (uint64_t)(uintptr_t)op);
+        edo__spin_unlock(&w->ring->lock);
+    } else
+        request_cancel(op->w, op);
 }
 
 int edo__ring_poll(edo__worker *w, int timeout_ms)
 {
-    return 0;
+    edo__ring *r = w->ring;
+    edo__spin_lock(&r->lock);
+    ring_enable(r);
+    if (!r->wake_armed)
+        arm_wake(r);
+    if (w->index == 0 && !r->epoll_armed)
+        arm_epoll(r);
+    take_cancels(r);
+    int rc;
+    if (timeout_ms == 0 || io_uring_cq_ready(&r->ring)) {
+        rc = io_uring_submit_and_get_events(&r->ring);
+    } else {
+        struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000,
+                                        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000 };
+        struct io_uring_cqe *cqe;
+        rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, timeout_ms > 0 ? &ts : NULL, NULL);
+    }
+    (void)rc; /* -ETIME, -EINTR: nothing came; what was queued stays for the next turn */
+    int n = reap(r);
+    edo__spin_unlock(&r->lock);
+    return n;
+}
+
+void edo__ring_rescue(edo__worker *w)
+{
+    edo__ring *r = w->ring;
+    if (!r || atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
+        return; /* its worker is at it after all */
+    take_cancels(r);
+    if (r->enabled)
+        io_uring_submit_and_get_events(&r->ring);
+    reap(r);
+    edo__spin_unlock(&r->lock);
 }
 
 bool edo__ring_pending(const edo__worker *w)
 {
-    return false;
+    const edo__ring *r = w->ring;
+    return r && (io_uring_sq_ready(&r->ring) ||
+                 atomic_load_explicit(&r->cancel_pending, memory_order_relaxed));
 }
 
 void edo__ring_unpark(edo__worker *w)
 {
+    uint64_t one = 1;
+    ssize_t n = write(w->ring->wake_fd, &one, sizeof one);
+    (void)n; /* EAGAIN: the counter is full, so a wake-up is pending anyway */
+}
+
+static void slot_clear(edo__uring_slot *slot)
+{
+    edo__spin_lock(&slot->lock);
+    slot->op = NULL;
+    edo__spin_unlock(&slot->lock);
+}
+
+/* final: an operation that is never given up (close): no deadline, no abort. */
+static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo_wait_reason why,
+                  int64_t deadline, bool final)
+{
+    edo__worker *w = edo__worker_current();
+    edo_task *self = w ? w->current : NULL;
+    if (!self)
+        return -EPERM;
+    if (!final) {
+        if (atomic_load_explicit(&self->aborted, memory_order_acquire))
+            return -ECANCELED;
+        if (self->deadline < deadline)
+            deadline = self->deadline;
+        if (deadline != EDO_NEVER && edo_now() >= deadline)
+            return -ETIMEDOUT;
+    }
+    edo__uop op = { .task = self, .w = w };
+    if (slot) {
+        edo__spin_lock(&slot->lock);
+        int busy = slot->closed ? -EBADF : slot->op ? -EBUSY : 0;
+        if (!busy)
+            slot->op = &op;
+        edo__spin_unlock(&slot->lock);
+        if (busy)
+            return busy; /* -EBUSY: another task already waits in this direction */
+    }
+    int rc = 0;
+    edo__ring *r = w->ring;
+    edo__spin_lock(&r->lock);
+    struct io_uring_sqe *sqe = get_sqe(r, &rc);
+    if (!sqe) {
+        edo__spin_unlock(&r->lock);
+        if (slot)
+            slot_clear(slot);
+        return rc;
+    }
+    prep(sqe, arg);
+    io_uring_sqe_set_data(sqe, &op);
+    edo__task_ref(self); /* dropped by the completion, after its wake */
+    r->inflight++;
+    edo__spin_unlock(&r->lock);
+    while (!final && !atomic_load(&op.done)) {
+        rc = edo__park(why, deadline);
+        if (rc < 0)
+            break;
+    }
+    if (!atomic_load(&op.done)) {
+        /* Past the deadline or aborted: the kernel may still write into the caller's
+         * buffers until the operation completes, cancelled or not. Wait for it. */
+        if (!final)
+            op_cancel(&op);
+        while (!atomic_load(&op.done))
+            edo__suspend(edo__worker_current(), self);
+    }
+    if (slot)
+        slot_clear(slot);
+    /* The cancel won (-ECANCELED; -EINTR for some operations the kernel interrupted):
+     * the call reports why it gave up. Otherwise the operation's result stands. */
+    if (rc < 0 && (op.res == -ECANCELED || op.res == -EINTR))
+        return rc;
+    return op.res;
+}
+
+int edo__uring_op_in(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo_wait_reason why,
+                     int64_t deadline)
+{
+    return run_op(slot, prep, arg, why, deadline, false);
+}
+
+int edo__uring_op_final(edo__uring_prep_fn prep, void *arg)
+{
+    for (;;) {
+        int rc = run_op(NULL, prep, arg, EDO_WAIT_WRITE, EDO_NEVER, true);
+        if (rc != -ECANCELED)
+            return rc;
+    }
 }
 
 int edo__uring_op(edo__uring_prep_fn prep, void *arg, edo_wait_reason why, int64_t deadline)
 {
-    return -ENOSYS;
+    for (;;) {
+        int rc = edo__uring_op_in(NULL, prep, arg, why, deadline);
+        /* Nothing else cancels an operation that no slot shows, except a late cancel
+         * meant for an earlier one at the same address: try again. */
+        if (rc != -ECANCELED || edo_aborted())
+            return rc;
+    }
+}
+
+void edo__uring_slot_close(edo__uring_slot *slot)
+{
+    edo__spin_lock(&slot->lock);
+    slot->closed = true;
+    if (slot->op)
+        op_cancel(slot->op);
+    edo__spin_unlock(&slot->lock);
 }
 
 #endif

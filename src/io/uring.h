@@ -33,6 +33,34 @@ typedef void (*edo__uring_prep_fn)(struct io_uring_sqe *sqe, void *arg);
  * -ECANCELED if the cancel won, else the operation's own result (data read or written is
  * never reported lost). Only from a task of a runtime where edo__uring_on() is true. */
 int edo__uring_op(edo__uring_prep_fn prep, void *arg, edo_wait_reason why, int64_t deadline);
+
+/* edo__uring_op for an operation that must run to its end whatever happens (closing a
+ * descriptor): no deadline, and an abort does not cut it short. */
+int edo__uring_op_final(edo__uring_prep_fn prep, void *arg);
+
+/* An operation in flight (on its task's stack). */
+typedef struct edo__uop edo__uop;
+
+/* Where an object shows its operation in flight in one direction, so that closing the
+ * object can cancel it from any thread (a ring's operations can only be cancelled
+ * through that ring: the request goes to the worker that owns it). */
+typedef struct edo__uring_slot {
+    edo__spin lock;
+    bool closed; /* the object is closing: no operation starts any more */
+    edo__uop *op;
+} edo__uring_slot;
+
+/* edo__uring_op with the operation shown in slot while it is in flight: -EBUSY if slot
+ * shows another one, -EBADF if it is closed. The operation's own -ECANCELED (not this call's
+ * deadline or abort) is returned as it is: the object was closed, or, rarely, a late cancel meant
+ * for an earlier operation at the same address hit this one; the caller tells which and may simply
+ * try again. */
+int edo__uring_op_in(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo_wait_reason why,
+                     int64_t deadline);
+
+/* Closes slot: cancels the operation it shows, if any (its task sees -ECANCELED), and
+ * refuses later ones. Any thread. */
+void edo__uring_slot_close(edo__uring_slot *slot);
 #endif
 
 #endif
