@@ -314,22 +314,14 @@ int edo_fs_open(const char *path, int flags, mode_t mode)
 
 int edo_fs_close(int fd)
 {
-    edo_task *self = edo__task_current();
-    if (!self)
+    if (!edo__task_current())
         return -EPERM;
     fs_op op = { .kind = OP_CLOSE, .fd = fd };
-#ifdef EDO_HAVE_URING
-    if (may_start(self) == 0 && edo__uring_on() && uring_has(OP_CLOSE)) {
-        int rc = edo__uring_op(op_prep, &op, EDO_WAIT_OTHER, EDO_NEVER);
-        /* close(2) itself never fails with -ECANCELED, so that is the cancel winning
-         * before the kernel closed anything: close it below. -ETIMEDOUT with the deadline
-         * passed is the same (a network file system's close could time out too at that
-         * very moment; the second close then fails with -EBADF). */
-        if (rc != -ECANCELED && !(rc == -ETIMEDOUT && may_start(self) == -ETIMEDOUT))
-            return rc;
-    }
-#endif
     /* Also after an abort or past the deadline: a close never leaks the descriptor. */
+#ifdef EDO_HAVE_URING
+    if (edo__uring_on() && uring_has(OP_CLOSE))
+        return edo__uring_op_final(op_prep, &op);
+#endif
     int rc = edo__pool_run(op_run, &op, EDO_WAIT_OTHER, true);
     return rc < 0 ? rc : (int)op.res;
 }
