@@ -2,12 +2,13 @@
 # Reading files with edo against the system's own tools, in one go, on one file:
 #   sequential, page cache warm:  dd bs=1M          vs fsbench seq_qd1 and seq_qd4 (MiB/s)
 #   random 4 KiB, queue depth 64: fio io_uring      vs fsbench rand_qd64 (IOPS, O_DIRECT)
-#   and fsbench pread_4k: ns per 4 KiB edo_fs_pread of cached data, beside plain pread(2).
+#   and fsbench pread_4k: ns per 4 KiB edo_fs_pread of cached data, beside plain pread(2)
+#   and beside edo_spawn_blocking + edo_join of a pread(2).
 # Rounds are interleaved (dd, edo, fio, edo, ... then the next round) and the table shows
 # medians, so that a burst of load from elsewhere hits every row alike.
 #
 # usage: bash bench/run-fs.sh [-b epoll|uring|both] [-f FILE] [-t SECONDS] [-r ROUNDS] [-w N]
-#   -b  edo's backend(s) (default epoll; "both" runs each)
+#   -b  edo's backend(s) (default both: each that this build and kernel can run)
 #   -f  the file (default $TMPDIR/edo-fsbench.dat, else /tmp/...); made with 1 GiB of random
 #       bytes if it does not exist, left in place for the next run (delete it yourself)
 #   -t  seconds of each random-read run, fio's and edo's alike (default 10)
@@ -17,7 +18,7 @@
 # Prints the table and where the raw output went (OUT_DIR, default /tmp/edo-run-fs.<date>).
 set -euo pipefail
 
-backends=epoll
+backends="epoll uring"
 file="${TMPDIR:-/tmp}/edo-fsbench.dat"
 secs=10
 rounds=3
@@ -33,7 +34,7 @@ while getopts "b:f:t:r:w:h" o; do
     t) secs=$OPTARG ;;
     r) rounds=$OPTARG ;;
     w) workers=$OPTARG ;;
-    h) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    h) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) exit 2 ;;
     esac
 done
@@ -100,6 +101,7 @@ for ((r = 1; r <= rounds; r++)); do
             awk -v r="$r" -v b="$b" '/^BENCH/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
                 if (v["name"] == "rand_qd64") printf "%s\tedo %s rand_qd64\trand IOPS\t%s\n", r, b, v["iops"]
                 else { printf "%s\tedo %s pread_4k\tns per 4 KiB read\t%s\n", r, b, v["ns_per_op"]
+                       printf "%s\tedo %s spawn_blocking+join of pread(2)\tns per 4 KiB read\t%s\n", r, b, v["spawn_blocking_ns_per_op"]
                        printf "%s\tpread(2) on the thread\tns per 4 KiB read\t%s\n", r, v["plain_ns_per_op"] } }' >>"$res"
     done
 done

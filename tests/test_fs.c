@@ -1071,9 +1071,11 @@ static void *overflow_root(void *arg)
 static void case_ring_overflow(void)
 {
     scratch_make();
-    /* Under epoll the FIFO readers each hold a pool thread: a pool smaller than n shows
-     * that calls waiting in line for a thread are not lost either. TSan runs fewer. */
-    int n = TEST_SCALE(2000, 1000, 400);
+    /* More than a ring's 256 submission entries in one turn, and in the release build
+     * more reads in flight than its 4096 completion entries. Under epoll the FIFO readers
+     * each hold a pool thread: a pool smaller than n shows that calls waiting in line for
+     * a thread are not lost either. TSan runs fewer. */
+    int n = TEST_SCALE(5000, 2000, 400);
     edo_runtime_opts o = { .blocking_threads = TEST_SCALE(256, 256, 100) };
     test_run_opts(&o, overflow_root, VAL(n));
     scratch_remove();
