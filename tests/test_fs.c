@@ -960,6 +960,61 @@ static void case_cancel_queued(void)
     scratch_remove();
 }
 
+/* Shutdown with calls waiting in line for the pool (a directory listing uses the pool on
+ * both backends): they are dropped or run, and either way their tasks end. */
+static atomic_int listed_ok, listed_cancelled;
+
+static void *lister(void *arg)
+{
+    edo_fs_entry *ents;
+    size_t n;
+    int rc = edo_fs_list(scratch, &ents, &n);
+    if (rc == 0) {
+        edo_fs_list_free(ents);
+        atomic_fetch_add(&listed_ok, 1);
+    } else {
+        CHECK_ERR(rc, -ECANCELED);
+        atomic_fetch_add(&listed_cancelled, 1);
+    }
+    (void)arg;
+    return NULL;
+}
+
+static void *slow_call(void *arg)
+{
+    (void)arg;
+    test_sleep_us(300000);
+    return NULL;
+}
+
+enum { LISTERS = 10 };
+
+static void *shutdown_root(void *arg)
+{
+    CHECK_OK(edo_spawn_blocking(NULL, slow_call, NULL)); /* the pool's only thread */
+    edo_task *t[LISTERS];
+    for (int i = 0; i < LISTERS; i++)
+        CHECK_OK(edo_spawn(&t[i], lister, NULL));
+    for (int i = 0; i < LISTERS; i++) {
+        test_wait_parked(t[i], EDO_WAIT_READ);
+        edo_detach(t[i]);
+    }
+    (void)arg;
+    return NULL; /* the runtime is freed with the listers still in line */
+}
+
+static void case_shutdown_queued(void)
+{
+    scratch_make();
+    atomic_store(&listed_ok, 0);
+    atomic_store(&listed_cancelled, 0);
+    edo_runtime_opts o = { .blocking_threads = 1 };
+    test_run_opts(&o, shutdown_root, NULL);
+    CHECK_EQ(atomic_load(&listed_ok) + atomic_load(&listed_cancelled), LISTERS);
+    CHECK_EQ(atomic_load(&listed_cancelled), LISTERS); /* none had started */
+    scratch_remove();
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Far more operations at once than a ring's 256 submission entries                        */
 
@@ -1306,11 +1361,14 @@ static void case_stdio(void)
 }
 
 static const test_case cases[] = {
-    TEST_CASE(case_outside_task),    TEST_CASE(case_read_write),    TEST_CASE(case_stat),
-    TEST_CASE(case_names),           TEST_CASE(case_list),          TEST_CASE(case_whole_files),
-    TEST_CASE(case_refused),         TEST_CASE(case_copy_256m),     TEST_CASE(case_many_readers),
-    TEST_CASE(case_cancel_inflight), TEST_CASE(case_cancel_queued), TEST_CASE(case_ring_overflow),
-    TEST_CASE(case_abort_mid_copy),  TEST_CASE(case_stdio),
+    TEST_CASE(case_outside_task),  TEST_CASE(case_read_write),
+    TEST_CASE(case_stat),          TEST_CASE(case_names),
+    TEST_CASE(case_list),          TEST_CASE(case_whole_files),
+    TEST_CASE(case_refused),       TEST_CASE(case_copy_256m),
+    TEST_CASE(case_many_readers),  TEST_CASE(case_cancel_inflight),
+    TEST_CASE(case_cancel_queued), TEST_CASE(case_shutdown_queued),
+    TEST_CASE(case_ring_overflow), TEST_CASE(case_abort_mid_copy),
+    TEST_CASE(case_stdio),
 };
 
 TEST_MAIN(cases)
