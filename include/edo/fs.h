@@ -104,7 +104,9 @@ int edo_fs_read_file(const char *path, void **data, size_t *len, size_t max);
  * len bytes of data into it. Returns 0 when all were written and the file closed without
  * error, else -errno, and the file then holds an unknown part of data. Nothing is made
  * durable (no fsync), and a reader may see the file part-written: to replace a file
- * whole, write a temporary one beside it, edo_fs_fsync it and edo_fs_rename it over. */
+ * whole, write a temporary one beside it, edo_fs_fsync it and edo_fs_rename it over (and
+ * for the rename itself to survive a crash, edo_fs_fsync the directory, opened with
+ * O_RDONLY | O_DIRECTORY). */
 int edo_fs_write_file(const char *path, const void *data, size_t len, mode_t mode);
 
 /* ---------------------------------------------------------------------------------------- */
