@@ -5,7 +5,9 @@
 #   and fsbench pread_4k: ns per 4 KiB edo_fs_pread of cached data, beside plain pread(2)
 #   and beside edo_spawn_blocking + edo_join of a pread(2).
 # Rounds are interleaved (dd, edo, fio, edo, ... then the next round) and the table shows
-# medians, so that a burst of load from elsewhere hits every row alike.
+# medians, so that a burst of load from elsewhere hits every row alike. fio runs with
+# --invalidate=0: by default it drops the file from the page cache before it starts, which
+# would leave the next round's sequential reads to the disk.
 #
 # usage: bash bench/run-fs.sh [-b epoll|uring|both] [-f FILE] [-t SECONDS] [-r ROUNDS] [-w N]
 #   -b  edo's backend(s) (default both: each that this build and kernel can run)
@@ -14,6 +16,7 @@
 #   -t  seconds of each random-read run, fio's and edo's alike (default 10)
 #   -r  rounds (default 3)
 #   -w  edo's workers (default: the runtime's, EDO_WORKERS or the CPUs)
+#   PASSES=N in the environment: sequential passes per round, dd's and edo's (default 5)
 # Needs build/bench/fsbench (make build) and fio (Debian: apt-get install -y fio).
 # Prints the table and where the raw output went (OUT_DIR, default /tmp/edo-run-fs.<date>).
 set -euo pipefail
@@ -22,6 +25,7 @@ backends="epoll uring"
 file="${TMPDIR:-/tmp}/edo-fsbench.dat"
 secs=10
 rounds=3
+passes=${PASSES:-5}
 workers=
 while getopts "b:f:t:r:w:h" o; do
     case $o in
@@ -34,7 +38,7 @@ while getopts "b:f:t:r:w:h" o; do
     t) secs=$OPTARG ;;
     r) rounds=$OPTARG ;;
     w) workers=$OPTARG ;;
-    h) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    h) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) exit 2 ;;
     esac
 done
@@ -64,7 +68,6 @@ if [ ! -f "$file" ] || [ "$(stat -c %s "$file")" -lt $((1 << 30)) ]; then
     echo "making $file (1 GiB of random bytes)..." >&2
     dd if=/dev/urandom of="$file" bs=1M count=1024 status=none
 fi
-cat "$file" >/dev/null # page cache warm for the sequential runs
 
 {
     echo "command: bash bench/run-fs.sh $*"
@@ -81,17 +84,22 @@ res="$out/results.tsv"
 
 for ((r = 1; r <= rounds; r++)); do
     echo "round $r/$rounds" >&2
-    # dd's last line: "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 0.2 s, 5.4 GB/s"
-    dd if="$file" of=/dev/null bs=1M 2>"$out/dd.$r.txt"
-    awk -v r="$r" '/copied/ { printf "%s\tdd bs=1M\tseq MiB/s\t%.0f\n", r, $1 / $(NF - 3) / 1048576 }' \
-        "$out/dd.$r.txt" >>"$res"
+    cat "$file" >/dev/null # the page cache warm for the sequential runs, in every round
+    # dd's last line: "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 0.2 s, 5.4 GB/s". As many
+    # passes as fsbench's, and the median, like fsbench's.
+    : >"$out/dd.$r.txt"
+    for ((k = 0; k < passes; k++)); do
+        dd if="$file" of=/dev/null bs=1M 2>>"$out/dd.$r.txt"
+    done
+    awk '/copied/ { print $1 / $(NF - 3) / 1048576 }' "$out/dd.$r.txt" | sort -n |
+        awk -v r="$r" '{ v[NR] = $1 } END { printf "%s\tdd bs=1M\tseq MiB/s\t%.0f\n", r, v[int(NR / 2) + 1] }' >>"$res"
     for b in $usable; do
-        "$fsbench" -b "$b" "${wopt[@]}" --only seq_qd1,seq_qd4 "$file" | tee "$out/seq.$b.$r.txt" |
+        "$fsbench" -b "$b" "${wopt[@]}" -n "$passes" --only seq_qd1,seq_qd4 "$file" | tee "$out/seq.$b.$r.txt" |
             awk -v r="$r" -v b="$b" '/^BENCH/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
                 printf "%s\tedo %s %s\tseq MiB/s\t%s\n", r, b, v["name"], v["mib_per_s"] }' >>"$res"
     done
     fio --name=randread --filename="$file" --ioengine=io_uring --iodepth=64 --rw=randread \
-        --bs=4k --direct=1 --time_based --runtime="$secs" --numjobs=1 \
+        --bs=4k --direct=1 --invalidate=0 --time_based --runtime="$secs" --numjobs=1 \
         --output-format=json >"$out/fio.$r.json"
     python3 -c 'import json, sys; print("%s\tfio io_uring qd64\trand IOPS\t%.0f" % (sys.argv[2],
         json.load(open(sys.argv[1]))["jobs"][0]["read"]["iops"]))' "$out/fio.$r.json" "$r" >>"$res"
