@@ -141,6 +141,12 @@ typedef struct edo_runtime_opts {
      * makes edo_runtime_new fail (-ENOSYS without liburing in this build, else the
      * kernel's refusal) rather than run on something else than asked. */
     edo_backend backend;
+    /* Size of the buffers edo_read_lent lends, in bytes. 0: 16 KiB. */
+    size_t read_buf_size;
+    /* Buffers each worker lends on io_uring (the kernel's provided-buffer ring; rounded
+     * up to a power of two, at most 32768). 0: 256. When they are all lent out, reads
+     * fall back to allocated buffers. On epoll: free buffers each worker keeps. */
+    unsigned read_bufs;
 } edo_runtime_opts;
 
 /* Creates a runtime. opts may be NULL for the defaults. Returns 0 or -errno. */
@@ -382,6 +388,27 @@ int edo_tcp_connect(edo_io **conn, const char *addr, int64_t timeout_ms);
 /* Reads up to len bytes (suspends until at least one is there). Returns the count, 0 at
  * end of stream (or when len is 0), or -errno. */
 ssize_t edo_read(edo_io *io, void *buf, size_t len);
+
+/* A buffer the runtime lends to edo_read_lent: data holds len bytes read. Give it back
+ * with edo_buf_release once done with them (from any task or thread, before the runtime
+ * is freed). The fields after len are the runtime's. */
+typedef struct edo_buf {
+    char *data;
+    size_t len;
+    void *owner_;
+    uint32_t id_;
+} edo_buf;
+
+/* Reads into a buffer the runtime lends, once data is there: a task waiting here holds
+ * no buffer of its own, so ten thousand idle connections cost no read buffers at all. On
+ * io_uring the kernel picks the buffer when data arrives (provided buffers, per worker);
+ * on epoll the read takes one from a pool once the socket is readable. At most the
+ * runtime's read_buf_size bytes per call. Returns the count (> 0; *buf is then lent), 0 at
+ * end of stream, or -errno (nothing lent then). */
+ssize_t edo_read_lent(edo_io *io, edo_buf *buf);
+
+/* Gives back a buffer edo_read_lent lent; clears *buf. NULL or an empty edo_buf: no-op. */
+void edo_buf_release(edo_buf *buf);
 
 /* Reads exactly len bytes (suspends). Returns 0 when all arrived; -ENODATA if the stream
  * ended first; otherwise -errno. If done is not NULL, *done is the number of bytes stored

@@ -20,6 +20,9 @@
 #define DEFAULT_BLOCKING_THREADS 512
 #define DEFAULT_BLOCKING_KEEP_ALIVE_MS 10000
 #define MAX_WORKERS 1024
+#define DEFAULT_READ_BUF (16 * 1024)
+#define DEFAULT_READ_BUFS 256
+#define MAX_READ_BUFS 32768
 
 static int env_workers(void)
 {
@@ -49,6 +52,7 @@ static void runtime_destroy(edo_runtime *rt)
     if (rt->workers) {
         for (int i = 0; i < rt->nworkers; i++) {
             edo__ring_fini(&rt->workers[i]);
+            edo__lent_cache_free(&rt->workers[i]);
             edo__stack_cache_release(&rt->workers[i].stacks);
         }
         free(rt->workers);
@@ -96,6 +100,10 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     rt->blocking_keep_alive_ms = opts && opts->blocking_keep_alive_ms > 0
                                      ? opts->blocking_keep_alive_ms
                                      : DEFAULT_BLOCKING_KEEP_ALIVE_MS;
+    rt->read_buf_size = opts && opts->read_buf_size ? opts->read_buf_size : DEFAULT_READ_BUF;
+    rt->read_bufs = opts && opts->read_bufs ? opts->read_bufs : DEFAULT_READ_BUFS;
+    if (rt->read_bufs > MAX_READ_BUFS)
+        rt->read_bufs = MAX_READ_BUFS;
     rt->nworkers = workers;
     rt->threaded = workers > 1;
     rt->epfd = rt->evfd = -1;

@@ -151,7 +151,9 @@ struct edo__worker {
     const char *overflow_how;
     void *altstack; /* signal stack for the stack-overflow report */
     size_t altstack_len;
-    edo__ring *ring; /* io_uring backend: this worker's ring (src/io/uring.c) */
+    edo__ring *ring;   /* io_uring backend: this worker's ring (src/io/uring.c) */
+    char **lent_cache; /* free buffers for edo_read_lent (src/io/buf.c) */
+    uint32_t nlent_cache;
 } __attribute__((aligned(64)));
 
 enum { EDO__SW_YIELD = 1, EDO__SW_PARK, EDO__SW_EXIT };
@@ -182,6 +184,8 @@ struct edo_runtime {
     /* every live task, for task lists and shutdown */
     edo__shard *shards;
     edo_backend backend;  /* EDO_BACKEND_EPOLL or EDO_BACKEND_URING */
+    size_t read_buf_size; /* edo_read_lent's buffers */
+    unsigned read_bufs;
     unsigned uring_flags; /* io_uring: the setup flags the probe found the kernel takes */
     /* driver (src/io/epoll.c): one epoll for the runtime. Only the holder of driver_busy
      * polls it, so an io retired (deregistered) before a poll starts can be freed then. */
@@ -380,6 +384,13 @@ void edo__ring_unpark(edo__worker *w);
 /* The monitor, for a worker stuck in one task: submits what its tasks queued and handles
  * its completions, unless the worker is at its ring itself. */
 void edo__ring_rescue(edo__worker *w);
+
+/* ---- lent read buffers (src/io/buf.c) ----------------------------------------------------- */
+/* A buffer of rt->read_buf_size bytes from the calling worker's cache, else allocated. */
+char *edo__lent_get(edo_runtime *rt);
+/* Back to the calling worker's cache if it is one of rt's and has room, else freed. */
+void edo__lent_put(edo_runtime *rt, char *buf);
+void edo__lent_cache_free(edo__worker *w);
 
 /* ---- stack overflow report (src/core/task.c) ----------------------------------------- */
 int edo__overflow_init_thread(edo__worker *w);

@@ -49,6 +49,9 @@ struct edo_io {
     edo_io *retire_next;    /* on the runtime's retired list (epoll.c) */
 };
 
+/* edo_buf.id_ of an allocated lent buffer (not one of a ring's provided buffers). */
+#define EDO__LENT_HEAP UINT32_MAX
+
 /* Wraps fd (already non-blocking) for the calling task's runtime; registers it with the
  * driver when flags has EDO__IO_POLLABLE. On failure fd is left open. */
 int edo__io_new(edo_io **out, int fd, int flags);

@@ -475,6 +475,74 @@ ssize_t edo_read(edo_io *io, void *buf, size_t len)
     return edo__read_for(io, buf, len, EDO_WAIT_READ);
 }
 
+ssize_t edo_read_lent(edo_io *io, edo_buf *buf)
+{
+    if (!buf)
+        return -EINVAL;
+    memset(buf, 0, sizeof *buf);
+    int rc = io_enter(io);
+    if (rc < 0)
+        return rc;
+    int64_t deadline = op_deadline(&io->rd);
+    ssize_t n;
+#ifdef EDO_HAVE_URING
+    if (io->flags & EDO__IO_OPS) {
+        for (;;) {
+            n = edo__uring_read_lent(&io->rd.op, io->fd, io->flags & EDO__IO_SOCKET, buf,
+                                     EDO_WAIT_READ, deadline);
+            if (n == -EINTR || (n == -ECANCELED && !edo_aborted())) {
+                if (atomic_load(&io->closing)) {
+                    n = -EBADF;
+                    break;
+                }
+                continue; /* a late cancel meant for an earlier operation */
+            }
+            break;
+        }
+        io_leave(io);
+        return n;
+    }
+#endif
+    /* Readiness: wait with no buffer, take one only for the read itself. */
+    for (;;) {
+        uint32_t seen;
+        if (maybe_ready(&io->rd, &seen)) {
+            char *b = edo__lent_get(io->rt);
+            if (!b) {
+                n = -ENOMEM;
+                break;
+            }
+            n = read(io->fd, b, io->rt->read_buf_size);
+            if (n > 0) {
+                if ((size_t)n < io->rt->read_buf_size && (io->flags & EDO__IO_POLLABLE))
+                    atomic_store_explicit(&io->rd.idle, seen, memory_order_relaxed);
+                *buf = (edo_buf){
+                    .data = b, .len = (size_t)n, .owner_ = io->rt, .id_ = EDO__LENT_HEAP
+                };
+                edo__budget_spend();
+                break;
+            }
+            int e = n < 0 ? edo__errno() : 0;
+            edo__lent_put(io->rt, b);
+            if (n == 0 || (e != EAGAIN && e != EINTR)) {
+                n = n == 0 ? 0 : -e;
+                break;
+            }
+            if (e == EAGAIN)
+                atomic_store_explicit(&io->rd.idle, seen, memory_order_relaxed);
+            else
+                continue;
+        }
+        int wrc = dir_wait(io, &io->rd, seen, EDO_WAIT_READ, deadline);
+        if (wrc < 0) {
+            n = wrc;
+            break;
+        }
+    }
+    io_leave(io);
+    return n;
+}
+
 int edo_read_exact(edo_io *io, void *buf, size_t len, size_t *done)
 {
     size_t got = 0;

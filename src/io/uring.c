@@ -2,6 +2,7 @@
  * The io_uring driver: see uring.h. Also the choice of backend, which every build has.
  */
 #include "io/uring.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -101,6 +102,7 @@ void edo__ring_rescue(edo__worker *w)
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Submission entries per ring. A task queues one per call, so a worker with more tasks
@@ -117,6 +119,7 @@ struct edo__uop {
     edo_task *task; /* holds a reference while the operation is in flight */
     edo__worker *w; /* whose ring it is on */
     int32_t res;
+    uint32_t cflags; /* the completion's flags (the provided buffer's id) */
     _Atomic bool done;
 };
 
@@ -133,11 +136,23 @@ struct edo__ring {
     int wake_fd;      /* eventfd that wakes the worker sleeping in the ring */
     uint64_t wake_buf;
     uint32_t inflight; /* task operations submitted and not completed */
+    _Atomic bool queued; /* entries filled and not submitted (read without the lock) */
     /* cancels asked for by other threads, by operation address */
     edo__spin cancel_lock;
     _Atomic bool cancel_pending;
     uint64_t *cancels;
     uint32_t ncancels, cancel_cap;
+    /* Provided buffers for edo_read_lent (group 0): nbufs of bufsize bytes in bufmem, the
+     * free ones listed in br. Only the ring's own worker adds to br; buffers given back
+     * on other threads wait in `returns`. */
+    struct io_uring_buf_ring *br;
+    char *bufmem;
+    uint32_t nbufs;
+    size_t bufsize, brsize, memsize;
+    edo__spin return_lock;
+    _Atomic bool return_pending;
+    uint32_t *returns;
+    uint32_t nreturns, return_cap;
 };
 
 /* The opcodes the backend uses: a kernel without one of them gets epoll. */
@@ -255,6 +270,85 @@ int edo__backend_init(edo_runtime *rt, edo_backend want)
     return 0;
 }
 
+/* The provided buffers of r; without them (a kernel that refuses the buffer ring, no
+ * memory) edo_read_lent reads into allocated buffers. */
+static void bufs_init(edo__ring *r, edo_runtime *rt)
+{
+    uint32_t n = 1;
+    while (n < rt->read_bufs)
+        n <<= 1;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    r->nbufs = n;
+    r->bufsize = rt->read_buf_size;
+    r->brsize = (n * sizeof(struct io_uring_buf) + page - 1) & ~(page - 1);
+    r->memsize = n * r->bufsize;
+    void *br = mmap(NULL, r->brsize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* Reserved, not touched: an idle runtime's buffers cost address space only. */
+    void *mem = mmap(NULL, r->memsize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)br, .ring_entries = n, .bgid = 0 };
+    if (br == MAP_FAILED || mem == MAP_FAILED || r->bufsize > UINT32_MAX ||
+        io_uring_register_buf_ring(&r->ring, &reg, 0) < 0) {
+        if (br != MAP_FAILED)
+            munmap(br, r->brsize);
+        if (mem != MAP_FAILED)
+            munmap(mem, r->memsize);
+        return;
+    }
+    r->br = br;
+    r->bufmem = mem;
+    io_uring_buf_ring_init(r->br);
+    int mask = io_uring_buf_ring_mask(n);
+    for (uint32_t i = 0; i < n; i++)
+        io_uring_buf_ring_add(r->br, r->bufmem + (size_t)i * r->bufsize, (unsigned)r->bufsize,
+                              (unsigned short)i, mask, (int)i);
+    io_uring_buf_ring_advance(r->br, (int)n);
+}
+
+static void buf_add(edo__ring *r, uint32_t id)
+{
+    io_uring_buf_ring_add(r->br, r->bufmem + (size_t)id * r->bufsize, (unsigned)r->bufsize,
+                          (unsigned short)id, io_uring_buf_ring_mask(r->nbufs), 0);
+    io_uring_buf_ring_advance(r->br, 1);
+}
+
+/* Adds the buffers given back on other threads. */
+static void take_returns(edo__ring *r)
+{
+    if (!atomic_load_explicit(&r->return_pending, memory_order_acquire))
+        return;
+    edo__spin_lock(&r->return_lock);
+    for (uint32_t i = 0; i < r->nreturns; i++)
+        buf_add(r, r->returns[i]);
+    r->nreturns = 0;
+    atomic_store_explicit(&r->return_pending, false, memory_order_relaxed);
+    edo__spin_unlock(&r->return_lock);
+}
+
+void edo__ring_buf_return(void *ring, uint32_t id)
+{
+    edo__ring *r = ring;
+    if (edo__worker_current() == r->w) {
+        buf_add(r, id);
+        return;
+    }
+    edo__spin_lock(&r->return_lock);
+    if (r->nreturns == r->return_cap) {
+        /* At most nbufs can be out, so this grows once or twice and never fails for
+         * long; without memory the buffer is simply not lent again. */
+        uint32_t cap = r->return_cap ? 2 * r->return_cap : 64;
+        uint32_t *g = realloc(r->returns, cap * sizeof *g);
+        if (g) {
+            r->returns = g;
+            r->return_cap = cap;
+        }
+    }
+    if (r->nreturns < r->return_cap) {
+        r->returns[r->nreturns++] = id;
+        atomic_store_explicit(&r->return_pending, true, memory_order_release);
+    }
+    edo__spin_unlock(&r->return_lock);
+}
+
 int edo__ring_init(edo__worker *w)
 {
     edo__ring *r = calloc(1, sizeof *r);
@@ -279,6 +373,7 @@ int edo__ring_init(edo__worker *w)
         return rc;
     }
     r->enabled = !(flags & IORING_SETUP_R_DISABLED);
+    bufs_init(r, w->rt);
     w->ring = r;
     return 0;
 }
@@ -290,6 +385,11 @@ void edo__ring_fini(edo__worker *w)
         return;
     io_uring_queue_exit(&r->ring);
     close(r->wake_fd);
+    if (r->br) {
+        munmap(r->br, r->brsize);
+        munmap(r->bufmem, r->memsize);
+    }
+    free(r->returns);
     free(r->cancels);
     free(r);
     w->ring = NULL;
@@ -305,10 +405,11 @@ static void ring_enable(edo__ring *r)
 }
 
 /* An operation's completion: its result for the task, which is woken. */
-static void op_complete(edo__ring *r, edo__uop *op, int32_t res)
+static void op_complete(edo__ring *r, edo__uop *op, int32_t res, uint32_t cflags)
 {
     edo_task *t = op->task;
     op->res = res;
+    op->cflags = cflags;
     r->inflight--;
     /* Sequentially consistent: edo__wake's look at t's state must not pass it. */
     atomic_store(&op->done, true);
@@ -345,7 +446,7 @@ static int reap(edo__ring *r)
             epoll_ready = true;
             continue;
         }
-        op_complete(r, (edo__uop *)(uintptr_t)ud, cqe->res);
+        op_complete(r, (edo__uop *)(uintptr_t)ud, cqe->res, cqe->flags);
     }
     io_uring_cq_advance(&r->ring, n);
     if (epoll_ready)
@@ -371,6 +472,7 @@ static struct io_uring_sqe *get_sqe(edo__ring *r, int *err)
         if (rc == -EAGAIN)
             sched_yield();
     }
+    atomic_store_explicit(&r->queued, true, memory_order_relaxed);
     return sqe;
 }
 
@@ -479,6 +581,7 @@ int edo__ring_poll(edo__worker *w, int timeout_ms)
     if (w->index == 0 && !r->epoll_armed)
         arm_epoll(r);
     take_cancels(r);
+    take_returns(r);
     int rc;
     if (timeout_ms == 0 || io_uring_cq_ready(&r->ring)) {
         rc = io_uring_submit_and_get_events(&r->ring);
@@ -489,6 +592,7 @@ int edo__ring_poll(edo__worker *w, int timeout_ms)
         rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, timeout_ms > 0 ? &ts : NULL, NULL);
     }
     (void)rc; /* -ETIME, -EINTR: nothing came; what was queued stays for the next turn */
+    atomic_store_explicit(&r->queued, io_uring_sq_ready(&r->ring) != 0, memory_order_relaxed);
     int n = reap(r);
     edo__spin_unlock(&r->lock);
     return n;
@@ -500,8 +604,10 @@ void edo__ring_rescue(edo__worker *w)
     if (!r || atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
         return; /* its worker is at it after all */
     take_cancels(r);
-    if (r->enabled)
+    if (r->enabled) {
         io_uring_submit_and_get_events(&r->ring);
+        atomic_store_explicit(&r->queued, io_uring_sq_ready(&r->ring) != 0, memory_order_relaxed);
+    }
     reap(r);
     edo__spin_unlock(&r->lock);
 }
@@ -509,7 +615,7 @@ void edo__ring_rescue(edo__worker *w)
 bool edo__ring_pending(const edo__worker *w)
 {
     const edo__ring *r = w->ring;
-    return r && (io_uring_sq_ready(&r->ring) ||
+    return r && (atomic_load_explicit(&r->queued, memory_order_relaxed) ||
                  atomic_load_explicit(&r->cancel_pending, memory_order_relaxed));
 }
 
@@ -529,7 +635,7 @@ static void slot_clear(edo__uring_slot *slot)
 
 /* final: an operation that is never given up (close): no deadline, no abort. */
 static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo_wait_reason why,
-                  int64_t deadline, bool final)
+                  int64_t deadline, bool final, uint32_t *cflags)
 {
     edo__worker *w = edo__worker_current();
     edo_task *self = w ? w->current : NULL;
@@ -583,6 +689,12 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
     }
     if (slot)
         slot_clear(slot);
+    if (cflags)
+        *cflags = op.cflags;
+    /* Aborted while the cancel for a deadline was under way: the abort is what the
+     * caller must see, as edo__park would have said. */
+    if (rc == -ETIMEDOUT && atomic_load_explicit(&self->aborted, memory_order_acquire))
+        rc = -ECANCELED;
     /* The cancel won (-ECANCELED; -EINTR for some operations the kernel interrupted):
      * the call reports why it gave up. Otherwise the operation's result stands. */
     if (rc < 0 && (op.res == -ECANCELED || op.res == -EINTR))
@@ -593,13 +705,13 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
 int edo__uring_op_in(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo_wait_reason why,
                      int64_t deadline)
 {
-    return run_op(slot, prep, arg, why, deadline, false);
+    return run_op(slot, prep, arg, why, deadline, false, NULL);
 }
 
 int edo__uring_op_final(edo__uring_prep_fn prep, void *arg)
 {
     for (;;) {
-        int rc = run_op(NULL, prep, arg, EDO_WAIT_WRITE, EDO_NEVER, true);
+        int rc = run_op(NULL, prep, arg, EDO_WAIT_WRITE, EDO_NEVER, true, NULL);
         if (rc != -ECANCELED)
             return rc;
     }
@@ -614,6 +726,65 @@ int edo__uring_op(edo__uring_prep_fn prep, void *arg, edo_wait_reason why, int64
         if (rc != -ECANCELED || edo_aborted())
             return rc;
     }
+}
+
+typedef struct lent_args {
+    int fd;
+    bool socket;
+    size_t len;
+    char *buf; /* NULL: the kernel picks a provided buffer */
+} lent_args;
+
+static void prep_lent(struct io_uring_sqe *sqe, void *arg)
+{
+    lent_args *a = arg;
+    if (a->socket)
+        io_uring_prep_recv(sqe, a->fd, a->buf, a->len, 0);
+    else
+        io_uring_prep_read(sqe, a->fd, a->buf, (unsigned)a->len, (uint64_t)-1);
+    if (!a->buf) {
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = 0;
+    }
+}
+
+ssize_t edo__uring_read_lent(edo__uring_slot *slot, int fd, bool socket, edo_buf *out,
+                             edo_wait_reason why, int64_t deadline)
+{
+    edo__worker *w = edo__worker_current();
+    if (!w || !w->current)
+        return -EPERM;
+    edo__ring *r = w->ring; /* the ring the read goes to, and whose buffer it gets */
+    edo_runtime *rt = w->rt;
+    int rc = -ENOBUFS;
+    if (r->br) {
+        lent_args a = { .fd = fd, .socket = socket, .len = r->bufsize };
+        uint32_t cf = 0;
+        rc = run_op(slot, prep_lent, &a, why, deadline, false, &cf);
+        if (cf & IORING_CQE_F_BUFFER) {
+            uint32_t id = cf >> IORING_CQE_BUFFER_SHIFT;
+            if (rc > 0) {
+                *out = (edo_buf){ .data = r->bufmem + (size_t)id * r->bufsize,
+                                  .len = (size_t)rc,
+                                  .owner_ = r,
+                                  .id_ = id };
+                return rc;
+            }
+            edo__ring_buf_return(r, id);
+        }
+    }
+    if (rc != -ENOBUFS)
+        return rc;
+    /* Every provided buffer is lent out: an allocated one, named in the operation. */
+    lent_args a = { .fd = fd, .socket = socket, .len = rt->read_buf_size };
+    if (!(a.buf = edo__lent_get(rt)))
+        return -ENOMEM;
+    rc = run_op(slot, prep_lent, &a, why, deadline, false, NULL);
+    if (rc > 0)
+        *out = (edo_buf){ .data = a.buf, .len = (size_t)rc, .owner_ = rt, .id_ = EDO__LENT_HEAP };
+    else
+        edo__lent_put(rt, a.buf);
+    return rc;
 }
 
 void edo__uring_slot_close(edo__uring_slot *slot)

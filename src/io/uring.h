@@ -58,6 +58,15 @@ typedef struct edo__uring_slot {
 int edo__uring_op_in(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo_wait_reason why,
                      int64_t deadline);
 
+/* edo__uring_op_in for a read into a buffer the runtime lends: one of the calling
+ * worker's provided buffers, picked by the kernel when data arrives, or an allocated one
+ * when they are all lent out. Fills *out when it returns > 0. */
+ssize_t edo__uring_read_lent(edo__uring_slot *slot, int fd, bool socket, edo_buf *out,
+                             edo_wait_reason why, int64_t deadline);
+
+/* Gives provided buffer id back to its ring (ring: edo_buf.owner_); any thread. */
+void edo__ring_buf_return(void *ring, uint32_t id);
+
 /* Closes slot: cancels the operation it shows, if any (its task sees -ECANCELED), and
  * refuses later ones. Any thread. */
 void edo__uring_slot_close(edo__uring_slot *slot);
