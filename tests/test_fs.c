@@ -842,6 +842,7 @@ static void *cancel_root(void *arg)
         printf("    epoll backend: a read on the blocking pool cannot be interrupted, so the "
                "aborted read gets the data written after the abort (real result), and the "
                "buffer is freed once it has returned\n");
+    int started = 0, taken_back = 0;
     for (int round = 0; round < 4; round++) {
         waiter w = { .fd = fd, .len = 4096, .by_deadline = round % 2 == 1 };
         w.buf = malloc(w.len);
@@ -880,15 +881,20 @@ static void *cancel_root(void *arg)
                 CHECK_EQ(w.rc, mlen);
                 CHECK(memcmp(w.buf, msg, (size_t)mlen) == 0);
                 CHECK_ERR(w.after, w.by_deadline ? -ETIMEDOUT : -ECANCELED);
+                started++;
             } else {
                 /* Still in line for a thread: taken back, and the data left in the FIFO. */
                 CHECK_ERR(w.rc, w.by_deadline ? -ETIMEDOUT : -ECANCELED);
                 char back[128];
                 CHECK_EQ(fifo_drain(fd, back, sizeof back), (size_t)mlen);
+                taken_back++;
             }
             free(w.buf);
         }
     }
+    if (!uring)
+        printf("    %d reads had started and returned the data, %d were taken back unstarted\n",
+               started, taken_back);
     CHECK_OK(edo_fs_close(fd));
     (void)arg;
     return NULL;
@@ -1193,6 +1199,9 @@ static void *mid_root(void *arg)
     mid_copy m[COPIES];
     edo_task *t[COPIES];
     test_rng r = test_rng_new(3);
+    int unopened = 0, cut = 0, whole = 0;
+    struct stat src;
+    CHECK_SYS(stat(from, &src));
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < COPIES; i++) {
             m[i] = (mid_copy){ .from = from };
@@ -1215,8 +1224,13 @@ static void *mid_root(void *arg)
             if (stat(m[i].to, &st) < 0) {
                 CHECK_EQ(errno, ENOENT); /* aborted before it was made */
                 CHECK_EQ(m[i].copied, 0u);
+                unopened++;
                 continue;
             }
+            if (m[i].copied == (uint64_t)src.st_size)
+                whole++;
+            else
+                cut++;
             CHECK_EQ((uint64_t)st.st_size, m[i].copied);
             CHECK_EQ(m[i].copied % 8, 0u); /* 64 KiB reads of a file of 8-byte words */
             int fd = (int)CHECK_SYS(open(m[i].to, O_RDONLY | O_CLOEXEC));
@@ -1229,6 +1243,9 @@ static void *mid_root(void *arg)
             CHECK_SYS(unlink(m[i].to));
         }
     }
+    printf("    %d copies aborted before their files were open, %d in the middle, %d finished "
+           "first\n",
+           unopened, cut, whole);
     return NULL;
 }
 
