@@ -3,7 +3,8 @@
 # the anchors' run-net.sh (../shared/anchors/run-net.sh, next to this checkout).
 #
 # Usage (from anywhere; it works in the root of the checkout):
-#   bash bench/run-net.sh [-w N] [--idle] [--echo-only | --http-only] [ROW ...]
+#   bash bench/run-net.sh [-w N] [-b BACKEND | --both-backends] [--idle]
+#                         [--echo-only | --http-only] [ROW ...]
 #   bash bench/run-net.sh -h
 #
 #   (no option)   throughput, echo and HTTP, of the rows raw, tokio, go and edo:
@@ -16,6 +17,12 @@
 #                 core, not what N cores gain (SERVER_CPU=0-3 LOAD_CPU=4 on a bigger
 #                 machine spreads the servers, but run-net.sh then checks only LOAD_CPU
 #                 for quiet and steal time)
+#   -b BACKEND    edo's servers run with -b BACKEND (epoll, uring or auto), in the row
+#                 edo-BACKEND (edo-auto for auto); without -b they choose as EDO_BACKEND
+#                 says (else automatically), in the row edo
+#   --both-backends
+#                 two edo rows instead of one: edo-epoll (-b epoll) and edo-uring
+#                 (-b uring), so that the backends are measured in the same run
 #   --idle        memory per idle connection instead (run-net.sh --idle, echo servers):
 #                 server RSS growth per connection with 10000 idle connections, never
 #                 used and after one 64 B echo
@@ -47,12 +54,17 @@ ARGV=("$@")
 IDLE=()
 KINDS="echo http"
 WORKERS=1
+BACKENDS=()
+BOTH=0
 EXTRA=()
 while (($#)); do
     case $1 in
     -h|--help) usage; exit 0 ;;
     -w) (($# >= 2)) || die "-w needs a number"; WORKERS=$2; shift ;;
     -w*) WORKERS=${1#-w} ;;
+    -b) (($# >= 2)) || die "-b needs a backend (epoll, uring or auto)"; BACKENDS=("$2"); shift ;;
+    -b*) BACKENDS=("${1#-b}") ;;
+    --both-backends) BOTH=1 ;;
     --idle) IDLE=(--idle) ;;
     --echo-only) KINDS="echo" ;;
     --http-only) KINDS="http" ;;
@@ -62,6 +74,17 @@ while (($#)); do
     shift
 done
 [[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "-w wants a worker count of 1 or more, not '$WORKERS'"
+if ((BOTH)); then
+    ((${#BACKENDS[@]} == 0)) || die "-b and --both-backends do not go together"
+    BACKENDS=(epoll uring)
+fi
+for be in "${BACKENDS[@]}"; do
+    case $be in
+    epoll|uring|auto) ;;
+    io_uring) die "-b wants epoll, uring or auto (not io_uring: the row would be edo-io_uring)" ;;
+    *) die "-b wants epoll, uring or auto, not '$be'" ;;
+    esac
+done
 # Idle memory is measured on echo servers only.
 ((${#IDLE[@]})) && KINDS="echo"
 
@@ -110,10 +133,40 @@ anchor_row go
 for r in "${EXTRA[@]}"; do
     if [[ $r == *=* ]]; then ROWS+=("$r"); else anchor_row "$r"; fi
 done
+# starts SERVER -b BACKEND on a free port and stops it again: a backend this build or
+# kernel cannot run is an error now rather than a row of FAILs after the whole run.
+check_backend() {   # check_backend SERVER BACKEND
+    local out pid i
+    out=$(mktemp) || die "mktemp failed"
+    "$1" -p 0 -w 1 -b "$2" >"$out" 2>&1 &
+    pid=$!
+    for ((i = 0; i < 100; i++)); do
+        grep -q "listening on" "$out" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if ! grep -q "listening on" "$out"; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        sed 's/^/    /' "$out" >&2
+        rm -f "$out"
+        die "$1 cannot run with -b $2"
+    fi
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null
+    rm -f "$out"
+}
 for kind in $KINDS; do
     if [[ $kind == echo ]]; then srv=$EDO_SERVER; else srv=$EDO_HTTP_SERVER; fi
     [[ -x $srv ]] || die "$srv not built: run make build"
-    ROWS+=("edo-$kind=$(printf '%q' "$srv") -p PORT -w $WORKERS")
+    if ((${#BACKENDS[@]} == 0)); then
+        ROWS+=("edo-$kind=$(printf '%q' "$srv") -p PORT -w $WORKERS")
+        continue
+    fi
+    for be in "${BACKENDS[@]}"; do
+        check_backend "$srv" "$be"
+        ROWS+=("edo-$be-$kind=$(printf '%q' "$srv") -p PORT -w $WORKERS -b $be")
+    done
 done
 
 mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
@@ -121,6 +174,11 @@ mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
     printf 'bash bench/run-net.sh'
     for a in "${ARGV[@]}"; do printf ' %q' "$a"; done
     printf '\nworkers per server: %s (edo -w, raw/uv -t, tokio --workers, go GOMAXPROCS)\n' "$WORKERS"
+    if ((${#BACKENDS[@]})); then
+        printf 'edo backends: %s (-b)\n' "${BACKENDS[*]}"
+    else
+        printf 'edo backend: EDO_BACKEND=%s\n' "${EDO_BACKEND:-(unset: automatic)}"
+    fi
     printf 'bash %s' "$RUN_NET"
     printf ' %q' "${IDLE[@]}" "${ROWS[@]}"
     printf '\n'

@@ -1,11 +1,13 @@
 /*
  * echo-server - TCP echo server: one task per connection, written as plain sequential C.
  *
- *   build/examples/echo-server [-p PORT] [-w WORKERS] [-h]
+ *   build/examples/echo-server [-p PORT] [-w WORKERS] [-b BACKEND] [-h]
  *
  *   -p PORT     port on 127.0.0.1 (default 7000; 0 picks a free one and prints it)
  *   -w WORKERS  worker threads of the runtime (default: EDO_WORKERS, else one per CPU;
  *               1: the current-thread flavour)
+ *   -b BACKEND  epoll, uring (io_uring) or auto: io_uring where this build and the
+ *               kernel have it, else epoll (default: EDO_BACKEND, else auto)
  *   -h          this help
  *
  * Every connection gets its own task with a 4 KiB buffer on its stack: read what
@@ -42,10 +44,12 @@ struct server {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: echo-server [-p PORT] [-w WORKERS] [-h]\n"
+    fprintf(out, "usage: echo-server [-p PORT] [-w WORKERS] [-b BACKEND] [-h]\n"
                  "  -p PORT     listen on 127.0.0.1:PORT (default 7000; 0: any free port)\n"
                  "  -w WORKERS  worker threads (default: EDO_WORKERS from the environment, "
                  "else one per CPU)\n"
+                 "  -b BACKEND  epoll, uring or auto (default: EDO_BACKEND from the "
+                 "environment, else auto)\n"
                  "  -h          show this help\n"
                  "Echoes every byte back. SIGINT/SIGTERM stop it (exit status 0).\n");
 }
@@ -131,7 +135,11 @@ static void *serve(void *arg)
         edo_close(srv->lis);
         return (void *)(intptr_t)edo_fail(rc, "spawn the accept loop");
     }
-    printf("echo-server: listening on %s\n", where);
+    /* Which backend the runtime chose: with -b auto (or none) it depends on the kernel. */
+    edo_runtime *rt = edo_runtime_current();
+    int nw = edo_runtime_workers(rt);
+    printf("echo-server: listening on %s (%s, %d worker%s)\n", where,
+           edo_backend_name(edo_runtime_backend(rt)), nw, nw == 1 ? "" : "s");
     fflush(stdout);
 
     /* From here on a Ctrl-C is a clean stop. */
@@ -172,7 +180,7 @@ int main(int argc, char **argv)
     void *result = NULL;
     int c, rc;
 
-    while ((c = getopt(argc, argv, "p:w:h")) != -1) {
+    while ((c = getopt(argc, argv, "p:w:b:h")) != -1) {
         switch (c) {
         case 'p':
             if (!parse_num(optarg, 0, 65535, &port)) {
@@ -185,6 +193,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "echo-server: bad worker count '%s'\n", optarg);
                 return 2;
             }
+            break;
+        case 'b':
+            if (edo_backend_parse(optarg, &opts.backend) < 0) {
+                fprintf(stderr, "echo-server: bad backend '%s' (epoll, uring or auto)\n", optarg);
+                return 2;
+            }
+            /* An explicit auto is the automatic choice, whatever EDO_BACKEND says. */
+            if (opts.backend == EDO_BACKEND_AUTO)
+                unsetenv("EDO_BACKEND");
             break;
         case 'h':
             usage(stdout);
@@ -212,14 +229,17 @@ int main(int argc, char **argv)
     opts.workers = (int)workers; /* 0: EDO_WORKERS, else one per CPU */
     rc = edo_runtime_new(&rt, &opts);
     if (rc < 0) {
+        const char *env_w = getenv("EDO_WORKERS"), *env_b = getenv("EDO_BACKEND");
+        fprintf(stderr, "echo-server: cannot start a runtime");
         if (workers > 0)
-            fprintf(stderr, "echo-server: cannot start a runtime with %ld workers: %s\n", workers,
-                    edo_strerror(rc));
-        else if (getenv("EDO_WORKERS"))
-            fprintf(stderr, "echo-server: cannot start a runtime with EDO_WORKERS=%s: %s\n",
-                    getenv("EDO_WORKERS"), edo_strerror(rc));
-        else
-            fprintf(stderr, "echo-server: cannot start the runtime: %s\n", edo_strerror(rc));
+            fprintf(stderr, " with %ld workers", workers);
+        else if (env_w)
+            fprintf(stderr, " with EDO_WORKERS=%s", env_w);
+        if (opts.backend != EDO_BACKEND_AUTO)
+            fprintf(stderr, " on %s", edo_backend_name(opts.backend));
+        else if (env_b && *env_b)
+            fprintf(stderr, " with EDO_BACKEND=%s", env_b);
+        fprintf(stderr, ": %s\n", edo_strerror(rc));
         return 1;
     }
     rc = edo_block_on(rt, serve, &srv, &result);

@@ -1,10 +1,12 @@
 #!/bin/sh
-# The examples as a user runs them: hello, resolve, then echo-server with echo-client against it,
-# then http-server with curl and nc against it, then chat-server with two chat-clients, and a
-# clean stop of each server on SIGTERM (exit status 0); then fcopy.
-# usage: examples.sh BUILD_DIR
+# The examples as a user runs them: hello, resolve, then echo-server with echo-client against it
+# (once on each backend: -b epoll, and -b uring when the build has io_uring), then http-server
+# with curl and nc against it, then chat-server with two chat-clients, and a clean stop of each
+# server on SIGTERM (exit status 0); then fcopy on each backend.
+# usage: examples.sh BUILD_DIR [uring]    (uring: the build has the io_uring backend)
 set -eu
 bin=$1/examples
+have_uring=${2:-}
 tmp=$(mktemp -d)
 server=
 http=
@@ -43,20 +45,43 @@ listening() {
     sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$tmp/$1.out"
 }
 
-"$bin/echo-server" -p 0 >"$tmp/echo-server.out" 2>"$tmp/echo-server.err" &
-server=$!
-addr=$(listening echo-server)
-"$bin/echo-client" -a "$addr" -n 3 -t 5000 hello "two words" >"$tmp/client.out"
-[ "$(grep -c . "$tmp/client.out")" -ge 6 ] || { echo "echo-client printed:"; cat "$tmp/client.out"; exit 1; }
+# echo_run BACKEND NAME: echo-server -b BACKEND, which says NAME in its start-up line, with
+# echo-client against it and a clean stop.
+echo_run() {
+    "$bin/echo-server" -p 0 -b "$1" >"$tmp/echo-server.out" 2>"$tmp/echo-server.err" &
+    server=$!
+    addr=$(listening echo-server)
+    grep -q "listening on .*($2, " "$tmp/echo-server.out" ||
+        { echo "echo-server -b $1 does not say $2:"; cat "$tmp/echo-server.out"; exit 1; }
+    "$bin/echo-client" -a "$addr" -n 3 -t 5000 hello "two words" >"$tmp/client.out"
+    [ "$(grep -c . "$tmp/client.out")" -ge 6 ] || { echo "echo-client printed:"; cat "$tmp/client.out"; exit 1; }
+    kill -TERM "$server"
+    rc=0
+    wait "$server" || rc=$?
+    server=
+    [ $rc -eq 0 ] || { echo "echo-server -b $1 exited with $rc"; cat "$tmp/echo-server.err"; exit 1; }
+}
+
+echo_run epoll epoll
+backends="epoll"
+if [ "$have_uring" = uring ]; then
+    # A kernel may refuse io_uring (seccomp, io_uring_disabled): a server asked to run on it
+    # cannot start then. EDO_LOG says why.
+    if EDO_LOG=1 EDO_BACKEND=uring "$bin/hello" >/dev/null 2>"$tmp/uring.err"; then
+        echo_run uring io_uring
+        backends="epoll and io_uring"
+    elif grep -q "io_uring asked for, but" "$tmp/uring.err"; then
+        echo "examples: echo-server -b uring skipped: $(grep "io_uring asked for" "$tmp/uring.err")"
+    else
+        echo "hello on io_uring failed:"; cat "$tmp/uring.err"; exit 1
+    fi
+else
+    echo "examples: echo-server -b uring skipped: this build has no io_uring (liburing not found)"
+fi
 # A client that is refused fails with a message, not a hang.
 if "$bin/echo-client" -a 127.0.0.1:1 -t 2000 x >/dev/null 2>"$tmp/refused.err"; then
     echo "echo-client to a closed port succeeded"; exit 1
 fi
-kill -TERM "$server"
-rc=0
-wait "$server" || rc=$?
-server=
-[ $rc -eq 0 ] || { echo "echo-server exited with $rc"; cat "$tmp/echo-server.err"; exit 1; }
 
 # http-server with two workers: every answer is the same 126 bytes, whatever the request.
 "$bin/http-server" -p 0 -w 2 >"$tmp/http-server.out" 2>"$tmp/http-server.err" &
@@ -144,12 +169,16 @@ exec 3>&-
 grep -q "^\*\*\* The server is stopping. Bye!$" "$tmp/ben.out" ||
     { echo "chat-client (ben) printed:"; cat "$tmp/ben.out"; exit 1; }
 # fcopy: a copy that is checked by fcopy -c and by cmp, chunks smaller than the file and
-# more of them in flight than workers; a missing source is exit status 1.
+# more of them in flight than workers, on each backend that ran above; a missing source is
+# exit status 1.
 head -c 3000000 /dev/urandom >"$tmp/fcopy.src"
-"$bin/fcopy" -c -j 3 -s 64 "$tmp/fcopy.src" "$tmp/fcopy.dst" >"$tmp/fcopy.out"
-grep -q "^identical$" "$tmp/fcopy.out" || { echo "fcopy printed:"; cat "$tmp/fcopy.out"; exit 1; }
-cmp "$tmp/fcopy.src" "$tmp/fcopy.dst"
+for b in epoll $([ "$backends" = epoll ] || echo uring); do
+    rm -f "$tmp/fcopy.dst"
+    "$bin/fcopy" -b "$b" -c -j 3 -s 64 "$tmp/fcopy.src" "$tmp/fcopy.dst" >"$tmp/fcopy.out"
+    grep -q "^identical$" "$tmp/fcopy.out" || { echo "fcopy -b $b printed:"; cat "$tmp/fcopy.out"; exit 1; }
+    cmp "$tmp/fcopy.src" "$tmp/fcopy.dst"
+done
 rc=0
 "$bin/fcopy" -q "$tmp/no-such-file" "$tmp/fcopy.dst2" 2>"$tmp/fcopy.err" || rc=$?
 [ $rc -eq 1 ] || { echo "fcopy of a missing file exited with $rc"; exit 1; }
-echo "examples: hello, resolve, echo-server, echo-client, http-server${checked:+ (with $checked)}, chat-server, chat-client and fcopy ok"
+echo "examples: hello, resolve, echo-server (on $backends), echo-client, http-server${checked:+ (with $checked)}, chat-server, chat-client and fcopy (on $backends) ok"
