@@ -191,20 +191,26 @@ static void worker_end(edo__worker *w)
     edo__ctx_release(&w->sched);
 }
 
-/* A worker thread of a threaded runtime. */
-static void *worker_main(void *arg)
+void edo__block_signals(void)
 {
-    edo__worker *w = arg;
-    /* Signals go to the program's own threads, never to a worker: a worker runs tasks
-     * that cannot take a signal handler's constraints, and edo_signal_wait needs the
-     * signals it reads blocked everywhere. A write to a closed pipe must be an error
-     * value, never SIGPIPE. Only the signals a fault raises stay open. */
+    /* Signals go to the program's own threads, never to the runtime's: a worker runs
+     * tasks that cannot take a signal handler's constraints, and edo_signal_wait needs
+     * the signals it reads blocked everywhere. A write to a closed pipe must be an error
+     * value, never SIGPIPE (the monitor submits a stuck worker's operations, writes
+     * included). Only the signals a fault raises stay open. */
     sigset_t block;
     sigfillset(&block);
     int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT };
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
         sigdelset(&block, faults[i]);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
+}
+
+/* A worker thread of a threaded runtime. */
+static void *worker_main(void *arg)
+{
+    edo__worker *w = arg;
+    edo__block_signals();
     if (worker_begin(w) < 0) {
         fprintf(stderr, "edo: worker %d cannot set up its signal stack\n", w->index);
         abort();

@@ -296,6 +296,8 @@ void edo__wake_worker(edo__worker *w);
 /* Work exists somewhere: the inject queue or a worker's queue. */
 bool edo__work_exists(edo_runtime *rt);
 uint32_t edo__queue_len(const edo__queue *q);
+/* Blocks every signal but the ones faults raise, on a thread of the runtime's own. */
+void edo__block_signals(void);
 /* The monitor thread of a threaded runtime. */
 void *edo__monitor_main(void *arg);
 

@@ -40,14 +40,22 @@ struct edo_io {
     edo_runtime *rt;
     edo__dir rd, wr;
     _Atomic bool registered; /* with the driver: at the first wait (net.c's io_register) */
-    _Atomic bool closing;
-    _Atomic bool orphaned;  /* closed from outside the runtime: the last user frees it */
-    _Atomic bool finalized; /* descriptor closed and memory freed (or about to be) */
-    _Atomic uint32_t users; /* tasks inside a call on this io */
-    edo__slot closer;       /* edo_close waiting for the users to leave */
+    _Atomic bool closing;    /* edo_close has begun: calls fail with -EBADF */
+    _Atomic bool finalized;  /* descriptor closed and memory freed (or about to be) */
+    /* Calls inside (low bits) and EDO__IO_CLOSING / EDO__IO_ORPHANED, in one word so that
+     * whoever leaves last knows it from the value its own decrement returned (net.c). */
+    _Atomic uint32_t state;
+    /* Who closes it: a task waiting for the calls inside to leave (the last one to leave
+     * takes it out, its final touch of io, and wakes it), or EDO__IO_FOREIGN_CLOSER. */
+    _Atomic(edo_task *) closer;
     int64_t accept_backoff; /* ms, for a listener short of descriptors */
     edo_io *retire_next;    /* on the runtime's retired list (epoll.c) */
 };
+
+#define EDO__IO_CLOSING 0x80000000u
+#define EDO__IO_ORPHANED 0x40000000u /* closed from outside the runtime: the last call frees */
+#define EDO__IO_USERS(s) ((s)&0x3fffffffu)
+#define EDO__IO_FOREIGN_CLOSER ((edo_task *)1)
 
 /* edo_buf.id_ of an allocated lent buffer (not one of a ring's provided buffers). */
 #define EDO__LENT_HEAP UINT32_MAX

@@ -112,13 +112,14 @@ void edo_io_set_timeout(edo_io *io, int64_t read_ms, int64_t write_ms)
     io->wr.timeout_ms = write_ms > 0 ? write_ms : 0;
 }
 
+static void io_leave(edo_io *io);
+
 static int io_enter(edo_io *io)
 {
     if (!io)
         return -EBADF;
-    atomic_fetch_add(&io->users, 1);
-    if (atomic_load(&io->closing)) {
-        atomic_fetch_sub(&io->users, 1);
+    if (atomic_fetch_add(&io->state, 1) & EDO__IO_CLOSING) {
+        io_leave(io); /* may be the last to leave a closing io */
         return -EBADF;
     }
     return 0;
@@ -268,23 +269,30 @@ static int io_finalize(edo_io *io)
     return rc;
 }
 
+/* Leaves a call. The decrement is the last touch of io unless it returns the last call
+ * of a closing io: then this call finalizes io for a closer outside the runtime, or hands
+ * it to the waiting closer task (taking that task out is its final touch; the task was
+ * referenced for this). */
 static void io_leave(edo_io *io)
 {
-    if (atomic_fetch_sub(&io->users, 1) == 1 && atomic_load(&io->closing)) {
-        if (atomic_load(&io->orphaned))
-            io_finalize(io);
-        else
-            edo__slot_fire(&io->closer);
+    uint32_t s = atomic_fetch_sub(&io->state, 1);
+    if (!(s & EDO__IO_CLOSING) || EDO__IO_USERS(s) != 1)
+        return;
+    if (s & EDO__IO_ORPHANED) {
+        io_finalize(io);
+        return;
+    }
+    edo_task *t = atomic_exchange(&io->closer, NULL);
+    if (t && t != EDO__IO_FOREIGN_CLOSER) {
+        edo__wake(t);
+        edo__task_unref(t);
     }
 }
 
-int edo_close(edo_io *io)
+/* Wakes what waits on io (they see `closing` and return -EBADF) and cancels operations
+ * in flight; the caller keeps io alive meanwhile. */
+static void close_wake_all(edo_io *io)
 {
-    if (!io)
-        return -EBADF;
-    if (atomic_exchange(&io->closing, true))
-        return -EBADF;
-    /* Wake the tasks parked on it: they see `closing` and return -EBADF. */
     edo__slot_fire(&io->rd.waiter);
     edo__slot_fire(&io->wr.waiter);
 #ifdef EDO_HAVE_URING
@@ -293,18 +301,41 @@ int edo_close(edo_io *io)
         edo__uring_slot_close(&io->wr.op);
     }
 #endif
+}
+
+int edo_close(edo_io *io)
+{
+    if (!io)
+        return -EBADF;
     edo_task *self = edo__task_current();
+    edo_task *who = self ? self : EDO__IO_FOREIGN_CLOSER;
+    edo_task *none = NULL;
+    /* The closer is published before CLOSING: a call that leaves a closing io finds it. */
+    if (!atomic_compare_exchange_strong(&io->closer, &none, who))
+        return -EBADF; /* closed already, or being closed */
+    if (self)
+        edo__task_ref(self); /* for the last call's wake, which may come after we look */
+    atomic_store(&io->closing, true);
     if (!self) {
-        /* Outside the runtime nothing can wait: the last task to leave io frees it. */
-        atomic_store(&io->orphaned, true);
-        return atomic_load(&io->users) ? 0 : io_finalize(io);
+        /* Outside the runtime nothing can wait: the last call to leave io frees it. This
+         * thread counts as a call while it wakes the others, so io stays until then. */
+        atomic_fetch_add(&io->state, EDO__IO_CLOSING + 1);
+        close_wake_all(io);
+        uint32_t s = atomic_fetch_add(&io->state, EDO__IO_ORPHANED - 1);
+        return EDO__IO_USERS(s) == 1 ? io_finalize(io) : 0;
     }
-    while (atomic_load(&io->users)) {
-        edo__slot_arm(&io->closer, self); /* only edo_close arms it, and only once */
-        if (atomic_load(&io->users))
-            edo__suspend(edo__worker_current(), self); /* not cut short by an abort */
-        edo__slot_disarm(&io->closer, self);
+    uint32_t s = atomic_fetch_or(&io->state, EDO__IO_CLOSING);
+    close_wake_all(io);
+    if (EDO__IO_USERS(s) == 0) {
+        /* Nothing was inside. A call that tried to enter since and left again may have
+         * taken this task out already (and drops the reference itself). */
+        if (atomic_exchange(&io->closer, NULL) == self)
+            edo__task_unref(self);
+        return io_finalize(io);
     }
+    /* The last call to leave takes this task out of `closer` and wakes it. */
+    while (atomic_load(&io->closer) == self)
+        edo__suspend(edo__worker_current(), self); /* not cut short by an abort */
     return io_finalize(io);
 }
 

@@ -130,12 +130,11 @@ struct edo__ring {
      * sleeps in the ring and reaps; the monitor takes it only when free, to do the same
      * for a worker stuck in one task. */
     edo__spin lock;
-    bool enabled;     /* R_DISABLED rings: the thread that enables one is its issuer */
     bool wake_armed;  /* a read of wake_fd is in flight */
     bool epoll_armed; /* worker 0: a poll of the runtime's epoll is in flight */
     int wake_fd;      /* eventfd that wakes the worker sleeping in the ring */
     uint64_t wake_buf;
-    uint32_t inflight; /* task operations submitted and not completed */
+    uint32_t inflight;   /* task operations submitted and not completed */
     _Atomic bool queued; /* entries filled and not submitted (read without the lock) */
     /* cancels asked for by other threads, by operation address */
     edo__spin cancel_lock;
@@ -228,8 +227,6 @@ static int probe(bool threaded, unsigned *flags, const char **why)
 
 static const char *flags_text(unsigned f)
 {
-    if (f & IORING_SETUP_DEFER_TASKRUN)
-        return "single issuer, deferred task work";
     if (f & IORING_SETUP_COOP_TASKRUN)
         return "cooperative task work";
     return "interrupting task work";
@@ -361,18 +358,12 @@ int edo__ring_init(edo__worker *w)
         free(r);
         return rc;
     }
-    /* A single-issuer ring starts disabled: the worker's own thread enables it, which
-     * makes that thread its issuer. */
-    unsigned flags = w->rt->uring_flags;
-    if (flags & IORING_SETUP_SINGLE_ISSUER)
-        flags |= IORING_SETUP_R_DISABLED;
-    int rc = ring_setup(&r->ring, flags);
+    int rc = ring_setup(&r->ring, w->rt->uring_flags);
     if (rc < 0) {
         close(r->wake_fd);
         free(r);
         return rc;
     }
-    r->enabled = !(flags & IORING_SETUP_R_DISABLED);
     bufs_init(r, w->rt);
     w->ring = r;
     return 0;
@@ -393,15 +384,6 @@ void edo__ring_fini(edo__worker *w)
     free(r->cancels);
     free(r);
     w->ring = NULL;
-}
-
-static void ring_enable(edo__ring *r)
-{
-    if (__builtin_expect(!r->enabled, 0)) {
-        /* (liburing 2.3 declares io_uring_enable_rings but does not export it.) */
-        io_uring_register(r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-        r->enabled = true;
-    }
 }
 
 /* An operation's completion: its result for the task, which is woken. */
@@ -458,7 +440,6 @@ static int reap(edo__ring *r)
  * NULL with *err set if the kernel takes nothing. */
 static struct io_uring_sqe *get_sqe(edo__ring *r, int *err)
 {
-    ring_enable(r);
     struct io_uring_sqe *sqe;
     while (!(sqe = io_uring_get_sqe(&r->ring))) {
         int rc = io_uring_submit(&r->ring);
@@ -575,7 +556,6 @@ int edo__ring_poll(edo__worker *w, int timeout_ms)
 {
     edo__ring *r = w->ring;
     edo__spin_lock(&r->lock);
-    ring_enable(r);
     if (!r->wake_armed)
         arm_wake(r);
     if (w->index == 0 && !r->epoll_armed)
@@ -604,10 +584,8 @@ void edo__ring_rescue(edo__worker *w)
     if (!r || atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
         return; /* its worker is at it after all */
     take_cancels(r);
-    if (r->enabled) {
-        io_uring_submit_and_get_events(&r->ring);
-        atomic_store_explicit(&r->queued, io_uring_sq_ready(&r->ring) != 0, memory_order_relaxed);
-    }
+    io_uring_submit_and_get_events(&r->ring);
+    atomic_store_explicit(&r->queued, io_uring_sq_ready(&r->ring) != 0, memory_order_relaxed);
     reap(r);
     edo__spin_unlock(&r->lock);
 }

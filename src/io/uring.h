@@ -2,12 +2,11 @@
  * The io_uring driver (src/io/uring.c), for the calls that submit operations instead of
  * waiting for readiness.
  *
- * Every worker has its own ring, created on its own thread (so the kernel can take the
- * ring as single-issuer and run completions only when the worker asks: DEFER_TASKRUN). A
- * task that makes a call fills a submission entry on the ring of the worker running it
- * and parks; the worker submits what its tasks queued once per scheduler turn, together
- * with its wait for completions, and a completion wakes its task. The operation's state
- * lives on the task's stack: the task does not return before the kernel is done with it.
+ * Every worker has its own ring. A task that makes a call fills a submission entry on the
+ * ring of the worker running it and parks; the worker submits what its tasks queued once
+ * per scheduler turn, together with its wait for completions, and a completion wakes its
+ * task. The operation's state lives on the task's stack: the task does not return before
+ * the kernel is done with it. (Why the rings are not single-issuer: uring.c's probe.)
  */
 #ifndef EDO_IO_URING_H
 #define EDO_IO_URING_H
