@@ -1377,6 +1377,40 @@ static void case_stdio(void)
     scratch_remove();
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Pool threads take no signals: one that edo_signal_wait took over after the pool's       */
+/* threads started still reaches the waiting task, not a pool thread's default action.      */
+
+static void *sig_waiter(void *arg)
+{
+    int sig = SIGUSR1;
+    return VAL(edo_signal_wait(&sig, 1));
+}
+
+static void *signal_root(void *arg)
+{
+    edo_fs_entry *ents;
+    size_t n;
+    for (int i = 0; i < 8; i++) { /* a few pool threads, started before the signal is taken */
+        CHECK_OK(edo_fs_list("/", &ents, &n));
+        edo_fs_list_free(ents);
+    }
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, sig_waiter, NULL));
+    test_wait_parked(t, EDO_WAIT_SIGNAL);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    void *res;
+    CHECK_OK(edo_join(t, &res));
+    CHECK_EQ(INT(res), SIGUSR1);
+    (void)arg;
+    return NULL;
+}
+
+static void case_pool_signals(void)
+{
+    test_run(signal_root, NULL);
+}
+
 static const test_case cases[] = {
     TEST_CASE(case_outside_task),  TEST_CASE(case_read_write),
     TEST_CASE(case_stat),          TEST_CASE(case_names),
@@ -1385,7 +1419,7 @@ static const test_case cases[] = {
     TEST_CASE(case_many_readers),  TEST_CASE(case_cancel_inflight),
     TEST_CASE(case_cancel_queued), TEST_CASE(case_shutdown_queued),
     TEST_CASE(case_ring_overflow), TEST_CASE(case_abort_mid_copy),
-    TEST_CASE(case_stdio),
+    TEST_CASE(case_stdio),         TEST_CASE(case_pool_signals),
 };
 
 TEST_MAIN(cases)

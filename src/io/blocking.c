@@ -140,6 +140,9 @@ static void *pool_thread(void *arg)
 {
     edo__pool *p = arg;
     bool hot = false; /* just finished a call */
+    /* As a worker's: the thread that started this one may be the program's own (the one
+     * in edo_block_on), whose mask lets through signals edo_signal_wait takes over later. */
+    edo__block_signals();
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !p->chead && !p->closed) {
