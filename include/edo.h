@@ -469,6 +469,7 @@ int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *ssl
  * A signal raised for one thread (raise, pthread_kill) is seen only by that thread. */
 int edo_signal_wait(const int *sigs, int nsig);
 
+#include "edo/fs.h"
 #include "edo/sync.h"
 
 /* ---------------------------------------------------------------------------------------- */

@@ -2,7 +2,7 @@
 # The examples as a user runs them: hello, resolve, then echo-server with echo-client against it
 # (once on each backend: -b epoll, and -b uring when the build has io_uring), then http-server
 # with curl and nc against it, then chat-server with two chat-clients, and a clean stop of each
-# server on SIGTERM (exit status 0).
+# server on SIGTERM (exit status 0); then fcopy on each backend.
 # usage: examples.sh BUILD_DIR [uring]    (uring: the build has the io_uring backend)
 set -eu
 bin=$1/examples
@@ -168,4 +168,17 @@ exec 3>&-
 [ $rc -eq 0 ] || { echo "chat-client (ben) exited with $rc"; cat "$tmp/ben.out"; exit 1; }
 grep -q "^\*\*\* The server is stopping. Bye!$" "$tmp/ben.out" ||
     { echo "chat-client (ben) printed:"; cat "$tmp/ben.out"; exit 1; }
-echo "examples: hello, resolve, echo-server (on $backends), echo-client, http-server${checked:+ (with $checked)}, chat-server and chat-client ok"
+# fcopy: a copy that is checked by fcopy -c and by cmp, chunks smaller than the file and
+# more of them in flight than workers, on each backend that ran above; a missing source is
+# exit status 1.
+head -c 3000000 /dev/urandom >"$tmp/fcopy.src"
+for b in epoll $([ "$backends" = epoll ] || echo uring); do
+    rm -f "$tmp/fcopy.dst"
+    "$bin/fcopy" -b "$b" -c -j 3 -s 64 "$tmp/fcopy.src" "$tmp/fcopy.dst" >"$tmp/fcopy.out"
+    grep -q "^identical$" "$tmp/fcopy.out" || { echo "fcopy -b $b printed:"; cat "$tmp/fcopy.out"; exit 1; }
+    cmp "$tmp/fcopy.src" "$tmp/fcopy.dst"
+done
+rc=0
+"$bin/fcopy" -q "$tmp/no-such-file" "$tmp/fcopy.dst2" 2>"$tmp/fcopy.err" || rc=$?
+[ $rc -eq 1 ] || { echo "fcopy of a missing file exited with $rc"; exit 1; }
+echo "examples: hello, resolve, echo-server (on $backends), echo-client, http-server${checked:+ (with $checked)}, chat-server, chat-client and fcopy (on $backends) ok"

@@ -302,6 +302,17 @@ void edo__block_signals(void);
 void *edo__monitor_main(void *arg);
 
 /* ---- blocking pool (src/io/blocking.c) -------------------------------------------------- */
+/* Runs fn(arg) on a thread of the pool and suspends the calling task until it has
+ * returned; no task is allocated for it. Returns 0 once fn has run, whatever happened to
+ * the task meanwhile: once fn has started the wait is not cut short by an abort or a
+ * deadline (fn may be using the caller's buffers), and the abort shows at the task's next
+ * suspension point. Before fn starts (at entry, or while it waits in line for a thread),
+ * an abort or the task's deadline takes the call back: -ECANCELED or -ETIMEDOUT, and fn
+ * never runs. always: it runs and is waited for even then (a close). Also -EPERM outside
+ * a task, -ESHUTDOWN once the pool is closed, -ECANCELED if shutdown dropped it before it
+ * started, -EAGAIN or -ENOMEM when the pool has no thread and cannot start one. `why` is
+ * what the task shows as waiting on. */
+int edo__pool_run(void (*fn)(void *arg), void *arg, edo_wait_reason why, bool always);
 /* Refuses new calls and cancels the ones that have not started. */
 void edo__pool_close(edo_runtime *rt);
 /* Calls still running. */

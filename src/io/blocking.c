@@ -9,6 +9,12 @@
  * The pool is a separate allocation with a reference per thread and one for the runtime:
  * a thread still inside a call that shutdown gave up on finishes on its own after the
  * runtime is gone, touching only the pool and its own task.
+ *
+ * The runtime's own calls (file operations under epoll) take a lighter way in,
+ * edo__pool_run: the call is a small record on the waiting task's stack, queued beside
+ * the tasks, and the task waits for it without a handle to join. The record holds a
+ * reference to the task, so the stack it lives on stays mapped until the pool thread is
+ * done with it, even if shutdown abandons the task meanwhile.
  */
 #include "core/runtime.h"
 
@@ -18,13 +24,29 @@
 #include <string.h>
 #include <time.h>
 
+/* A call of edo__pool_run, on the waiting task's stack. */
+enum { CALL_QUEUED, CALL_RUNNING, CALL_DONE };
+typedef struct pool_call pool_call;
+struct pool_call {
+    pool_call *next;
+    void (*fn)(void *arg);
+    void *arg;
+    edo_task *task;    /* referenced until the call is DONE */
+    int rc;            /* 0: fn ran; -ECANCELED: shutdown dropped it unstarted */
+    _Atomic int state; /* CALL_*: QUEUED -> RUNNING under the pool's lock */
+};
+
 struct edo__pool {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    edo_task *head, *tail; /* calls not yet started */
-    edo_task *running;     /* started, linked by all_next/all_prev */
+    edo_task *head, *tail;    /* calls not yet started */
+    pool_call *chead, *ctail; /* edo__pool_run calls not yet started */
+    bool calls_turn;          /* the next thread free takes a pool_call first (fairness) */
+    edo_task *running;        /* started, linked by all_next/all_prev */
     int nrunning;
     int nthreads, nidle, nnotified;
+    int nspinning, nspin_claimed; /* like nidle and nnotified, for spin_for_call */
+    _Atomic int queued;           /* calls of both kinds not yet started; read unlocked */
     int max_threads;
     int64_t keep_alive_ms;
     bool closed;
@@ -50,12 +72,85 @@ static void end_call(edo_task *t, bool cancelled)
     edo__task_publish_end(t);
 }
 
+/* Marks a pool_call done and wakes its task. The record may be gone as soon as `state`
+ * says DONE (the task returns), so the task is read before and woken through the
+ * reference the record held. */
+static void call_end(pool_call *c, int rc)
+{
+    edo_task *t = c->task;
+    c->rc = rc;
+    atomic_store(&c->state, CALL_DONE); /* sequentially consistent: see edo__wake */
+    edo__wake(t);
+    edo__task_unref(t);
+}
+
+/* Runs one pool_call taken off the queue (with the lock held; returns with it held). */
+static void run_call(edo__pool *p, pool_call *c)
+{
+    atomic_store_explicit(&c->state, CALL_RUNNING, memory_order_relaxed);
+    p->nrunning++;
+    pthread_mutex_unlock(&p->lock);
+    c->fn(c->arg);
+    pthread_mutex_lock(&p->lock);
+    p->nrunning--;
+    /* The waiting task stays parked until this, whatever happened to it meanwhile: its
+     * buffers were in use until fn returned. */
+    call_end(c, 0);
+}
+
+static void queued_add(edo__pool *p, int n)
+{
+    atomic_store_explicit(&p->queued, atomic_load_explicit(&p->queued, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* A thread that has just finished a call watches the queue a little before it sleeps: a
+ * task that makes calls one after the other (reads a file in pieces) makes the next one
+ * a few microseconds after the last one returned, sooner than a sleeping thread would
+ * wake. One thread at a time watches, and only right after work, so an idle pool costs
+ * nothing. With the lock held at entry and exit. */
+#ifndef EDO_POOL_SPIN_NS
+#define EDO_POOL_SPIN_NS 30000
+#endif
+
+static void spin_for_call(edo__pool *p)
+{
+    if (EDO_POOL_SPIN_NS <= 0 || p->nspinning || p->nspin_claimed)
+        return;
+    p->nspinning++;
+    pthread_mutex_unlock(&p->lock);
+    int64_t until = edo__now_ns() + EDO_POOL_SPIN_NS;
+    for (unsigned i = 1; !atomic_load_explicit(&p->queued, memory_order_relaxed); i++) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ volatile("yield");
+#endif
+        if (i % 64 == 0 && edo__now_ns() >= until)
+            break;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (p->nspin_claimed)
+        p->nspin_claimed--; /* a kick counted on this thread: it takes the call */
+    else
+        p->nspinning--;
+}
+
 static void *pool_thread(void *arg)
 {
     edo__pool *p = arg;
+    bool hot = false; /* just finished a call */
+    /* As a worker's: the thread that started this one may be the program's own (the one
+     * in edo_block_on), whose mask lets through signals edo_signal_wait takes over later. */
+    edo__block_signals();
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->head && !p->closed) {
+        while (!p->head && !p->chead && !p->closed) {
+            if (hot) {
+                hot = false;
+                spin_for_call(p);
+                continue;
+            }
             p->nidle++;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -71,9 +166,22 @@ static void *pool_thread(void *arg)
                 continue;
             }
             p->nidle--;
-            if (rc == ETIMEDOUT && !p->head)
+            if (rc == ETIMEDOUT && !p->head && !p->chead)
                 goto out;
         }
+        if (p->chead && (p->calls_turn || !p->head)) {
+            pool_call *c = p->chead;
+            p->chead = c->next;
+            if (!p->chead)
+                p->ctail = NULL;
+            c->next = NULL;
+            queued_add(p, -1);
+            p->calls_turn = false;
+            run_call(p, c);
+            hot = true;
+            continue;
+        }
+        p->calls_turn = true;
         if (!p->head)
             break; /* closed */
         edo_task *t = p->head;
@@ -81,6 +189,7 @@ static void *pool_thread(void *arg)
         if (!p->head)
             p->tail = NULL;
         t->qnext = NULL;
+        queued_add(p, -1);
         if (atomic_load(&t->aborted)) {
             end_call(t, true); /* aborted before it started: it never starts */
             pthread_mutex_unlock(&p->lock);
@@ -114,6 +223,7 @@ static void *pool_thread(void *arg)
         pthread_mutex_unlock(&p->lock);
         edo__task_unref(t);
         pthread_mutex_lock(&p->lock);
+        hot = true;
     }
 out:
     p->nthreads--;
@@ -140,6 +250,41 @@ static edo__pool *pool_get(edo_runtime *rt, int *err)
     if (!p)
         *err = atomic_load(&rt->closing) ? -ESHUTDOWN : -ENOMEM;
     return p;
+}
+
+/* Someone queued a call: wakes an idle thread, or starts one if the limit allows. Returns
+ * -EAGAIN or -ENOMEM only when the pool has no thread at all to run it (with threads
+ * there, it waits for one of them). Under the pool's lock. */
+static int pool_kick_locked(edo__pool *p)
+{
+    queued_add(p, 1);
+    if (p->nspinning > 0) {
+        p->nspinning--; /* the spinning thread takes it (see spin_for_call) */
+        p->nspin_claimed++;
+        return 0;
+    }
+    if (p->nidle > 0) {
+        p->nidle--; /* the thread that wakes takes the notification instead of this */
+        p->nnotified++;
+        pthread_cond_signal(&p->cond);
+        return 0;
+    }
+    if (p->nthreads >= p->max_threads)
+        return 0;
+    pthread_t th;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&th, &a, pool_thread, p);
+    pthread_attr_destroy(&a);
+    if (rc == 0) {
+        p->nthreads++;
+        p->refs++;
+        return 0;
+    }
+    if (p->nthreads > 0)
+        return 0;
+    return rc == ENOMEM ? -ENOMEM : -EAGAIN;
 }
 
 int edo_spawn_blocking_at(edo_task **out, edo_task_fn fn, void *arg, const char *site)
@@ -182,36 +327,97 @@ int edo_spawn_blocking_at(edo_task **out, edo_task_fn fn, void *arg, const char 
     else
         p->head = t;
     p->tail = t;
-    int rc = 0;
-    if (p->nidle > 0) {
-        p->nidle--; /* the thread that wakes takes the notification instead of this */
-        p->nnotified++;
-        pthread_cond_signal(&p->cond);
-    } else if (p->nthreads < p->max_threads) {
-        pthread_t th;
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        rc = -pthread_create(&th, &a, pool_thread, p);
-        pthread_attr_destroy(&a);
-        if (rc == 0) {
-            p->nthreads++;
-            p->refs++;
-        } else if (p->nthreads > 0) {
-            rc = 0; /* it waits for one of the threads there are */
-        } else {
-            /* No thread at all: take the call back out (it is the only one queued). */
-            p->head = p->tail = NULL;
-        }
+    int rc = pool_kick_locked(p);
+    if (rc < 0) {
+        p->head = p->tail = NULL; /* no thread at all: it was the only one queued */
+        queued_add(p, -1);
     }
     pthread_mutex_unlock(&p->lock);
     if (rc < 0) {
         free(t);
-        return rc == -ENOMEM ? -ENOMEM : -EAGAIN;
+        return rc;
     }
     if (out)
         *out = t;
     return 0;
+}
+
+int edo__pool_run(void (*fn)(void *arg), void *arg, edo_wait_reason why, bool always)
+{
+    edo__worker *w = edo__worker_current();
+    edo_task *self = w ? w->current : NULL;
+    if (!self)
+        return -EPERM;
+    if (!always) {
+        if (atomic_load_explicit(&self->aborted, memory_order_acquire))
+            return -ECANCELED;
+        if (self->deadline != EDO_NEVER && edo_now() >= self->deadline)
+            return -ETIMEDOUT;
+    }
+    int err = 0;
+    edo__pool *p = pool_get(w->rt, &err);
+    if (!p)
+        return err;
+    pool_call c = { .fn = fn, .arg = arg, .task = self };
+    atomic_init(&c.state, CALL_QUEUED);
+    edo__task_ref(self); /* the record's: see call_end */
+
+    pthread_mutex_lock(&p->lock);
+    if (p->closed) {
+        pthread_mutex_unlock(&p->lock);
+        edo__task_unref(self);
+        return -ESHUTDOWN;
+    }
+    if (p->ctail)
+        p->ctail->next = &c;
+    else
+        p->chead = &c;
+    p->ctail = &c;
+    int rc = pool_kick_locked(p);
+    if (rc < 0) {
+        p->chead = p->ctail = NULL; /* no thread at all: it was the only one queued */
+        queued_add(p, -1);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (rc < 0) {
+        edo__task_unref(self);
+        return rc;
+    }
+
+    bool interruptible = !always;
+    while (atomic_load(&c.state) != CALL_DONE) {
+        if (interruptible) {
+            rc = edo__park(why, EDO_NEVER);
+            if (rc == 0)
+                continue;
+            /* Aborted or past the deadline: a call that has not started is taken back
+             * and never runs; one that has is waited for to the end below. */
+            interruptible = false;
+            pthread_mutex_lock(&p->lock);
+            if (atomic_load_explicit(&c.state, memory_order_relaxed) == CALL_QUEUED) {
+                pool_call **pp = &p->chead, *prev = NULL;
+                while (*pp != &c) {
+                    prev = *pp;
+                    pp = &(*pp)->next;
+                }
+                *pp = c.next;
+                if (p->ctail == &c)
+                    p->ctail = prev;
+                queued_add(p, -1);
+                pthread_mutex_unlock(&p->lock);
+                edo__task_unref(self);
+                return rc;
+            }
+            pthread_mutex_unlock(&p->lock);
+            continue;
+        }
+        /* Not cut short by an abort or a deadline: the pool thread may be using the
+         * caller's buffers. The task may resume on another worker: ask again each time. */
+        atomic_store_explicit(&self->waiting_on, (uint8_t)why, memory_order_relaxed);
+        edo__suspend(edo__worker_current(), self);
+        atomic_store_explicit(&self->waiting_on, EDO_WAIT_NONE, memory_order_relaxed);
+    }
+    return c.rc;
 }
 
 void edo__pool_close(edo_runtime *rt)
@@ -223,6 +429,7 @@ void edo__pool_close(edo_runtime *rt)
         return;
     pthread_mutex_lock(&p->lock);
     p->closed = true;
+    atomic_store_explicit(&p->queued, 0, memory_order_relaxed);
     edo_task *t = p->head;
     p->head = p->tail = NULL;
     while (t) {
@@ -231,6 +438,13 @@ void edo__pool_close(edo_runtime *rt)
         end_call(t, true); /* never started */
         edo__task_unref(t);
         t = next;
+    }
+    pool_call *c = p->chead;
+    p->chead = p->ctail = NULL;
+    while (c) {
+        pool_call *next = c->next; /* read first: c may be gone once it is DONE */
+        call_end(c, -ECANCELED);
+        c = next;
     }
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
