@@ -38,7 +38,7 @@ extern "C" {
 #pragma GCC visibility push(default)
 
 #define EDO_VERSION_MAJOR 0
-#define EDO_VERSION_MINOR 3
+#define EDO_VERSION_MINOR 4
 #define EDO_VERSION_PATCH 0
 
 /* ---------------------------------------------------------------------------------------- */
