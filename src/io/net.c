@@ -189,20 +189,18 @@ static void prep_close(struct io_uring_sqe *sqe, void *arg)
     io_uring_prep_close(sqe, a->fd);
 }
 
-/* One operation in a direction of io. The operation's own -ECANCELED means edo_close
- * cancelled it, or a late cancel meant for an earlier operation hit it: try again
- * unless io is closing. */
+/* One operation in a direction of io. The operation's own -ECANCELED (the task is not
+ * aborted) means edo_close cancelled it. */
 static int op_run(edo_io *io, edo__dir *d, edo__uring_prep_fn prep, op_args *a, edo_wait_reason why,
                   int64_t deadline)
 {
     for (;;) {
         int rc = edo__uring_op_in(&d->op, prep, a, why, deadline);
-        if (rc == -EINTR || (rc == -ECANCELED && !edo_aborted())) {
-            if (atomic_load(&io->closing))
-                return -EBADF;
+        if (rc == -ECANCELED && !edo_aborted())
+            return -EBADF;
+        if (rc == -EINTR && !atomic_load(&io->closing))
             continue;
-        }
-        return rc;
+        return rc == -EINTR ? -EBADF : rc;
     }
 }
 
@@ -521,13 +519,12 @@ ssize_t edo_read_lent(edo_io *io, edo_buf *buf)
         for (;;) {
             n = edo__uring_read_lent(&io->rd.op, io->fd, io->flags & EDO__IO_SOCKET, buf,
                                      EDO_WAIT_READ, deadline);
-            if (n == -EINTR || (n == -ECANCELED && !edo_aborted())) {
-                if (atomic_load(&io->closing)) {
-                    n = -EBADF;
-                    break;
-                }
-                continue; /* a late cancel meant for an earlier operation */
-            }
+            if (n == -ECANCELED && !edo_aborted())
+                n = -EBADF; /* edo_close cancelled it */
+            else if (n == -EINTR && !atomic_load(&io->closing))
+                continue;
+            else if (n == -EINTR)
+                n = -EBADF;
             break;
         }
         io_leave(io);

@@ -121,6 +121,11 @@ struct edo__uop {
     int32_t res;
     uint32_t cflags; /* the completion's flags (the provided buffer's id) */
     _Atomic bool done;
+    /* A cancel asked of the owning worker from another thread: the task does not leave
+     * before that worker has taken the request, or it could cancel a later operation
+     * at the same address. */
+    _Atomic bool cancel_asked, cancel_taken;
+    struct edo__uop *cancel_next;
 };
 
 struct edo__ring {
@@ -136,11 +141,10 @@ struct edo__ring {
     uint64_t wake_buf;
     uint32_t inflight;   /* task operations submitted and not completed */
     _Atomic bool queued; /* entries filled and not submitted (read without the lock) */
-    /* cancels asked for by other threads, by operation address */
+    /* cancels asked for by other threads */
     edo__spin cancel_lock;
     _Atomic bool cancel_pending;
-    uint64_t *cancels;
-    uint32_t ncancels, cancel_cap;
+    edo__uop *cancels;
     /* Provided buffers for edo_read_lent (group 0): nbufs of bufsize bytes in bufmem, the
      * free ones listed in br. Only the ring's own worker adds to br; buffers given back
      * on other threads wait in `returns`. */
@@ -381,7 +385,6 @@ void edo__ring_fini(edo__worker *w)
         munmap(r->bufmem, r->memsize);
     }
     free(r->returns);
-    free(r->cancels);
     free(r);
     w->ring = NULL;
 }
@@ -491,53 +494,40 @@ static void prep_cancel(edo__ring *r, uint64_t key)
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 }
 
-/* Queues the cancels other threads asked for. */
+/* Queues the cancels other threads asked for, and tells each asker it is done. */
 static void take_cancels(edo__ring *r)
 {
     if (!atomic_load_explicit(&r->cancel_pending, memory_order_acquire))
         return;
-    uint64_t keys[64];
-    for (;;) {
-        edo__spin_lock(&r->cancel_lock);
-        uint32_t n = r->ncancels < 64 ? r->ncancels : 64;
-        r->ncancels -= n;
-        memcpy(keys, r->cancels + r->ncancels, n * sizeof keys[0]);
-        if (!r->ncancels)
-            atomic_store_explicit(&r->cancel_pending, false, memory_order_relaxed);
-        edo__spin_unlock(&r->cancel_lock);
-        for (uint32_t i = 0; i < n; i++)
-            prep_cancel(r, keys[i]);
-        if (n < 64)
-            return;
+    edo__spin_lock(&r->cancel_lock);
+    edo__uop *op = r->cancels;
+    r->cancels = NULL;
+    atomic_store_explicit(&r->cancel_pending, false, memory_order_relaxed);
+    edo__spin_unlock(&r->cancel_lock);
+    while (op) {
+        edo__uop *next = op->cancel_next;
+        edo_task *t = op->task;
+        prep_cancel(r, (uint64_t)(uintptr_t)op);
+        /* Sequentially consistent, as a completion: op may be gone once this is seen. */
+        atomic_store(&op->cancel_taken, true);
+        edo__wake(t);
+        edo__task_unref(t);
+        op = next;
     }
 }
 
-/* Asks the worker that owns op's ring to cancel it; from any thread. Only op's address
- * goes along: the owner never touches op itself, which may be gone by then. */
+/* Asks the worker that owns op's ring to cancel it; from any thread, while op is in
+ * flight (its task waits in run_op until the request is taken). */
 static void request_cancel(edo__worker *owner, edo__uop *op)
 {
     edo__ring *r = owner->ring;
-    for (;;) {
-        edo__spin_lock(&r->cancel_lock);
-        if (r->ncancels == r->cancel_cap) {
-            uint32_t cap = r->cancel_cap ? 2 * r->cancel_cap : 16;
-            uint64_t *c = realloc(r->cancels, cap * sizeof *c);
-            if (c) {
-                r->cancels = c;
-                r->cancel_cap = cap;
-            }
-        }
-        if (r->ncancels < r->cancel_cap) {
-            r->cancels[r->ncancels++] = (uint64_t)(uintptr_t)op;
-            atomic_store_explicit(&r->cancel_pending, true, memory_order_release);
-            edo__spin_unlock(&r->cancel_lock);
-            break;
-        }
-        /* Out of memory: wait for the owner to take the requests it has. */
-        edo__spin_unlock(&r->cancel_lock);
-        edo__ring_unpark(owner);
-        sched_yield();
-    }
+    atomic_store(&op->cancel_asked, true);
+    edo__task_ref(op->task); /* dropped by take_cancels, after its wake */
+    edo__spin_lock(&r->cancel_lock);
+    op->cancel_next = r->cancels;
+    r->cancels = op;
+    atomic_store_explicit(&r->cancel_pending, true, memory_order_release);
+    edo__spin_unlock(&r->cancel_lock);
     edo__ring_unpark(owner);
 }
 
@@ -666,7 +656,9 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
             edo__suspend(edo__worker_current(), self);
     }
     if (slot)
-        slot_clear(slot);
+        slot_clear(slot); /* from here on nobody asks for a cancel of op */
+    while (atomic_load(&op.cancel_asked) && !atomic_load(&op.cancel_taken))
+        edo__suspend(edo__worker_current(), self);
     if (cflags)
         *cflags = op.cflags;
     /* Aborted while the cancel for a deadline was under way: the abort is what the
@@ -688,22 +680,12 @@ int edo__uring_op_in(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, 
 
 int edo__uring_op_final(edo__uring_prep_fn prep, void *arg)
 {
-    for (;;) {
-        int rc = run_op(NULL, prep, arg, EDO_WAIT_WRITE, EDO_NEVER, true, NULL);
-        if (rc != -ECANCELED)
-            return rc;
-    }
+    return run_op(NULL, prep, arg, EDO_WAIT_WRITE, EDO_NEVER, true, NULL);
 }
 
 int edo__uring_op(edo__uring_prep_fn prep, void *arg, edo_wait_reason why, int64_t deadline)
 {
-    for (;;) {
-        int rc = edo__uring_op_in(NULL, prep, arg, why, deadline);
-        /* Nothing else cancels an operation that no slot shows, except a late cancel
-         * meant for an earlier one at the same address: try again. */
-        if (rc != -ECANCELED || edo_aborted())
-            return rc;
-    }
+    return edo__uring_op_in(NULL, prep, arg, why, deadline);
 }
 
 typedef struct lent_args {

@@ -50,10 +50,8 @@ typedef struct edo__uring_slot {
 } edo__uring_slot;
 
 /* edo__uring_op with the operation shown in slot while it is in flight: -EBUSY if slot
- * shows another one, -EBADF if it is closed. The operation's own -ECANCELED (not this call's
- * deadline or abort) is returned as it is: the object was closed, or, rarely, a late cancel meant
- * for an earlier operation at the same address hit this one; the caller tells which and may simply
- * try again. */
+ * shows another one, -EBADF if it is closed. -ECANCELED while the task is not aborted:
+ * edo__uring_slot_close cancelled it (the object is closing). */
 int edo__uring_op_in(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo_wait_reason why,
                      int64_t deadline);
 
