@@ -189,19 +189,29 @@ static void prep_close(struct io_uring_sqe *sqe, void *arg)
     io_uring_prep_close(sqe, a->fd);
 }
 
-/* One operation in a direction of io. The operation's own -ECANCELED (the task is not
- * aborted) means edo_close cancelled it. */
+/* What an operation's result on io means for the call: the operation's own -ECANCELED
+ * (the task is not aborted) is edo_close cancelling it; -EINTR is tried again unless io
+ * is closing. Returns false to try again, else true with *rc the call's result. */
+static bool op_done(edo_io *io, int *rc)
+{
+    if (*rc == -ECANCELED && !edo_aborted())
+        *rc = -EBADF;
+    else if (*rc == -EINTR && !atomic_load(&io->closing))
+        return false;
+    else if (*rc == -EINTR)
+        *rc = -EBADF;
+    return true;
+}
+
+/* One operation in a direction of io. */
 static int op_run(edo_io *io, edo__dir *d, edo__uring_prep_fn prep, op_args *a, edo_wait_reason why,
                   int64_t deadline)
 {
-    for (;;) {
-        int rc = edo__uring_op_in(&d->op, prep, a, why, deadline);
-        if (rc == -ECANCELED && !edo_aborted())
-            return -EBADF;
-        if (rc == -EINTR && !atomic_load(&io->closing))
-            continue;
-        return rc == -EINTR ? -EBADF : rc;
-    }
+    int rc;
+    do
+        rc = edo__uring_op_in(&d->op, prep, a, why, deadline);
+    while (!op_done(io, &rc));
+    return rc;
 }
 
 static ssize_t op_read(edo_io *io, void *buf, size_t len, edo_wait_reason why, int64_t deadline)
@@ -516,19 +526,12 @@ ssize_t edo_read_lent(edo_io *io, edo_buf *buf)
     ssize_t n;
 #ifdef EDO_HAVE_URING
     if (io->flags & EDO__IO_OPS) {
-        for (;;) {
-            n = edo__uring_read_lent(&io->rd.op, io->fd, io->flags & EDO__IO_SOCKET, buf,
-                                     EDO_WAIT_READ, deadline);
-            if (n == -ECANCELED && !edo_aborted())
-                n = -EBADF; /* edo_close cancelled it */
-            else if (n == -EINTR && !atomic_load(&io->closing))
-                continue;
-            else if (n == -EINTR)
-                n = -EBADF;
-            break;
-        }
+        do
+            rc = (int)edo__uring_read_lent(&io->rd.op, io->fd, io->flags & EDO__IO_SOCKET, buf,
+                                           EDO_WAIT_READ, deadline);
+        while (!op_done(io, &rc));
         io_leave(io);
-        return n;
+        return rc;
     }
 #endif
     /* Readiness: wait with no buffer, take one only for the read itself. */

@@ -53,15 +53,21 @@ static bool log_wanted(void)
     return s && *s && strcmp(s, "0") != 0;
 }
 
+/* An AUTO choice defers to EDO_BACKEND. Returns 0 or -EINVAL (unknown name). */
+static int backend_wanted(edo_backend *want)
+{
+    const char *env = getenv("EDO_BACKEND");
+    if (*want != EDO_BACKEND_AUTO || !env || !*env)
+        return 0;
+    return edo_backend_parse(env, want);
+}
+
 #ifndef EDO_HAVE_URING
 
 int edo__backend_init(edo_runtime *rt, edo_backend want)
 {
-    if (want == EDO_BACKEND_AUTO) {
-        const char *env = getenv("EDO_BACKEND");
-        if (env && *env && edo_backend_parse(env, &want) < 0)
-            return -EINVAL;
-    }
+    if (backend_wanted(&want) < 0)
+        return -EINVAL;
     if (want == EDO_BACKEND_URING)
         return -ENOSYS;
     rt->backend = EDO_BACKEND_EPOLL;
@@ -139,7 +145,6 @@ struct edo__ring {
     bool epoll_armed; /* worker 0: a poll of the runtime's epoll is in flight */
     int wake_fd;      /* eventfd that wakes the worker sleeping in the ring */
     uint64_t wake_buf;
-    uint32_t inflight;   /* task operations submitted and not completed */
     _Atomic bool queued; /* entries filled and not submitted (read without the lock) */
     /* cancels asked for by other threads */
     edo__spin cancel_lock;
@@ -238,11 +243,8 @@ static const char *flags_text(unsigned f)
 
 int edo__backend_init(edo_runtime *rt, edo_backend want)
 {
-    if (want == EDO_BACKEND_AUTO) {
-        const char *env = getenv("EDO_BACKEND");
-        if (env && *env && edo_backend_parse(env, &want) < 0)
-            return -EINVAL;
-    }
+    if (backend_wanted(&want) < 0)
+        return -EINVAL;
     rt->backend = EDO_BACKEND_EPOLL;
     bool log = log_wanted();
     if (want == EDO_BACKEND_EPOLL) {
@@ -395,7 +397,6 @@ static void op_complete(edo__ring *r, edo__uop *op, int32_t res, uint32_t cflags
     edo_task *t = op->task;
     op->res = res;
     op->cflags = cflags;
-    r->inflight--;
     /* Sequentially consistent: edo__wake's look at t's state must not pass it. */
     atomic_store(&op->done, true);
     edo__wake(t);
@@ -640,7 +641,6 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
     prep(sqe, arg);
     io_uring_sqe_set_data(sqe, &op);
     edo__task_ref(self); /* dropped by the completion, after its wake */
-    r->inflight++;
     edo__spin_unlock(&r->lock);
     while (!final && !atomic_load(&op.done)) {
         rc = edo__park(why, deadline);
