@@ -1139,18 +1139,29 @@ typedef struct closed_reader {
     atomic_llong rc;   /* 1 while the read has not returned */
 } closed_reader;
 
+/* Fills io's send path until a write would wait. Setting the buffer sizes turns off the
+ * kernel's autotuning, so no room appears later. */
+static void fill_socket(edo_io *io, int peer)
+{
+    int sz = 16384;
+    CHECK_SYS(setsockopt(edo_io_fd(io), SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz));
+    CHECK_SYS(setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz));
+    static const char chunk[4096];
+    while (edo_try_write(io, chunk, sizeof chunk) > 0)
+        ;
+}
+
 static void *read_until_closed(void *arg)
 {
     closed_reader *cr = arg;
     static const char zeros[65536];
     char buf[64];
     if (cr->write) {
-        ssize_t n;
-        do {
-            atomic_store(&cr->worker, edo_worker_index());
-            n = edo_write(cr->io, zeros, sizeof zeros);
-        } while (n > 0);
-        atomic_store(&cr->rc, n);
+        /* One call only: the io may be freed as soon as this call has left it, so a loop
+         * of writes could race the close into freed memory. The root filled the socket
+         * (with fixed buffer sizes), so this write waits. */
+        atomic_store(&cr->worker, edo_worker_index());
+        atomic_store(&cr->rc, edo_write(cr->io, zeros, sizeof zeros));
         return NULL;
     }
     atomic_store(&cr->worker, edo_worker_index());
@@ -1171,6 +1182,8 @@ static void *close_by_task_root(void *unused)
             s = test_socketpair(&raw);
         /* Every fourth round a write, on a socket whose peer never reads. */
         closed_reader cr = { .io = s, .write = i % 4 == 2, .worker = -1, .rc = 1 };
+        if (cr.write)
+            fill_socket(s, c ? edo_io_fd(c) : raw);
         edo_task *t;
         CHECK_OK(edo_spawn(&t, read_until_closed, &cr));
         /* Closing from another worker than the reader's is the case where the cancel has
@@ -1233,6 +1246,8 @@ static void *close_by_thread_root(void *unused)
         else
             s = test_socketpair(&raw);
         closed_reader cr = { .io = s, .write = i % 4 == 2, .worker = -1, .rc = 1 };
+        if (cr.write)
+            fill_socket(s, c ? edo_io_fd(c) : raw);
         edo_task *t;
         CHECK_OK(edo_spawn(&t, read_until_closed, &cr));
         test_wait_parked(t, cr.write ? EDO_WAIT_WRITE : EDO_WAIT_READ);
