@@ -1315,6 +1315,40 @@ static void case_signal_wait(void)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+static void *one_signal_task(void *arg)
+{
+    int sig = INT(arg);
+    return VAL(edo_signal_wait(&sig, 1));
+}
+
+static void *signal_race_root(void *arg)
+{
+    /* Nothing blocked beforehand: each signal is sent the moment its first waiter parks,
+     * when the thread in edo_block_on must already block it (else the process dies). */
+    int last = SIGRTMIN + 12 < SIGRTMAX ? SIGRTMIN + 12 : SIGRTMAX;
+    for (int sig = SIGRTMIN; sig <= last; sig++) {
+        edo_task *t;
+        CHECK_OK(edo_spawn(&t, one_signal_task, VAL(sig)));
+        test_wait_parked(t, EDO_WAIT_SIGNAL);
+        CHECK_SYS(kill(getpid(), sig));
+        void *res = NULL;
+        CHECK_EQ(edo_join(t, &res), 0);
+        CHECK_EQ(INT(res), sig);
+    }
+    return NULL;
+}
+
+static void case_signal_first_wait_race(void)
+{
+    sigset_t before, after;
+    pthread_sigmask(SIG_BLOCK, NULL, &before);
+    test_run(signal_race_root, NULL);
+    /* The calling thread's mask is its own again. */
+    pthread_sigmask(SIG_BLOCK, NULL, &after);
+    CHECK(!sigismember(&after, SIGRTMIN));
+    CHECK_EQ(sigismember(&after, SIGRTMIN), sigismember(&before, SIGRTMIN));
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 static void case_errors(void)
@@ -1355,6 +1389,7 @@ static const test_case cases[] = {
     TEST_CASE(case_free_abandons_abort_ignoring_task),
     TEST_CASE(case_edo_main),
     TEST_CASE(case_signal_wait),
+    TEST_CASE(case_signal_first_wait_race),
     TEST_CASE(case_errors),
 };
 

@@ -163,7 +163,6 @@ void edo__park_worker(edo__worker *w)
 void *edo__monitor_main(void *arg)
 {
     edo_runtime *rt = arg;
-    edo__block_signals();
     int interval = MONITOR_BUSY;
     while (!atomic_load(&rt->stopping)) {
         edo__futex_wait(&rt->monitor_word, 0, interval);

@@ -5,6 +5,7 @@
 #include "io/io.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -143,13 +144,13 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     if (rt->threaded) {
         for (int i = 0; i < workers; i++) {
             edo__worker *w = &rt->workers[i];
-            if ((rc = -pthread_create(&w->thread, NULL, worker_main, w)) < 0) {
+            if ((rc = -edo__thread_create(&w->thread, NULL, worker_main, w)) < 0) {
                 stop_threads(rt);
                 goto fail;
             }
             w->started = true;
         }
-        if ((rc = -pthread_create(&rt->monitor, NULL, edo__monitor_main, rt)) < 0) {
+        if ((rc = -edo__thread_create(&rt->monitor, NULL, edo__monitor_main, rt)) < 0) {
             stop_threads(rt);
             goto fail;
         }
@@ -191,26 +192,30 @@ static void worker_end(edo__worker *w)
     edo__ctx_release(&w->sched);
 }
 
-void edo__block_signals(void)
+int edo__thread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
     /* Signals go to the program's own threads, never to the runtime's: a worker runs
      * tasks that cannot take a signal handler's constraints, and edo_signal_wait needs
      * the signals it reads blocked everywhere. A write to a closed pipe must be an error
      * value, never SIGPIPE (the monitor submits a stuck worker's operations, writes
-     * included). Only the signals a fault raises stay open. */
-    sigset_t block;
+     * included). Only the signals a fault raises stay open. The new thread inherits the
+     * mask from its creator: blocking them in the thread itself would leave it open to
+     * them until it first runs, which on a busy machine can be milliseconds. */
+    sigset_t block, saved;
     sigfillset(&block);
     int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT };
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
         sigdelset(&block, faults[i]);
-    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    pthread_sigmask(SIG_BLOCK, &block, &saved);
+    int rc = pthread_create(th, attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return rc;
 }
 
 /* A worker thread of a threaded runtime. */
 static void *worker_main(void *arg)
 {
     edo__worker *w = arg;
-    edo__block_signals();
     if (worker_begin(w) < 0) {
         fprintf(stderr, "edo: worker %d cannot set up its signal stack\n", w->index);
         abort();
@@ -271,23 +276,59 @@ static void drive_end(edo_runtime *rt)
     atomic_store(&rt->driving, false);
 }
 
-/* Threaded: the calling thread waits for the root task, and blocks the signals that
- * edo_signal_wait takes over meanwhile (they must be blocked in every thread). */
-static void wait_root(edo_runtime *rt, edo_task *root)
+/* A thread in edo_block_on has blocked the newest signal mask; the last one to catch up
+ * wakes the edo_signal_wait that grew it. Called under sig_lock. */
+static void sig_ack(edo_runtime *rt, uint32_t *my_gen)
 {
-    sigset_t saved, block;
-    pthread_sigmask(SIG_BLOCK, NULL, &saved);
+    if (*my_gen == rt->sig_gen)
+        return;
+    *my_gen = rt->sig_gen;
+    if (atomic_fetch_sub(&rt->sig_unacked, 1) == 1)
+        edo__futex_wake(&rt->sig_unacked, INT_MAX);
+}
+
+/* Threaded: the calling thread waits for the root task, and blocks the signals that
+ * edo_signal_wait takes over meanwhile (they must be blocked in every thread). It counts
+ * itself in before the root starts and tells edo_signal_wait when it has caught up, so
+ * that a signal sent once a waiter is parked can never reach this thread unblocked and
+ * kill the process. */
+typedef struct {
+    sigset_t saved;
+    uint32_t gen;
+} block_on_wait;
+
+static void wait_enter(edo_runtime *rt, block_on_wait *bw)
+{
+    pthread_mutex_lock(&rt->sig_lock);
+    pthread_sigmask(SIG_BLOCK, &rt->sigmask, &bw->saved);
+    bw->gen = rt->sig_gen;
+    rt->bo_threads++;
+    pthread_mutex_unlock(&rt->sig_lock);
+}
+
+static void wait_leave(edo_runtime *rt, block_on_wait *bw)
+{
+    pthread_mutex_lock(&rt->sig_lock);
+    rt->bo_threads--;
+    sig_ack(rt, &bw->gen); /* counted as one to catch up, it leaves instead */
+    pthread_mutex_unlock(&rt->sig_lock);
+    pthread_sigmask(SIG_SETMASK, &bw->saved, NULL);
+}
+
+static void wait_root(edo_runtime *rt, block_on_wait *bw, edo_task *root)
+{
     for (;;) {
         uint32_t gen = atomic_load(&rt->bo_word);
         pthread_mutex_lock(&rt->sig_lock);
-        block = rt->sigmask;
+        if (bw->gen != rt->sig_gen) {
+            pthread_sigmask(SIG_BLOCK, &rt->sigmask, NULL);
+            sig_ack(rt, &bw->gen);
+        }
         pthread_mutex_unlock(&rt->sig_lock);
-        pthread_sigmask(SIG_BLOCK, &block, NULL);
         if (atomic_load_explicit(&root->state, memory_order_acquire) == EDO__DONE)
             break;
         edo__futex_wait(&rt->bo_word, gen, -1);
     }
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
@@ -300,11 +341,13 @@ int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
     if (rt->threaded) {
         if (edo__worker_current())
             return -EPERM;
+        block_on_wait bw;
+        wait_enter(rt, &bw);
         int rc = edo_runtime_spawn_at(rt, &root, &edo__root_opts, fn, arg, "edo_block_on");
-        if (rc < 0)
-            return rc;
-        wait_root(rt, root);
-        return edo_join(root, result);
+        if (rc == 0)
+            wait_root(rt, &bw, root);
+        wait_leave(rt, &bw);
+        return rc < 0 ? rc : edo_join(root, result);
     }
     int rc = drive_begin(rt);
     if (rc < 0)

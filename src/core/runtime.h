@@ -214,6 +214,9 @@ struct edo_runtime {
     pthread_mutex_t sig_lock;
     edo_io *sigio;
     sigset_t sigmask;
+    uint32_t sig_gen;             /* bumped when sigmask grows (under sig_lock) */
+    int bo_threads;               /* threads waiting in edo_block_on (under sig_lock) */
+    _Atomic uint32_t sig_unacked; /* of those, how many still miss the newest sigmask */
 };
 
 /* ---- accessors that survive migration (DESIGN.md section 3) ---------------------------- */
@@ -296,8 +299,9 @@ void edo__wake_worker(edo__worker *w);
 /* Work exists somewhere: the inject queue or a worker's queue. */
 bool edo__work_exists(edo_runtime *rt);
 uint32_t edo__queue_len(const edo__queue *q);
-/* Blocks every signal but the ones faults raise, on a thread of the runtime's own. */
-void edo__block_signals(void);
+/* pthread_create for a thread of the runtime's own: it starts with every signal blocked
+ * but the ones faults raise. Returns 0 or a positive errno, as pthread_create. */
+int edo__thread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 /* The monitor thread of a threaded runtime. */
 void *edo__monitor_main(void *arg);
 

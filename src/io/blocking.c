@@ -140,9 +140,6 @@ static void *pool_thread(void *arg)
 {
     edo__pool *p = arg;
     bool hot = false; /* just finished a call */
-    /* As a worker's: the thread that started this one may be the program's own (the one
-     * in edo_block_on), whose mask lets through signals edo_signal_wait takes over later. */
-    edo__block_signals();
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !p->chead && !p->closed) {
@@ -275,7 +272,7 @@ static int pool_kick_locked(edo__pool *p)
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&th, &a, pool_thread, p);
+    int rc = edo__thread_create(&th, &a, pool_thread, p);
     pthread_attr_destroy(&a);
     if (rc == 0) {
         p->nthreads++;

@@ -47,14 +47,22 @@ int edo_signal_wait(const int *sigs, int nsig)
         if (!rc && !rt->sigio &&
             (rc = edo__io_new(&rt->sigio, fd, EDO__IO_POLLABLE | EDO__IO_READINESS)) < 0)
             close(fd);
+        rt->sig_gen++;
+        atomic_store(&rt->sig_unacked, (uint32_t)rt->bo_threads);
     }
     pthread_mutex_unlock(&rt->sig_lock);
-    if (rc < 0)
-        return rc;
     if (added) {
+        /* The threads in edo_block_on block the grown mask, and this call returns or
+         * waits only once they all have: a signal sent as soon as it waits must find
+         * every runtime thread blocking it. They answer within a wake-up, so the worker
+         * is held only that long, once per signal taken over. */
         atomic_fetch_add(&rt->bo_word, 1);
         edo__futex_wake(&rt->bo_word, INT_MAX);
+        for (uint32_t n; (n = atomic_load(&rt->sig_unacked)) != 0;)
+            edo__futex_wait(&rt->sig_unacked, n, -1);
     }
+    if (rc < 0)
+        return rc;
     for (;;) {
         struct signalfd_siginfo si;
         ssize_t n = edo__read_for(rt->sigio, &si, sizeof si, EDO_WAIT_SIGNAL);
