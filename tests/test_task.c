@@ -420,16 +420,19 @@ static void check_common(const edo_task_info *i, int64_t t0, int64_t t1)
     CHECK_LE(i->spawned_at, t1 + 50);
 }
 
-static void *sleep_half_second(void *arg)
+static void *sleep_a_second(void *arg)
 {
-    return VAL(edo_sleep(500));
+    return VAL(edo_sleep(1000));
 }
+
+static edo_task *_Atomic sleeper_c;
 
 static void *joiner_task(void *arg)
 {
     edo_spawn_opts o = { .name = "sleeper-c" };
     edo_task *child;
-    CHECK_OK(edo_spawn_with(&child, &o, sleep_half_second, NULL));
+    CHECK_OK(edo_spawn_with(&child, &o, sleep_a_second, NULL));
+    atomic_store(&sleeper_c, child);
     /* Aborted ourselves: the child is detached and ends on its own. */
     CHECK_EQ(edo_join(child, NULL), -ECANCELED);
     return NULL;
@@ -451,6 +454,8 @@ static void *task_list_root(void *arg)
     test_wait_parked(a, EDO_WAIT_SLEEP);
     test_wait_parked(b, EDO_WAIT_SLEEP);
     test_wait_parked(j, EDO_WAIT_JOIN);
+    /* The joiner parks as soon as it has spawned sleeper-c, which may not have run yet. */
+    test_wait_parked(atomic_load(&sleeper_c), EDO_WAIT_SLEEP);
     o.name = "fresh";
     CHECK_OK(edo_spawn_with(&fresh, &o, ret_arg, NULL));
     edo_set_name("root");
@@ -519,7 +524,7 @@ static void *task_list_root(void *arg)
     CHECK_EQ(edo_join(j, NULL), -ECANCELED);
     CHECK_EQ(edo_join(fin, NULL), 0);
     CHECK_EQ(edo_join(fresh, NULL), 0);
-    WAIT_UNTIL(live_tasks() == 1, 5000); /* sleeper-c, detached, ends after 500 ms */
+    WAIT_UNTIL(live_tasks() == 1, 5000); /* sleeper-c, detached, ends after 1 s */
 
     /* Left behind for the listing from outside the runtime. */
     o.name = "leftover";
