@@ -46,20 +46,23 @@ listening() {
 }
 
 # echo_run BACKEND NAME: echo-server -b BACKEND, which says NAME in its start-up line, with
-# echo-client against it and a clean stop.
+# echo-client against it and a clean stop. Each run has files of its own: the shell opens a
+# background command's redirections only once the command has been forked, so a file shared
+# with the previous run could still hold that run's "listening on" line.
 echo_run() {
-    "$bin/echo-server" -p 0 -b "$1" >"$tmp/echo-server.out" 2>"$tmp/echo-server.err" &
+    out=echo-server-$1
+    "$bin/echo-server" -p 0 -b "$1" >"$tmp/$out.out" 2>"$tmp/$out.err" &
     server=$!
-    addr=$(listening echo-server)
-    grep -q "listening on .*($2, " "$tmp/echo-server.out" ||
-        { echo "echo-server -b $1 does not say $2:"; cat "$tmp/echo-server.out"; exit 1; }
+    addr=$(listening "$out")
+    grep -q "listening on .*($2, " "$tmp/$out.out" ||
+        { echo "echo-server -b $1 does not say $2:"; cat "$tmp/$out.out"; exit 1; }
     "$bin/echo-client" -a "$addr" -n 3 -t 5000 hello "two words" >"$tmp/client.out"
     [ "$(grep -c . "$tmp/client.out")" -ge 6 ] || { echo "echo-client printed:"; cat "$tmp/client.out"; exit 1; }
     kill -TERM "$server"
     rc=0
     wait "$server" || rc=$?
     server=
-    [ $rc -eq 0 ] || { echo "echo-server -b $1 exited with $rc"; cat "$tmp/echo-server.err"; exit 1; }
+    [ $rc -eq 0 ] || { echo "echo-server -b $1 exited with $rc"; cat "$tmp/$out.err"; exit 1; }
 }
 
 echo_run epoll epoll
