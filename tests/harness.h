@@ -57,13 +57,25 @@
 /* Checks. Each failure names file:line, the expression and its values, then aborts, so a  */
 /* core dump or the sanitizer's stack trace shows where.                                    */
 
+/* Called once by the first failure, before the abort: a test program may set it to show
+ * what else explains the failure (a child process's error output, say). */
+static void (*test_on_failure)(void);
+
+_Noreturn static inline void test_failed_(void)
+{
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    if (test_on_failure && !atomic_flag_test_and_set(&once))
+        test_on_failure();
+    fflush(stderr);
+    abort();
+}
+
 #define TEST_FAIL(...)                                                                             \
     do {                                                                                           \
         fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                            \
         fprintf(stderr, __VA_ARGS__);                                                              \
         fputc('\n', stderr);                                                                       \
-        fflush(stderr);                                                                            \
-        abort();                                                                                   \
+        test_failed_();                                                                            \
     } while (0)
 
 #define CHECK(cond)                                                                                \
