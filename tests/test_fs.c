@@ -926,10 +926,12 @@ static void *queued_root(void *arg)
                "check\n");
         return NULL;
     }
+    /* An empty FIFO: a regular file's cached pages would be read on the worker at once,
+     * where an empty FIFO's read has to go to the pool. */
     char p[600];
-    const char *file = in_scratch(p, sizeof p, "q");
-    pattern_file(file, 9, 65536);
-    int fd = (int)CHECK_OK(edo_fs_open(file, O_RDWR, 0));
+    const char *fifo = in_scratch(p, sizeof p, "q");
+    CHECK_SYS(mkfifo(fifo, 0600));
+    int fd = (int)CHECK_OK(edo_fs_open(fifo, O_RDWR, 0));
     atomic_store(&gate, 0);
     edo_task *holder;
     CHECK_OK(edo_spawn_blocking(&holder, hold_pool, NULL));
@@ -946,13 +948,16 @@ static void *queued_root(void *arg)
         CHECK_ERR(w.rc, w.by_deadline ? -ETIMEDOUT : -ECANCELED);
         free(w.buf);
     }
-    /* The pool is freed up; reads go through again, and nothing moved the position. */
+    /* The pool is freed up; reads go through again, and none of the two taken back reads
+     * anything now. */
     atomic_store(&gate, 1);
     CHECK_OK(edo_join(holder, NULL));
-    CHECK_EQ(lseek(fd, 0, SEEK_CUR), 0);
-    char buf[4096];
-    CHECK_OK(edo_fs_pread_exact(fd, buf, sizeof buf, -1, NULL));
-    CHECK(pattern_check(9, 0, buf, sizeof buf) == SIZE_MAX);
+    static const char msg[] = "written once the pool is free";
+    CHECK_EQ(write(fd, msg, sizeof msg), (ssize_t)sizeof msg);
+    char buf[128];
+    CHECK_OK(edo_fs_pread_exact(fd, buf, sizeof msg, -1, NULL));
+    CHECK(memcmp(buf, msg, sizeof msg) == 0);
+    CHECK_EQ(fifo_drain(fd, buf, sizeof buf), 0u);
     CHECK_OK(edo_fs_close(fd));
     (void)arg;
     return NULL;
@@ -1420,6 +1425,88 @@ static void case_pool_signals(void)
     CHECK_OK(-pthread_sigmask(SIG_SETMASK, &saved, NULL));
 }
 
+/* Reads the page cache answers at once (made on the worker under epoll), reads it cannot
+ * (dropped pages, O_DIRECT: they go to the pool), and a task that only ever reads cached
+ * data still lets the others run. */
+static atomic_bool reading_done;
+
+static void *ticker(void *arg)
+{
+    atomic_int *ticks = arg;
+    while (!atomic_load(&reading_done)) {
+        atomic_fetch_add(ticks, 1);
+        CHECK_OK(edo_yield());
+    }
+    return NULL;
+}
+
+static void *cached_root(void *arg)
+{
+    enum { SIZE = 1 << 20, NREADS = 20000 };
+    char p[600];
+    const char *file = in_scratch(p, sizeof p, "cached");
+    pattern_file(file, 21, SIZE);
+    int fd = (int)CHECK_OK(edo_fs_open(file, O_RDONLY, 0));
+    char *buf = malloc(BLOCK);
+    CHECK(buf != NULL);
+
+    /* Fairness on one worker: the reader never has to wait for the disk, yet the ticker
+     * keeps running. */
+    atomic_int ticks = 0;
+    atomic_store(&reading_done, false);
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, ticker, &ticks));
+    int at_start = atomic_load(&ticks);
+    for (int i = 0; i < NREADS; i++) {
+        uint64_t off = (uint64_t)(i * 7919 % (SIZE / BLOCK)) * BLOCK;
+        CHECK_EQ(edo_fs_pread(fd, buf, BLOCK, (off_t)off), BLOCK);
+        CHECK(pattern_check(21, off, buf, BLOCK) == SIZE_MAX);
+    }
+    int during = atomic_load(&ticks) - at_start;
+    atomic_store(&reading_done, true);
+    CHECK_OK(edo_join(t, NULL));
+    printf("    %d cached 4 KiB reads; a task on the same worker ran %d times meanwhile\n", NREADS,
+           during);
+    CHECK_GT(during, 10);
+
+    /* Pages dropped from the cache (on a disk; tmpfs keeps them): read from the disk. */
+    CHECK_OK(-posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+    char *all = malloc(SIZE);
+    CHECK(all != NULL);
+    CHECK_OK(edo_fs_pread_exact(fd, all, SIZE, 0, NULL));
+    CHECK(pattern_check(21, 0, all, SIZE) == SIZE_MAX);
+    CHECK_OK(edo_fs_close(fd));
+
+    /* O_DIRECT, where the file system has it. */
+    int dfd = edo_fs_open(file, O_RDONLY | O_DIRECT, 0);
+    if (dfd == -EINVAL) {
+        printf("    O_DIRECT: skipped, the file system under %s refuses it\n", scratch);
+    } else {
+        CHECK_OK(dfd);
+        void *aligned = NULL;
+        CHECK_OK(-posix_memalign(&aligned, BLOCK, 64 * BLOCK));
+        for (int i = 0; i < 16; i++) {
+            uint64_t off = (uint64_t)(i * 37 % (SIZE / BLOCK / 64)) * 64 * BLOCK;
+            CHECK_EQ(edo_fs_pread(dfd, aligned, 64 * BLOCK, (off_t)off), 64 * BLOCK);
+            CHECK(pattern_check(21, off, aligned, 64 * BLOCK) == SIZE_MAX);
+        }
+        free(aligned);
+        CHECK_OK(edo_fs_close(dfd));
+    }
+    free(all);
+    free(buf);
+    (void)arg;
+    return NULL;
+}
+
+static void case_cached_reads(void)
+{
+    scratch_make();
+    edo_runtime_opts o = { .workers = 1 };
+    test_run_opts(&o, cached_root, NULL);
+    scratch_remove();
+}
+
 static const test_case cases[] = {
     TEST_CASE(case_outside_task),  TEST_CASE(case_read_write),
     TEST_CASE(case_stat),          TEST_CASE(case_names),
@@ -1429,6 +1516,7 @@ static const test_case cases[] = {
     TEST_CASE(case_cancel_queued), TEST_CASE(case_shutdown_queued),
     TEST_CASE(case_ring_overflow), TEST_CASE(case_abort_mid_copy),
     TEST_CASE(case_stdio),         TEST_CASE(case_pool_signals),
+    TEST_CASE(case_cached_reads),
 };
 
 TEST_MAIN(cases)
