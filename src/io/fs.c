@@ -4,7 +4,8 @@
  * Every call is described by one fs_op on the caller's stack. With io_uring it becomes one
  * operation on the worker's ring (edo__uring_op); with epoll, or where the kernel lacks the
  * operation, it runs on the blocking pool (edo__pool_run), which performs the same system
- * call on a pool thread. Either way the task waits until the kernel or the thread is done
+ * call on a pool thread; a read the page cache can answer is made on the worker first
+ * (nowait_read). Either way the task waits until the kernel or the thread is done
  * with the op's buffers, so the op and everything it points to can live on the stack.
  *
  * The whole-file helpers are written once against a table of primitives: the plain system
