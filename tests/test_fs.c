@@ -1413,16 +1413,9 @@ static void *signal_root(void *arg)
 
 static void case_pool_signals(void)
 {
-    /* This thread (edo_block_on's) blocks the signal itself: it re-blocks the signals
-     * edo_signal_wait takes over only when it is woken for that, so a signal sent right
-     * after the waiter parked could still find it open. Only the pool's threads are
-     * what this case is about. */
-    sigset_t usr1, saved;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    CHECK_OK(-pthread_sigmask(SIG_BLOCK, &usr1, &saved));
+    /* Nothing blocked beforehand: the runtime's threads, the pool's included, and this one
+     * while it is in edo_block_on must all block the signal by the time the waiter parks. */
     test_run(signal_root, NULL);
-    CHECK_OK(-pthread_sigmask(SIG_SETMASK, &saved, NULL));
 }
 
 /* Reads the page cache answers at once (made on the worker under epoll), reads it cannot
