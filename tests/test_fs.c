@@ -109,6 +109,17 @@ static void pattern_file(const char *path, uint64_t salt, size_t len)
     CHECK_SYS(close(fd));
 }
 
+/* Writes path's pages back and drops them from the page cache, so that reads go to the disk
+ * (the ring's operation or the pool) rather than being answered from the cache at once.
+ * Nothing happens on tmpfs, whose pages are the file. */
+static void drop_cache(const char *path)
+{
+    int fd = (int)CHECK_SYS(open(path, O_RDONLY | O_CLOEXEC));
+    CHECK_SYS(fdatasync(fd));
+    CHECK_OK(-posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+    close(fd);
+}
+
 /* Checks a whole file against pattern `salt` and length len, with plain system calls. */
 static void pattern_verify(const char *path, uint64_t salt, size_t len)
 {
@@ -685,6 +696,7 @@ static void case_copy_256m(void)
     in_scratch(from, sizeof from, "src");
     in_scratch(to, sizeof to, "dst");
     pattern_file(from, 42, size);
+    drop_cache(from);
     copier c = { .from = from, .to = to, .start = 0, .end = size };
     test_run(copy_root, &c);
     pattern_verify(to, 42, size);
@@ -767,6 +779,7 @@ static void case_many_readers(void)
         snprintf(name, sizeof name, "m%02d", f);
         in_scratch(many_path[f], sizeof many_path[f], name);
         pattern_file(many_path[f], (uint64_t)f, many_size(f));
+        drop_cache(many_path[f]); /* the first readers of each wait for the disk */
     }
     int fds = test_count_fds();
     test_run(many_root, VAL(1000));
@@ -1418,8 +1431,8 @@ static void case_pool_signals(void)
     test_run(signal_root, NULL);
 }
 
-/* Reads the page cache answers at once (made on the worker under epoll), reads it cannot
- * (dropped pages, O_DIRECT: they go to the pool), and a task that only ever reads cached
+/* Reads the page cache answers at once (made on the worker), reads it cannot (dropped
+ * pages, O_DIRECT: they go to the ring or the pool), and a task that only ever reads cached
  * data still lets the others run. */
 static atomic_bool reading_done;
 
@@ -1463,7 +1476,7 @@ static void *cached_root(void *arg)
     CHECK_GT(during, 10);
 
     /* Pages dropped from the cache (on a disk; tmpfs keeps them): read from the disk. */
-    CHECK_OK(-posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+    drop_cache(file);
     char *all = malloc(SIZE);
     CHECK(all != NULL);
     CHECK_OK(edo_fs_pread_exact(fd, all, SIZE, 0, NULL));

@@ -4,8 +4,8 @@
  * Every call is described by one fs_op on the caller's stack. With io_uring it becomes one
  * operation on the worker's ring (edo__uring_op); with epoll, or where the kernel lacks the
  * operation, it runs on the blocking pool (edo__pool_run), which performs the same system
- * call on a pool thread; a read the page cache can answer is made on the worker first
- * (nowait_read). Either way the task waits until the kernel or the thread is done
+ * call on a pool thread. A read the page cache can answer is made on the worker first, on
+ * either backend (nowait_read). Either way the task waits until the kernel or the thread is done
  * with the op's buffers, so the op and everything it points to can live on the stack.
  *
  * The whole-file helpers are written once against a table of primitives: the plain system
@@ -283,18 +283,20 @@ static int may_start(edo_task *self)
     return 0;
 }
 
-/* A read that the page cache can answer at once is made on the worker itself: a trip to the
- * pool costs two thread wake-ups, some 20 us, where a cached 4 KiB read takes well under
- * one. RWF_NOWAIT makes the kernel return -EAGAIN rather than wait for the disk (or for a
- * pipe's writer), and then the read goes to the pool. An O_DIRECT read would wait for the
- * device even so, which must never happen on a worker: those go to the pool at once.
- * Returns the count, or -errno; -EAGAIN: use the pool. */
+/* A read that the page cache can answer at once is made on the worker itself, on both
+ * backends. Under epoll the alternative is a trip to the pool, two thread wake-ups, some
+ * 20 us; under io_uring an operation, which parks and resumes the task (1.3 us for a cached
+ * 4 KiB read here, against 0.95 us this way). RWF_NOWAIT makes the kernel return -EAGAIN
+ * rather than wait for the disk (or for a pipe's writer), and then the read goes to the
+ * ring or the pool. An O_DIRECT read would wait for the device even so, which must never
+ * happen on a worker: those go to the ring or the pool at once. Returns the count, or
+ * -errno; -EAGAIN: make the read the usual way. */
 static ssize_t nowait_read(fs_op *op)
 {
 #ifdef RWF_NOWAIT
     int fl = fcntl(op->fd, F_GETFL);
     if (fl < 0 || (fl & O_DIRECT))
-        return -EAGAIN; /* a bad descriptor is reported by the pool's read */
+        return -EAGAIN; /* a bad descriptor is reported by the usual read */
     struct iovec iov = { op->buf, op->len > MAX_IO ? MAX_IO : op->len };
     ssize_t n;
     do
@@ -305,7 +307,7 @@ static ssize_t nowait_read(fs_op *op)
         return n;
     }
     /* EOPNOTSUPP: not for this file (or an older kernel); EINVAL, ENOSYS: older still.
-     * The pool's plain read reports any error that is the file's own. */
+     * The usual read reports any error that is the file's own. */
     return -EAGAIN;
 #else
     (void)op;
@@ -322,6 +324,11 @@ static ssize_t op_call(fs_op *op)
     int rc = may_start(self);
     if (rc < 0)
         return rc;
+    if (op->kind == OP_READ) {
+        ssize_t n = nowait_read(op);
+        if (n != -EAGAIN)
+            return n;
+    }
 #ifdef EDO_HAVE_URING
     if (edo__uring_on() && uring_has(op->kind)) {
         rc = edo__uring_op(op_prep, op, op_why(op->kind), EDO_NEVER);
@@ -330,11 +337,6 @@ static ssize_t op_call(fs_op *op)
         return rc;
     }
 #endif
-    if (op->kind == OP_READ) {
-        ssize_t n = nowait_read(op);
-        if (n != -EAGAIN)
-            return n;
-    }
     rc = edo__pool_run(op_run, op, op_why(op->kind), false);
     return rc < 0 ? rc : op->res;
 }
