@@ -57,12 +57,13 @@ static void usage(FILE *out)
                  "(Ctrl-D) or type /quit to leave.\n");
 }
 
+static const int stop_sigs[] = { SIGINT, SIGTERM };
+
 /* Waits for SIGINT or SIGTERM and hands it to the root task over a channel. */
 static void *watch_signals(void *arg)
 {
-    static const int sigs[] = { SIGINT, SIGTERM };
     edo_chan *caught = arg;
-    int sig = edo_signal_wait(sigs, 2);
+    int sig = edo_signal_wait(stop_sigs, 2);
     if (sig > 0)
         edo_chan_send(caught, &sig); /* room for one: never waits */
     return NULL;
@@ -228,7 +229,13 @@ static int run(void *arg)
     void *result = (void *)1;
     int sig = 0;
 
-    int rc = edo_chan_new(&caught, sizeof sig, 1);
+    /* Taken over here, before the client starts: the watcher may not have run yet when
+     * a Ctrl-C comes, and what its wait needs (a signalfd) is in place before anything
+     * else is done. */
+    int rc = edo_signal_take(stop_sigs, 2);
+    if (rc < 0)
+        return edo_fail(rc, "take over SIGINT and SIGTERM");
+    rc = edo_chan_new(&caught, sizeof sig, 1);
     if (rc < 0)
         return edo_fail(rc, "channel");
     rc = edo_spawn(&watcher, watch_signals, caught);

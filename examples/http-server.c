@@ -220,8 +220,7 @@ static void *accept_loop(void *arg)
                 break;
             /* Out of descriptors or memory: accept has already waited a little before
              * returning, so retrying cannot spin. Say so at most once a second. */
-            if (rc != -ECONNABORTED && rc != -EINTR && rc != -EAGAIN &&
-                edo_now() >= quiet_until) {
+            if (rc != -ECONNABORTED && rc != -EINTR && rc != -EAGAIN && edo_now() >= quiet_until) {
                 quiet_until = edo_now() + 1000;
                 fprintf(stderr, "http-server: accept: %s (retrying)\n", edo_strerror(rc));
             }
@@ -254,6 +253,11 @@ static void *serve(void *arg)
     int rc;
 
     srv->main = edo_self();
+    /* Signals first: what a clean stop needs (a signalfd) is in place before the port is
+     * open, and a Ctrl-C that comes before the wait below waits for it. */
+    rc = edo_signal_take(sigs, 2);
+    if (rc < 0)
+        return (void *)(intptr_t)edo_fail(rc, "take over SIGINT and SIGTERM");
     rc = edo_tcp_listen(&srv->lis, srv->addr, 0);
     if (rc < 0) {
         fprintf(stderr, "http-server: cannot listen on %s: %s\n", srv->addr, edo_strerror(rc));
@@ -273,7 +277,7 @@ static void *serve(void *arg)
            edo_backend_name(edo_runtime_backend(rt)), nw, nw == 1 ? "" : "s");
     fflush(stdout);
 
-    /* From here on a Ctrl-C is a clean stop. */
+    /* A Ctrl-C is a clean stop. */
     int sig = edo_signal_wait(sigs, 2);
     if (sig == -ECANCELED) {
         /* The accept loop failed and aborted this wait; it is returning. An aborted task

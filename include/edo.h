@@ -457,10 +457,20 @@ int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *ssl
 /* ---------------------------------------------------------------------------------------- */
 /* Signals                                                                                  */
 
+/* Takes the nsig signals in sigs over for the whole process now, without waiting: they are
+ * blocked and read through a signalfd, so that one that arrives before any task waits for
+ * it stays pending for edo_signal_wait instead of taking its default action. Call it
+ * before the program announces that it is ready (a server: before it opens its port), so
+ * that what it needs is in place: it fails with -EMFILE or -ENOMEM when the signalfd
+ * cannot be made, and then nothing has changed. Returns 0 or -errno (-EINVAL for SIGKILL,
+ * SIGSTOP or a number out of range, -EPERM outside a task). Signals already taken over are
+ * left as they are. */
+int edo_signal_take(const int *sigs, int nsig);
+
 /* Suspends until one of the nsig signals in sigs arrives and returns its number, or
- * -errno. The first call for a signal takes it over for the whole process (it is blocked
- * and read through a signalfd), so a Ctrl-C no longer kills the program but is delivered
- * here. Call it from one task at a time. A signal must be blocked in every thread to wait
+ * -errno. The first call for a signal takes it over as edo_signal_take does, if nothing
+ * has yet, so a Ctrl-C no longer kills the program but is delivered here. Call it from one
+ * task at a time. A signal must be blocked in every thread to wait
  * in the signalfd: worker threads block all signals but those of faults, the worker of
  * the current-thread flavour and a thread in edo_block_on block the ones taken over, but
  * other threads of the program do not; a program with threads of its own blocks the

@@ -1354,6 +1354,65 @@ static void case_signal_first_wait_race(void)
     CHECK_EQ(sigismember(&after, SIGRTMIN), sigismember(&before, SIGRTMIN));
 }
 
+static void *take_root(void *arg)
+{
+    int sig = SIGRTMIN + 14, bad[] = { SIGKILL }, zero[] = { 0 };
+    CHECK_ERR(edo_signal_take(bad, 1), -EINVAL);
+    CHECK_ERR(edo_signal_take(zero, 1), -EINVAL);
+    CHECK_ERR(edo_signal_take(&sig, 0), -EINVAL);
+
+    /* Taken over before anyone waits: a signal that comes then stays pending (the default
+     * action would end the process) until a task asks for it. */
+    CHECK_OK(edo_signal_take(&sig, 1));
+    CHECK_OK(edo_signal_take(&sig, 1)); /* again: nothing changes */
+    CHECK_SYS(kill(getpid(), sig));
+    CHECK_OK(edo_sleep(20));
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, one_signal_task, VAL(sig)));
+    void *res = NULL;
+    CHECK_EQ(edo_join(t, &res), 0);
+    CHECK_EQ(INT(res), sig);
+    return NULL;
+}
+
+static void *take_emfile_root(void *arg)
+{
+    /* No descriptor left for the signalfd: the call fails and changes nothing, and works
+     * once there is room again. The first one in this runtime, since later ones reuse the
+     * signalfd. */
+    int sig = SIGRTMIN + 15;
+    struct rlimit saved, low;
+    CHECK_SYS(getrlimit(RLIMIT_NOFILE, &saved));
+    int lowest = (int)CHECK_SYS(dup(0)); /* the lowest free descriptor */
+    close(lowest);
+    low = saved;
+    low.rlim_cur = (rlim_t)lowest;
+    CHECK_SYS(setrlimit(RLIMIT_NOFILE, &low));
+    int rc = edo_signal_take(&sig, 1);
+    CHECK_SYS(setrlimit(RLIMIT_NOFILE, &saved));
+    CHECK_ERR(rc, -EMFILE);
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    if (edo_runtime_workers(edo_runtime_current()) == 1)
+        CHECK(!sigismember(&now, sig)); /* the driving thread's mask is as it was */
+    CHECK_OK(edo_signal_take(&sig, 1));
+    CHECK_SYS(kill(getpid(), sig));
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, one_signal_task, VAL(sig)));
+    void *res = NULL;
+    CHECK_EQ(edo_join(t, &res), 0);
+    CHECK_EQ(INT(res), sig);
+    return NULL;
+}
+
+static void case_signal_take(void)
+{
+    int sig = SIGRTMIN;
+    CHECK_ERR(edo_signal_take(&sig, 1), -EPERM); /* outside a task */
+    test_run(take_root, NULL);
+    test_run(take_emfile_root, NULL);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 static void case_errors(void)
@@ -1395,6 +1454,7 @@ static const test_case cases[] = {
     TEST_CASE(case_edo_main),
     TEST_CASE(case_signal_wait),
     TEST_CASE(case_signal_first_wait_race),
+    TEST_CASE(case_signal_take),
     TEST_CASE(case_errors),
 };
 
