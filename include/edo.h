@@ -470,13 +470,13 @@ int edo_signal_take(const int *sigs, int nsig);
 /* Suspends until one of the nsig signals in sigs arrives and returns its number, or
  * -errno. The first call for a signal takes it over as edo_signal_take does, if nothing
  * has yet, so a Ctrl-C no longer kills the program but is delivered here. Call it from one
- * task at a time. A signal must be blocked in every thread to wait
- * in the signalfd: worker threads block all signals but those of faults, the worker of
- * the current-thread flavour and a thread in edo_block_on block the ones taken over, but
- * other threads of the program do not; a program with threads of its own blocks the
- * signals it waits for (pthread_sigmask in main, before it starts any thread), else one
- * sent to the process may be delivered to such a thread and take its default action.
- * A signal raised for one thread (raise, pthread_kill) is seen only by that thread. */
+ * task at a time. A signal must be blocked in every thread to wait in the signalfd: worker
+ * threads block all signals but those of faults, the worker of the current-thread flavour
+ * and a thread in edo_block_on block the ones taken over, but other threads of the program
+ * do not; a program with threads of its own blocks the signals it waits for
+ * (pthread_sigmask in main, before it starts any thread), else one sent to the process may
+ * be delivered to such a thread and take its default action. A signal raised for one
+ * thread (raise, pthread_kill) is seen only by that thread. */
 int edo_signal_wait(const int *sigs, int nsig);
 
 #include "edo/fs.h"
