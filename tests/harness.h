@@ -435,6 +435,16 @@ static inline int test_count_fds(void)
     return test_count_entries("/proc/self/fd") - 1; /* the directory's own descriptor */
 }
 
+/* test_run, then a check that the process has as many descriptors open as before: the
+ * runtime and the tasks closed all they opened. */
+static inline void *test_run_fds_closed(void *(*fn)(void *), void *arg)
+{
+    int fds = test_count_fds();
+    void *res = test_run(fn, arg);
+    CHECK_EQ(test_count_fds(), fds);
+    return res;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Deterministic PRNG (splitmix64): every random choice of a test derives from the seed.    */
 

@@ -503,9 +503,7 @@ static void *deadline_root(void *unused)
 
 static void case_read_deadline_then_data(void)
 {
-    int fds = test_count_fds();
-    test_run(deadline_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(deadline_root, NULL);
 }
 
 /* The same when the peer's bytes race with the deadline: each read returns data or
@@ -587,9 +585,7 @@ static void *race_root(void *unused)
 
 static void case_read_deadline_racing_data(void)
 {
-    int fds = test_count_fds();
-    test_run(race_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(race_root, NULL);
 }
 
 /* Abort instead of a deadline: an aborted task calls nothing that suspends any more, so
@@ -703,9 +699,7 @@ static void *abort_root(void *unused)
 
 static void case_read_abort_then_data(void)
 {
-    int fds = test_count_fds();
-    test_run(abort_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(abort_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -853,23 +847,17 @@ static void *abort_write_root(void *unused)
 
 static void case_abort_accept(void)
 {
-    int fds = test_count_fds();
-    test_run(abort_accept_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(abort_accept_root, NULL);
 }
 
 static void case_abort_connect(void)
 {
-    int fds = test_count_fds();
-    test_run(abort_connect_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(abort_connect_root, NULL);
 }
 
 static void case_abort_write(void)
 {
-    int fds = test_count_fds();
-    test_run(abort_write_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(abort_write_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -950,9 +938,7 @@ static void *accept_deadline_root(void *unused)
 
 static void case_accept_deadline(void)
 {
-    int fds = test_count_fds();
-    test_run(accept_deadline_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(accept_deadline_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1124,9 +1110,7 @@ static void *write_deadline_root(void *unused)
 
 static void case_write_deadline(void)
 {
-    int fds = test_count_fds();
-    test_run(write_deadline_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(write_deadline_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1216,9 +1200,7 @@ static void *close_by_task_root(void *unused)
 
 static void case_close_by_task(void)
 {
-    int fds = test_count_fds();
-    test_run(close_by_task_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(close_by_task_root, NULL);
 }
 
 typedef struct outside_closer {
@@ -1272,9 +1254,7 @@ static void *close_by_thread_root(void *unused)
 
 static void case_close_by_thread(void)
 {
-    int fds = test_count_fds();
-    test_run(close_by_thread_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(close_by_thread_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1374,9 +1354,7 @@ static void case_stuck_worker(void)
     struct sigaction dfl = { .sa_handler = fatal_sigpipe }, old;
     sigemptyset(&dfl.sa_mask);
     CHECK_SYS(sigaction(SIGPIPE, &dfl, &old));
-    int fds = test_count_fds();
-    test_run(stuck_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(stuck_root, NULL);
     CHECK_SYS(sigaction(SIGPIPE, &old, NULL));
 }
 
@@ -1697,9 +1675,7 @@ static void *big_root(void *unused)
 
 static void case_write_all_slow_reader(void)
 {
-    int fds = test_count_fds();
-    test_run(big_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(big_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1824,9 +1800,7 @@ static void case_pipes(void)
     struct sigaction dfl = { .sa_handler = fatal_sigpipe }, old;
     sigemptyset(&dfl.sa_mask);
     CHECK_SYS(sigaction(SIGPIPE, &dfl, &old));
-    int fds = test_count_fds();
-    test_run(pipes_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(pipes_root, NULL);
     /* A SIGPIPE left pending on this thread would be delivered now. */
     sigset_t pending;
     CHECK_SYS(sigpending(&pending));
@@ -1880,9 +1854,7 @@ static void *file_root(void *unused)
 
 static void case_regular_file(void)
 {
-    int fds = test_count_fds();
-    test_run(file_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(file_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */

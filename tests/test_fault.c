@@ -270,9 +270,7 @@ static void *reset_root(void *unused)
 
 static void case_reset_mid_write(void)
 {
-    int fds = test_count_fds();
-    test_run(reset_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(reset_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -792,9 +790,7 @@ static void *emfile_root(void *unused)
 
 static void case_emfile(void)
 {
-    int fds = test_count_fds();
-    test_run(emfile_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(emfile_root, NULL);
 }
 
 static const test_case cases[] = {

@@ -781,9 +781,7 @@ static void case_many_readers(void)
         pattern_file(many_path[f], (uint64_t)f, many_size(f));
         drop_cache(many_path[f]); /* the first readers of each wait for the disk */
     }
-    int fds = test_count_fds();
-    test_run(many_root, VAL(1000));
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(many_root, VAL(1000));
     scratch_remove();
 }
 
@@ -1273,9 +1271,7 @@ static void case_abort_mid_copy(void)
     char from[600];
     in_scratch(from, sizeof from, "src");
     pattern_file(from, 11, (size_t)TEST_SCALE(16, 8, 4) << 20);
-    int fds = test_count_fds();
-    test_run(mid_root, from);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(mid_root, from);
     scratch_remove();
 }
 

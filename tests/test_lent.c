@@ -326,9 +326,7 @@ static void *errors_root(void *arg)
 
 static void case_errors(void)
 {
-    int fds = test_count_fds();
-    test_run(errors_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(errors_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */

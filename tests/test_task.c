@@ -1326,6 +1326,14 @@ static void *one_signal_task(void *arg)
     return VAL(edo_signal_wait(&sig, 1));
 }
 
+/* Joins a one_signal_task, which must have got sig. */
+static void join_signal(edo_task *t, int sig)
+{
+    void *res = NULL;
+    CHECK_EQ(edo_join(t, &res), 0);
+    CHECK_EQ(INT(res), sig);
+}
+
 static void *signal_race_root(void *arg)
 {
     /* Nothing blocked beforehand: each signal is sent the moment its first waiter parks,
@@ -1337,9 +1345,7 @@ static void *signal_race_root(void *arg)
         CHECK_OK(edo_spawn(&t, one_signal_task, VAL(sig)));
         test_wait_parked(t, EDO_WAIT_SIGNAL);
         CHECK_SYS(kill(getpid(), sig));
-        void *res = NULL;
-        CHECK_EQ(edo_join(t, &res), 0);
-        CHECK_EQ(INT(res), sig);
+        join_signal(t, sig);
     }
     return NULL;
 }
@@ -1369,9 +1375,7 @@ static void *take_root(void *arg)
     CHECK_OK(edo_sleep(20));
     edo_task *t;
     CHECK_OK(edo_spawn(&t, one_signal_task, VAL(sig)));
-    void *res = NULL;
-    CHECK_EQ(edo_join(t, &res), 0);
-    CHECK_EQ(INT(res), sig);
+    join_signal(t, sig);
     return NULL;
 }
 
@@ -1399,9 +1403,7 @@ static void *take_emfile_root(void *arg)
     CHECK_SYS(kill(getpid(), sig));
     edo_task *t;
     CHECK_OK(edo_spawn(&t, one_signal_task, VAL(sig)));
-    void *res = NULL;
-    CHECK_EQ(edo_join(t, &res), 0);
-    CHECK_EQ(INT(res), sig);
+    join_signal(t, sig);
     return NULL;
 }
 

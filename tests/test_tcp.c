@@ -209,9 +209,7 @@ static void case_echo_1000_clients(void)
     }
     CHECK_MSG(rl.rlim_cur >= 2 * ECHO_CLIENTS + 100, "RLIMIT_NOFILE %lu is too low",
               (unsigned long)rl.rlim_cur);
-    int fds = test_count_fds();
-    test_run(echo_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(echo_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -271,9 +269,7 @@ static void *addr_root(void *unused)
 
 static void case_addresses(void)
 {
-    int fds = test_count_fds();
-    test_run(addr_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(addr_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -443,9 +439,7 @@ static void *bad_addr_root(void *unused)
 
 static void case_bad_addresses(void)
 {
-    int fds = test_count_fds();
-    test_run(bad_addr_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(bad_addr_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -466,9 +460,7 @@ static void *refused_root(void *unused)
 
 static void case_connect_refused(void)
 {
-    int fds = test_count_fds();
-    test_run(refused_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(refused_root, NULL);
 }
 
 static void *connect_timeout_root(void *unused)
@@ -505,9 +497,7 @@ static void *connect_timeout_root(void *unused)
 
 static void case_connect_timeout(void)
 {
-    int fds = test_count_fds();
-    test_run(connect_timeout_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(connect_timeout_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -727,9 +717,7 @@ static void *reuseport_root(void *unused)
 
 static void case_reuseport(void)
 {
-    int fds = test_count_fds();
-    test_run(reuseport_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(reuseport_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -777,9 +765,7 @@ static void *close_wakes_root(void *unused)
 
 static void case_close_wakes_parked(void)
 {
-    int fds = test_count_fds();
-    test_run(close_wakes_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(close_wakes_root, NULL);
 }
 
 /* edo_close from outside the runtime, while a task is parked on the io: it cannot wait, so
@@ -903,9 +889,7 @@ static void *file_root(void *unused)
 
 static void case_io_wrap(void)
 {
-    int fds = test_count_fds();
-    test_run(file_root, NULL);
-    CHECK_EQ(test_count_fds(), fds);
+    test_run_fds_closed(file_root, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
