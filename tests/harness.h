@@ -310,6 +310,15 @@ static inline void test_wait_parked(edo_task *task, edo_wait_reason why)
     }
 }
 
+/* Inside a task: waits until task has returned. With several workers a task just spawned
+ * may run on another one, whose thread the kernel may not schedule for a while, so a few
+ * yields of the spawner prove nothing. */
+static inline void test_wait_done(edo_task *task)
+{
+    edo_task_info info;
+    WAIT_UNTIL((edo_task_stats(task, &info), info.state == EDO_TASK_DONE), 5000);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Sockets                                                                                  */
 

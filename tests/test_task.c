@@ -48,10 +48,7 @@ static void *spawn_join_root(void *unused)
 
     /* Joining a task that has already returned hands over the value it left behind. */
     CHECK_OK(edo_spawn(&t, ret_arg, VAL(7)));
-    yield_n(10);
-    edo_task_info info;
-    edo_task_stats(t, &info);
-    CHECK_EQ(info.state, EDO_TASK_DONE);
+    test_wait_done(t);
     res = NULL;
     CHECK_EQ(edo_join(t, &res), 0);
     CHECK_EQ(INT(res), 7);
@@ -115,10 +112,7 @@ static void *detached_root(void *unused)
 
     /* Detached after it returned: reclaimed at once (ASan's leak check would see it). */
     CHECK_OK(edo_spawn(&t, ret_arg, NULL));
-    yield_n(3);
-    edo_task_info info;
-    edo_task_stats(t, &info);
-    CHECK_EQ(info.state, EDO_TASK_DONE);
+    test_wait_done(t);
     edo_detach(t);
 
     /* Only the root is left once the detached tasks are reclaimed. */
