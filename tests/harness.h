@@ -310,6 +310,27 @@ static inline void test_wait_parked(edo_task *task, edo_wait_reason why)
     }
 }
 
+/* Inside a task: as test_wait_parked, for a task whose own deadline may end the wait before
+ * the caller sees it parked (the caller's thread can be descheduled for longer than that
+ * deadline). Returns 1 if it was seen parked on why, 0 if it had already returned. */
+static inline int test_wait_parked_or_done(edo_task *task, edo_wait_reason why)
+{
+    edo_task_info info;
+    int64_t t0 = edo_now();
+    for (;;) {
+        memset(&info, 0, sizeof info);
+        edo_task_stats(task, &info);
+        if (info.state == EDO_TASK_PARKED && info.waiting_on == why)
+            return 1;
+        if (info.state == EDO_TASK_DONE)
+            return 0;
+        if (edo_now() - t0 > 5000)
+            TEST_FAIL("task %s never parked on reason %d: state %s, waiting_on %d", info.name,
+                      (int)why, test_state_name(info.state), (int)info.waiting_on);
+        edo_sleep(1);
+    }
+}
+
 /* Inside a task: waits until task has returned. With several workers a task just spawned
  * may run on another one, whose thread the kernel may not schedule for a while, so a few
  * yields of the spawner prove nothing. */

@@ -861,11 +861,13 @@ static void *cancel_root(void *arg)
         memset(w.buf, 0x11, w.len);
         edo_task *t;
         CHECK_OK(edo_spawn(&t, fifo_reader, &w));
-        test_wait_parked(t, EDO_WAIT_READ);
-        if (!w.by_deadline)
+        if (!w.by_deadline) {
+            test_wait_parked(t, EDO_WAIT_READ);
             edo_abort(t);
-        else
-            CHECK_OK(edo_sleep(80)); /* past the reader's 50 ms deadline */
+        } else {
+            test_wait_parked_or_done(t, EDO_WAIT_READ); /* its 50 ms may pass first */
+            CHECK_OK(edo_sleep(80));                    /* past the reader's 50 ms deadline */
+        }
         char msg[64];
         int mlen = snprintf(msg, sizeof msg, "round %d: data written after the cut", round);
         if (uring) {
@@ -952,9 +954,12 @@ static void *queued_root(void *arg)
         CHECK(w.buf != NULL);
         edo_task *t;
         CHECK_OK(edo_spawn(&t, fifo_reader, &w));
-        test_wait_parked(t, EDO_WAIT_READ);
-        if (!w.by_deadline)
+        if (!w.by_deadline) {
+            test_wait_parked(t, EDO_WAIT_READ);
             edo_abort(t);
+        } else {
+            test_wait_parked_or_done(t, EDO_WAIT_READ); /* its 50 ms may pass first */
+        }
         join_aborted(t, !w.by_deadline);
         CHECK_ERR(w.rc, w.by_deadline ? -ETIMEDOUT : -ECANCELED);
         free(w.buf);
@@ -985,6 +990,7 @@ static void case_cancel_queued(void)
 /* Shutdown with calls waiting in line for the pool (a directory listing uses the pool on
  * both backends): they are dropped or run, and either way their tasks end. */
 static atomic_int listed_ok, listed_cancelled;
+enum { LISTERS = 10 };
 
 static void *lister(void *arg)
 {
@@ -1002,14 +1008,17 @@ static void *lister(void *arg)
     return NULL;
 }
 
+/* Holds the pool's only thread until the shutdown has dealt with every lister (or 10 s,
+ * and the checks below fail): a fixed time could run out first on a loaded machine. */
 static void *slow_call(void *arg)
 {
     (void)arg;
-    test_sleep_us(300000);
+    int64_t t0 = test_clock_ms();
+    while (atomic_load(&listed_ok) + atomic_load(&listed_cancelled) < LISTERS &&
+           test_clock_ms() - t0 < 10000)
+        test_sleep_us(1000);
     return NULL;
 }
-
-enum { LISTERS = 10 };
 
 static void *shutdown_root(void *arg)
 {
