@@ -861,7 +861,7 @@ static atomic_int sd_slow_started, sd_slow_done; /* static: they outlive the run
 static void *sd_slow_fn(void *arg)
 {
     atomic_fetch_add(&sd_slow_started, 1);
-    test_sleep_us(1000 * 1000);
+    test_sleep_us(2000 * 1000);
     atomic_fetch_add(&sd_slow_done, 1);
     return arg;
 }
@@ -940,27 +940,29 @@ static void case_shutdown_spread(void)
     t0 = test_clock_ms();
     edo_runtime_free(rt);
     took = test_clock_ms() - t0;
-    printf("    with a 1 s blocking call and a 200 ms grace period: edo_runtime_free %" PRId64
+    int done_then = atomic_load(&sd_slow_done);
+    printf("    with 2 s blocking calls and a 200 ms grace period: edo_runtime_free %" PRId64
            " ms, %d of 2 calls done then\n",
-           took, atomic_load(&sd_slow_done));
+           took, done_then);
     CHECK_GE(took, 150);
-    CHECK_LT(took, 900);
+    CHECK_LT(took, 1700); /* did not wait for the calls (loose: the machine may be loaded) */
+    CHECK_EQ(done_then, 0);
     CHECK_EQ(pthread_join(th, NULL), 0);
     CHECK_ERR(j2.rc[0], -ECANCELED);
     CHECK_EQ(INT(j2.res[0]), 5);
     /* The abandoned calls finish on their own threads, after the runtime is gone. */
-    test_sleep_us(1200 * 1000);
-    CHECK_EQ(atomic_load(&sd_slow_done), 2);
+    thread_wait_at_least(&sd_slow_done, 2, 10000, "abandoned blocking calls");
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* stuck_worker: 2 workers, and task A spins for a second without a single edo call. Timers */
-/* and I/O must keep going meanwhile, whether the other worker or a monitor takes over the */
-/* stuck worker's share: sleepers started before A spins wake on time and finish while A   */
-/* still spins, and a TCP echo round trip between two other tasks completes.                */
+/* stuck_worker: 2 workers, and task A spins for 2 s without a single edo call. Timers and */
+/* I/O must keep going meanwhile, whether the other worker or a monitor takes over the      */
+/* stuck worker's share: sleepers started before A spins finish their 200 ms of naps while  */
+/* A still spins, and a TCP echo round trip between two other tasks completes. (No tighter */
+/* bound: on a loaded machine the other test programs take the free core for a while.)     */
 
 enum { SW_WORKERS = 2, SW_SLEEPERS = 4, SW_NAPS = 10, SW_NAP_MS = 20 };
-enum { SW_SPIN_MS = TEST_SCALE(1000, 1000, 1500), SW_BOUND_MS = TEST_SCALE(600, 600, 1000) };
+enum { SW_SPIN_MS = TEST_SCALE(2000, 2000, 3000) };
 
 typedef struct sw_env {
     atomic_int spinning, a_done, a_worker;
@@ -1086,11 +1088,10 @@ static void *stuck_worker_root(void *arg)
     printf("    echo round trip: %" PRId64 " ms%s\n", x.ms,
            x.a_done_at_end ? ", after A stopped" : "");
     for (int i = 0; i < SW_SLEEPERS; i++) {
-        CHECK_MSG(!s[i].a_done_at_end && s[i].total_ms < SW_BOUND_MS,
-                  "sleeper %d: %d naps of %d ms took %" PRId64 " ms (bound %d)%s: timers stall "
-                  "while a worker is stuck",
-                  i, SW_NAPS, SW_NAP_MS, s[i].total_ms, SW_BOUND_MS,
-                  s[i].a_done_at_end ? " and ended after the spinning task" : "");
+        CHECK_MSG(!s[i].a_done_at_end,
+                  "sleeper %d: %d naps of %d ms took %" PRId64 " ms and ended after the "
+                  "spinning task: timers stall while a worker is stuck",
+                  i, SW_NAPS, SW_NAP_MS, s[i].total_ms);
     }
     CHECK_MSG(!x.a_done_at_end,
               "the echo round trip (%" PRId64 " ms) ended after the spinning task: I/O stalls "

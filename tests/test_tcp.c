@@ -836,8 +836,8 @@ static void *io_wait_root(void *unused)
     test_tcp_pair(&c, &s);
     CHECK_EQ(edo_io_wait(c, EDO_WRITE), 0);
     edo_task *t;
+    int64_t t0 = edo_now(); /* before the spawn: the sender may run at once elsewhere */
     CHECK_OK(edo_spawn(&t, late_send, s));
-    int64_t t0 = edo_now();
     CHECK_EQ(edo_io_wait(c, EDO_READ), 0);
     CHECK_GE(edo_now() - t0, 10);
     /* Readable: a plain recv gets the data without blocking. */
