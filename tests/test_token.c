@@ -1125,10 +1125,13 @@ static void *free_in_task(void *arg)
     for (int i = 0; i < fj->n; i++)
         CHECK_OK(edo_joinset_spawn(js, slow_unwinder, fj->u, NULL));
     WAIT_UNTIL(atomic_load(&fj->u->started) == fj->n, 10000);
-    /* Some finished and never taken, too. */
-    CHECK_OK(edo_joinset_spawn(js, sleeper_value, VAL(0), NULL));
-    CHECK_OK(edo_joinset_spawn(js, sleeper_value, VAL(0), NULL));
-    CHECK_EQ(edo_sleep(50), 0);
+    /* Some finished and never taken, too (waited for: on a loaded machine a worker holding
+     * one could be held up past any fixed sleep). */
+    uint64_t fin[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(edo_joinset_spawn(js, sleeper_value, VAL(0), &fin[i]));
+    for (int i = 0; i < 2; i++)
+        WAIT_UNTIL(!task_alive(fin[i]), 10000);
     if (fj->abort_self)
         edo_abort(edo_self());
     if (fj->past_deadline)
