@@ -760,7 +760,7 @@ static const char *const sd_names[] = { "sleep", "read", "blocking-join", "yield
 typedef struct sd_env {
     atomic_int started;
     atomic_int unwound;
-    atomic_int blocking_done;
+    atomic_int blocking_started, blocking_done;
     atomic_int kinds_on[SD_WORKERS]; /* bit per kind: parked or looping there */
 } sd_env;
 
@@ -772,6 +772,7 @@ typedef struct sd_arg {
 static void *sd_block_fn(void *arg)
 {
     sd_env *e = arg;
+    atomic_fetch_add(&e->blocking_started, 1);
     test_sleep_us(SD_BLOCK_MS * 1000);
     atomic_fetch_add(&e->blocking_done, 1);
     return NULL;
@@ -890,6 +891,9 @@ static void case_shutdown_spread(void)
         CHECK_OK(edo_runtime_spawn(rt, &ts[i], sd_task, &args[i]));
     }
     thread_wait_at_least(&e->started, SD_TASKS, 10000, "tasks at their waits");
+    /* A blocking call still in line for a thread when the shutdown begins is dropped, not
+     * run; a loaded machine can be slow to start the pool's threads. */
+    thread_wait_at_least(&e->blocking_started, SD_EACH, 10000, "blocking calls running");
     test_sleep_us(50 * 1000); /* let them park */
     printf("    kinds per worker:");
     for (int w = 0; w < SD_WORKERS; w++) {
