@@ -749,7 +749,7 @@ static void case_blocking_pool(void)
 /* ignoring their abort for 200 ms. edo_runtime_free must unwind them all wherever they    */
 /* are, wait for the blocking calls, return well within the grace period, leak nothing    */
 /* (ASan), and a foreign thread's joins report -ECANCELED. Then a blocking call outliving  */
-/* a 200 ms grace period is abandoned: the free returns after about 200 ms and the call's  */
+/* a 500 ms grace period is abandoned: the free returns after about 500 ms and the call's  */
 /* thread finishes later without touching the freed runtime (ASan and TSan watch it).      */
 
 enum { SD_SLEEP, SD_READ, SD_BLOCKING, SD_YIELD, SD_IGNORE, SD_KINDS };
