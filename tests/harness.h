@@ -292,27 +292,10 @@ static inline const char *test_state_name(edo_task_state s)
     return "?";
 }
 
-/* Inside a task: waits until task is parked on why (the only way to be sure that a later
- * event hits it inside the call under test rather than before it). */
-static inline void test_wait_parked(edo_task *task, edo_wait_reason why)
-{
-    edo_task_info info;
-    int64_t t0 = edo_now();
-    for (;;) {
-        memset(&info, 0, sizeof info);
-        edo_task_stats(task, &info);
-        if (info.state == EDO_TASK_PARKED && info.waiting_on == why)
-            return;
-        if (edo_now() - t0 > 5000)
-            TEST_FAIL("task %s never parked on reason %d: state %s, waiting_on %d", info.name,
-                      (int)why, test_state_name(info.state), (int)info.waiting_on);
-        edo_sleep(1);
-    }
-}
-
-/* Inside a task: as test_wait_parked, for a task whose own deadline may end the wait before
- * the caller sees it parked (the caller's thread can be descheduled for longer than that
- * deadline). Returns 1 if it was seen parked on why, 0 if it had already returned. */
+/* Inside a task: waits until task is parked on why, for a task whose own deadline may end
+ * the wait before the caller sees it parked (the caller's thread can be descheduled for
+ * longer than that deadline). Returns 1 if it was seen parked on why, 0 if it had already
+ * returned. */
 static inline int test_wait_parked_or_done(edo_task *task, edo_wait_reason why)
 {
     edo_task_info info;
@@ -329,6 +312,15 @@ static inline int test_wait_parked_or_done(edo_task *task, edo_wait_reason why)
                       (int)why, test_state_name(info.state), (int)info.waiting_on);
         edo_sleep(1);
     }
+}
+
+/* Inside a task: waits until task is parked on why (the only way to be sure that a later
+ * event hits it inside the call under test rather than before it). */
+static inline void test_wait_parked(edo_task *task, edo_wait_reason why)
+{
+    if (!test_wait_parked_or_done(task, why))
+        TEST_FAIL("task %s returned before it was seen parked on reason %d", edo_task_name(task),
+                  (int)why);
 }
 
 /* Inside a task: waits until task has returned. With several workers a task just spawned
