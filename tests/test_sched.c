@@ -2,8 +2,8 @@
  * The multi-threaded scheduler: a million tasks spawned over the workers, a token passed
  * between two tasks through the kernel, wake-ups and spawns from foreign threads, a task
  * moving between workers (and what it then sees of thread-local state), the blocking pool,
- * shutdown with tasks busy in every way on every worker, a worker stuck in a busy loop, and
- * many foreign threads spawning and joining.
+ * shutdown with tasks busy in every way on every worker, a worker stuck in a busy loop,
+ * many foreign threads spawning and joining, and more tasks ready than a run queue holds.
  *
  * Runtimes are made with workers = 0, so that EDO_WORKERS picks the flavour the way it does
  * for programs, and one program covers each flavour when run with EDO_WORKERS=1, 2 or 4;
@@ -1197,11 +1197,101 @@ static void case_spawn_from_foreign_many(void)
     fm_rt = NULL;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* More ready tasks than a run queue holds, each yielding over and over: every task must
+ * get its turn within about one round of the others. The queue's overflow goes to the
+ * inject queue; a worker that then kept running the tasks that yield back into its own
+ * queue would leave the overflowed ones waiting for the rare inject check (one per poll
+ * interval), hundreds of rounds. Counted in runs, not in time, so a loaded machine cannot
+ * make it fail. */
+
+enum { YF_TASKS = 700, YF_ROUNDS = TEST_SCALE(30, 20, 10) };
+
+typedef struct yf_env {
+    atomic_bool go;
+    atomic_long runs;
+    long last[YF_TASKS];
+    long worst[YF_TASKS];
+} yf_env;
+
+typedef struct yf_arg {
+    yf_env *env;
+    int id;
+} yf_arg;
+
+static void *yf_task(void *arg)
+{
+    yf_arg *a = arg;
+    yf_env *e = a->env;
+    /* Until every task exists, so that all of them queue at once. */
+    while (!atomic_load(&e->go))
+        CHECK_OK(edo_yield());
+    for (int r = 0; r < YF_ROUNDS; r++) {
+        long now = atomic_fetch_add(&e->runs, 1);
+        if (r > 0 && now - e->last[a->id] > e->worst[a->id])
+            e->worst[a->id] = now - e->last[a->id];
+        e->last[a->id] = now;
+        CHECK_OK(edo_yield());
+    }
+    return NULL;
+}
+
+static void *yf_root(void *arg)
+{
+    yf_env *e = arg;
+    static yf_arg args[YF_TASKS];
+    edo_task *ts[YF_TASKS];
+    for (int i = 0; i < YF_TASKS; i++) {
+        args[i] = (yf_arg){ e, i };
+        CHECK_OK(edo_spawn(&ts[i], yf_task, &args[i]));
+    }
+    atomic_store(&e->go, true);
+    for (int i = 0; i < YF_TASKS; i++)
+        CHECK_EQ(edo_join(ts[i], NULL), 0);
+    return NULL;
+}
+
+/* Runs the tasks on a runtime of `workers` and returns the longest wait of one of them. */
+static long yf_run(int workers, int *nw)
+{
+    static yf_env e;
+    memset(&e, 0, sizeof e);
+    edo_runtime *rt = rt_new(&(edo_runtime_opts){ .workers = workers });
+    CHECK_OK(edo_block_on(rt, yf_root, &e, NULL));
+    *nw = edo_runtime_workers(rt);
+    edo_runtime_free(rt);
+    CHECK_EQ(atomic_load(&e.runs), (long)YF_TASKS * YF_ROUNDS);
+    long worst = 0;
+    int worst_id = 0;
+    for (int i = 0; i < YF_TASKS; i++)
+        if (e.worst[i] > worst) {
+            worst = e.worst[i];
+            worst_id = i;
+        }
+    printf("    %d workers, %d yielding tasks: at most %ld runs of others between two runs of "
+           "one task (task %d)\n",
+           *nw, YF_TASKS, worst, worst_id);
+    return worst;
+}
+
+static void case_yield_fair(void)
+{
+    /* One worker runs them in FIFO order, YF_TASKS - 1 others between two runs of one;
+     * allow as much again. */
+    int nw;
+    CHECK_LE(yf_run(1, &nw), 2L * YF_TASKS);
+    /* Several workers each serve their own queue and take from the inject queue now and
+     * then; one descheduled by the kernel holds its tasks while the others run thousands,
+     * so the figure is only reported (every run is still counted). */
+    (void)yf_run(0, &nw);
+}
+
 static const test_case cases[] = {
     TEST_CASE(case_spawn_million), TEST_CASE(case_ping_pong_cross_worker),
     TEST_CASE(case_wake_storm),    TEST_CASE(case_tls_migration),
     TEST_CASE(case_blocking_pool), TEST_CASE(case_shutdown_spread),
     TEST_CASE(case_stuck_worker),  TEST_CASE(case_spawn_from_foreign_many),
+    TEST_CASE(case_yield_fair),
 };
 
 TEST_MAIN(cases)

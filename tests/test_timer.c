@@ -114,8 +114,9 @@ static void *many_sleepers_root(void *unused)
     }
     int nw = edo_runtime_workers(edo_runtime_current());
     /* Under TSan one worker is slow enough to fall behind a burst of deadlines: more than
-     * a run queue's worth of sleepers fall due at once, and the overflow moves the older
-     * half behind the rest (as above). */
+     * a run queue's worth of sleepers fall due at once, the rest go to the inject queue,
+     * and the worker's look at that queue once per poll interval may run one of them
+     * ahead of the earlier sleepers still in its run queue. */
     const int64_t slack = nw == 1 ? TEST_SCALE(2, 2, 100) : 250;
     int64_t *wokes = malloc(N * sizeof *wokes);
     for (int i = 0; i < N; i++)

@@ -236,9 +236,9 @@ static edo_task *inject_pop(edo__worker *w, bool batch)
         return NULL;
     uint32_t max = 1;
     pthread_mutex_lock(&rt->inject_lock);
-    /* One lock for many tasks when workers contend for it; a lone worker takes one at a
-     * time, which keeps each task warm until it runs. */
-    if (batch && rt->threaded) {
+    /* One lock for many tasks: a share of the queue for each worker, up to half a local
+     * queue. (A lone worker's local queue is empty when it asks, so FIFO order holds.) */
+    if (batch) {
         uint32_t queued = atomic_load_explicit(&rt->inject_len, memory_order_relaxed);
         max = queued / (uint32_t)rt->nworkers + 1;
         uint32_t len = edo__queue_len(&w->queue);
@@ -279,9 +279,10 @@ static edo_task *inject_pop(edo__worker *w, bool batch)
     return first;
 }
 
-/* The local queue is full. With one worker, t goes to the inject queue, which is drained
- * after the local one, so run order stays FIFO. When other workers may steal, half the
- * queue moves there with it, in one lock, where idle workers can pick it up. */
+/* The local queue is full. With one worker, t goes to the inject queue, and so does every
+ * task queued after it until the inject queue is empty again (push_local), so run order
+ * stays FIFO. When other workers may steal, half the queue moves there with it, in one
+ * lock, where idle workers can pick it up. */
 static void push_overflow(edo__worker *w, edo_task *t)
 {
     edo_task *first = NULL, *last = NULL;
@@ -305,6 +306,14 @@ static void push_overflow(edo__worker *w, edo_task *t)
 
 static void push_local(edo__worker *w, edo_task *t)
 {
+    /* A lone worker with tasks waiting in the inject queue (its overflow, or wakes from
+     * other threads) queues behind them. Were t to go ahead, a worker whose tasks keep one
+     * another busy (a wake, a yield) would run the local queue for ever and leave those
+     * to the check made once per poll interval: one task per 61 ticks or more. */
+    if (!w->queue.stealable && atomic_load_explicit(&w->rt->inject_len, memory_order_relaxed)) {
+        inject_push_list(w->rt, t, t, 1);
+        return;
+    }
     if (!queue_push(&w->queue, t))
         push_overflow(w, t);
 }
