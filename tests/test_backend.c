@@ -1871,6 +1871,55 @@ static void case_backend_in_use(void)
                "does what io_uring must match)\n");
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* More waits ready at once than one look at the epoll returns (256). Under io_uring the
+ * runtime's epoll is watched by a multishot poll, which fires when the epoll is woken, not
+ * while events remain in it: a look that takes only the first 256 would leave the rest
+ * there until some unrelated event came, perhaps never. Nothing else happens here, so a
+ * stranded wait is a task that never wakes. */
+
+enum { MR_WAITERS = 300 }; /* 600 descriptors: within the usual limit of 1024 */
+
+static void *mr_waiter(void *arg)
+{
+    CHECK_OK(edo_io_wait(arg, EDO_READ));
+    return NULL;
+}
+
+static void *many_ready_root(void *unused)
+{
+    (void)unused;
+    static edo_io *io[MR_WAITERS];
+    static int raw[MR_WAITERS];
+    static edo_task *ts[MR_WAITERS];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < MR_WAITERS; i++) {
+            io[i] = test_socketpair(&raw[i]);
+            CHECK_OK(edo_spawn(&ts[i], mr_waiter, io[i]));
+        }
+        for (int i = 0; i < MR_WAITERS; i++)
+            test_wait_parked(ts[i], EDO_WAIT_READ);
+        /* All ready before the runtime looks again: this task does not suspend meanwhile. */
+        for (int i = 0; i < MR_WAITERS; i++)
+            CHECK_EQ(write(raw[i], "x", 1), 1);
+        int64_t scope = edo_timeout_begin(STUCK_MS * 5);
+        for (int i = 0; i < MR_WAITERS; i++)
+            CHECK_MSG(edo_join(ts[i], NULL) == 0, "round %d: waiter %d of %d never woke", round, i,
+                      MR_WAITERS);
+        edo_deadline_end(scope);
+        for (int i = 0; i < MR_WAITERS; i++) {
+            CHECK_OK(edo_close(io[i]));
+            close(raw[i]);
+        }
+    }
+    return NULL;
+}
+
+static void case_many_ready_waits(void)
+{
+    test_run_fds_closed(many_ready_root, NULL);
+}
+
 static const test_case cases[] = {
     TEST_CASE(case_names),
     TEST_CASE(case_choice),
@@ -1892,6 +1941,7 @@ static const test_case cases[] = {
     TEST_CASE(case_random_timeouts),
     TEST_CASE(case_write_all_slow_reader),
     TEST_CASE(case_pipes),
+    TEST_CASE(case_many_ready_waits),
     TEST_CASE(case_regular_file),
     TEST_CASE(case_stuck_worker), /* last: a SIGPIPE it lets through ends the program */
 };

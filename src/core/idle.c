@@ -170,11 +170,8 @@ void *edo__monitor_main(void *arg)
             break;
         int64_t now = edo_now();
         /* Every worker is in a long task: nobody collects I/O readiness. */
-        if (now - atomic_load_explicit(&rt->last_poll, memory_order_relaxed) >= MONITOR_BUSY &&
-            edo__driver_acquire(rt)) {
-            edo__driver_poll(rt, 0);
-            edo__driver_release(rt);
-        }
+        if (now - atomic_load_explicit(&rt->last_poll, memory_order_relaxed) >= MONITOR_BUSY)
+            edo__driver_drain(rt);
         bool all_idle = true;
         for (int i = 0; i < rt->nworkers; i++) {
             edo__worker *w = &rt->workers[i];

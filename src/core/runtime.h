@@ -192,6 +192,7 @@ struct edo_runtime {
     int epfd;
     int evfd; /* wakes the thread sleeping in epoll_wait */
     _Atomic int driver_busy;
+    _Atomic bool driver_again; /* edo__driver_drain: the holder is to look once more */
     _Atomic(edo_io *) retired;
     _Atomic uint32_t nretired;
     _Atomic int64_t last_poll; /* edo_now() of the last poll, for the monitor */
@@ -369,6 +370,9 @@ void edo__driver_release(edo_runtime *rt);
 /* With the right to poll: waits for events at most timeout_ms (-1: no limit) and wakes
  * the tasks they concern. Returns the number of events. */
 int edo__driver_poll(edo_runtime *rt, int timeout_ms);
+/* Takes every ready event, without waiting. If another thread has the right to poll and
+ * is draining too, that thread drains once more after it lets go. */
+void edo__driver_drain(edo_runtime *rt);
 /* Wakes the thread sleeping in edo__driver_poll; any thread. */
 void edo__driver_unpark(edo_runtime *rt);
 /* Frees every retired io (shutdown, when nothing polls any more). */

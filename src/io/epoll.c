@@ -145,6 +145,30 @@ int edo__driver_poll(edo_runtime *rt, int timeout_ms)
     return n;
 }
 
+/* One epoll_wait returns at most MAX_EVENTS; the rest stay ready in the epoll. A thread
+ * that sleeps in epoll_wait gets them at its next call, but io_uring watches the epoll with
+ * a multishot poll, which fires when the epoll is woken, not while events remain in it:
+ * what one batch left behind would wait for some unrelated event, perhaps for ever. So
+ * this takes batches until one comes back short. A caller that finds the right to poll
+ * taken leaves a flag, which the holder checks after it lets go if it is draining too
+ * (under io_uring every poll of the epoll is a drain): an event that woke the epoll
+ * during the holder's poll is then not left behind. */
+void edo__driver_drain(edo_runtime *rt)
+{
+    atomic_store(&rt->driver_again, true);
+    for (;;) {
+        /* Store, then load the other side's: the flag then driver_busy here, driver_busy
+         * then the flag in the holder. */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!atomic_load(&rt->driver_again) || !edo__driver_acquire(rt))
+            return;
+        atomic_store(&rt->driver_again, false);
+        while (edo__driver_poll(rt, 0) == MAX_EVENTS) {
+        }
+        edo__driver_release(rt);
+    }
+}
+
 void edo__driver_unpark(edo_runtime *rt)
 {
     uint64_t one = 1;

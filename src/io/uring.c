@@ -403,14 +403,6 @@ static void op_complete(edo__ring *r, edo__uop *op, int32_t res, uint32_t cflags
     edo__task_unref(t);
 }
 
-static void poll_epoll(edo_runtime *rt)
-{
-    if (edo__driver_acquire(rt)) {
-        edo__driver_poll(rt, 0);
-        edo__driver_release(rt);
-    }
-}
-
 static int reap(edo__ring *r)
 {
     unsigned head, n = 0;
@@ -436,7 +428,7 @@ static int reap(edo__ring *r)
     }
     io_uring_cq_advance(&r->ring, n);
     if (epoll_ready)
-        poll_epoll(r->w->rt);
+        edo__driver_drain(r->w->rt);
     return (int)n;
 }
 
