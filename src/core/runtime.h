@@ -54,7 +54,7 @@ struct edo_task {
     _Atomic bool aborted;
     _Atomic bool foreign_joiner; /* a thread outside the runtime waits in edo_join */
     _Atomic(edo_task *) joiner;  /* a task waiting in edo_join */
-    edo_task *qnext;             /* inject queue link; blocking pool queue link */
+    edo_task *qnext;             /* inject queue or spill list link; blocking pool queue link */
     edo_task *all_next, *all_prev;
     edo_runtime *rt;
     edo_task_fn fn;
@@ -133,6 +133,9 @@ struct edo__worker {
     uint32_t next_poll_tick;
     uint32_t rand; /* picks the first victim to steal from */
     edo__queue queue;
+    /* One worker only: what its full queue could not take, in FIFO order (t->qnext). No
+     * other thread ever touches it, so it needs no lock. */
+    edo_task *spill_head, *spill_tail;
     edo__spin wheel_lock;
     edo__wheel wheel;
     /* parking (src/core/idle.c) */

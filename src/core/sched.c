@@ -236,9 +236,9 @@ static edo_task *inject_pop(edo__worker *w, bool batch)
         return NULL;
     uint32_t max = 1;
     pthread_mutex_lock(&rt->inject_lock);
-    /* One lock for many tasks: a share of the queue for each worker, up to half a local
-     * queue. (A lone worker's local queue is empty when it asks, so FIFO order holds.) */
-    if (batch) {
+    /* One lock for many tasks when workers contend for it; a lone worker takes one at a
+     * time, which keeps each task warm until it runs. */
+    if (batch && rt->threaded) {
         uint32_t queued = atomic_load_explicit(&rt->inject_len, memory_order_relaxed);
         max = queued / (uint32_t)rt->nworkers + 1;
         uint32_t len = edo__queue_len(&w->queue);
@@ -279,12 +279,38 @@ static edo_task *inject_pop(edo__worker *w, bool batch)
     return first;
 }
 
-/* The local queue is full. With one worker, t goes to the inject queue, and so does every
- * task queued after it until the inject queue is empty again (push_local), so run order
- * stays FIFO. When other workers may steal, half the queue moves there with it, in one
- * lock, where idle workers can pick it up. */
+static void spill_push(edo__worker *w, edo_task *t)
+{
+    t->qnext = NULL;
+    if (w->spill_tail)
+        w->spill_tail->qnext = t;
+    else
+        w->spill_head = t;
+    w->spill_tail = t;
+}
+
+static edo_task *spill_pop(edo__worker *w)
+{
+    edo_task *t = w->spill_head;
+    if (t) {
+        w->spill_head = t->qnext;
+        if (!w->spill_head)
+            w->spill_tail = NULL;
+        t->qnext = NULL;
+    }
+    return t;
+}
+
+/* The local queue is full. With one worker, t goes to the spill list, and so does every
+ * task queued after it until the list is empty again (push_local), so run order stays
+ * FIFO. When other workers may steal, half the queue moves to the inject queue with t, in
+ * one lock, where idle workers can pick it up. */
 static void push_overflow(edo__worker *w, edo_task *t)
 {
+    if (!w->queue.stealable) {
+        spill_push(w, t);
+        return;
+    }
     edo_task *first = NULL, *last = NULL;
     uint32_t n = 0;
     for (; w->queue.stealable && n < EDO__LOCAL_QUEUE / 2; n++) {
@@ -306,12 +332,11 @@ static void push_overflow(edo__worker *w, edo_task *t)
 
 static void push_local(edo__worker *w, edo_task *t)
 {
-    /* A lone worker with tasks waiting in the inject queue (its overflow, or wakes from
-     * other threads) queues behind them. Were t to go ahead, a worker whose tasks keep one
-     * another busy (a wake, a yield) would run the local queue for ever and leave those
-     * to the check made once per poll interval: one task per 61 ticks or more. */
-    if (!w->queue.stealable && atomic_load_explicit(&w->rt->inject_len, memory_order_relaxed)) {
-        inject_push_list(w->rt, t, t, 1);
+    /* A lone worker with tasks on its spill list queues behind them. Were t to go ahead,
+     * a worker whose tasks keep one another busy (a wake, a yield) would run the local
+     * queue for ever and leave the spilled ones waiting. */
+    if (w->spill_head) {
+        spill_push(w, t);
         return;
     }
     if (!queue_push(&w->queue, t))
@@ -380,7 +405,7 @@ static edo_task *next_task(edo__worker *w)
         push_local(w, t);
     }
     w->lifo_streak = 0;
-    if ((t = queue_pop(&w->queue)))
+    if ((t = queue_pop(&w->queue)) || (t = spill_pop(w)))
         return t;
     return inject_pop(w, true);
 }
