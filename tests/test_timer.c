@@ -113,10 +113,9 @@ static void *many_sleepers_root(void *unused)
         last_start = s[i].start > last_start ? s[i].start : last_start;
     }
     int nw = edo_runtime_workers(edo_runtime_current());
-    /* Under TSan one worker is slow enough to fall behind a burst of deadlines: more than
-     * a run queue's worth of sleepers fall due at once, the rest go to the inject queue,
-     * and the worker's look at that queue once per poll interval may run one of them
-     * ahead of the earlier sleepers still in its run queue. */
+    /* Under TSan one worker is slow enough to fall behind a burst of deadlines. The
+     * timers that fell due meanwhile come out of the wheel together, ordered only to the
+     * wheel's slot, and a slot of an upper level spans up to 64 ms. */
     const int64_t slack = nw == 1 ? TEST_SCALE(2, 2, 100) : 250;
     int64_t *wokes = malloc(N * sizeof *wokes);
     for (int i = 0; i < N; i++)
