@@ -313,7 +313,7 @@ static void push_overflow(edo__worker *w, edo_task *t)
     }
     edo_task *first = NULL, *last = NULL;
     uint32_t n = 0;
-    for (; w->queue.stealable && n < EDO__LOCAL_QUEUE / 2; n++) {
+    for (; n < EDO__LOCAL_QUEUE / 2; n++) {
         edo_task *o = queue_pop(&w->queue);
         if (!o)
             break;
