@@ -1199,11 +1199,10 @@ static void case_spawn_from_foreign_many(void)
 
 /* ---------------------------------------------------------------------------------------- */
 /* More ready tasks than a run queue holds, each yielding over and over: every task must
- * get its turn within about one round of the others. The queue's overflow goes to the
- * inject queue; a worker that then kept running the tasks that yield back into its own
- * queue would leave the overflowed ones waiting for the rare inject check (one per poll
- * interval), hundreds of rounds. Counted in runs, not in time, so a loaded machine cannot
- * make it fail. */
+ * get its turn within about one round of the others. What overflows a lone worker's queue
+ * waits elsewhere (its spill list); a worker that let the tasks yielding back into its
+ * queue run ahead of those would leave them waiting for hundreds of rounds. Counted in
+ * runs, not in time, so a loaded machine cannot make it fail. */
 
 enum { YF_TASKS = 700, YF_ROUNDS = TEST_SCALE(30, 20, 10) };
 
