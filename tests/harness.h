@@ -153,6 +153,10 @@ typedef struct test_case {
     void (*fn)(void);
 } test_case;
 
+/* A void * that carries an integer (a task's argument or result), and back. */
+#define VAL(x) ((void *)(intptr_t)(x))
+#define INT(p) ((intptr_t)(p))
+
 /* Milliseconds on CLOCK_MONOTONIC, usable outside a task and from any thread. */
 static inline int64_t test_clock_ms(void)
 {
@@ -186,8 +190,31 @@ static inline uint64_t test_seed(void)
     return test_seed_value;
 }
 
-/* Runs every case whose name contains one of the arguments (all cases without one),
- * printing each name as it starts and a summary line at the end. */
+/* Whether case `name` is selected by the command line: an argument that is the name of a
+ * case (with or without its "case_" prefix) selects that case alone, any other argument
+ * every case whose name contains it; no argument selects them all. */
+static inline bool test_selected(const char *name, const test_case *cases, size_t ncases, int argc,
+                                 char **argv)
+{
+    if (argc < 2)
+        return true;
+    for (int a = 1; a < argc; a++) {
+        bool exact = false;
+        for (size_t i = 0; i < ncases && !exact; i++)
+            exact =
+                strcmp(cases[i].name, argv[a]) == 0 || (strncmp(cases[i].name, "case_", 5) == 0 &&
+                                                        strcmp(cases[i].name + 5, argv[a]) == 0);
+        if (exact ? strcmp(name, argv[a]) == 0 ||
+                        (strncmp(name, "case_", 5) == 0 && strcmp(name + 5, argv[a]) == 0)
+                  : strstr(name, argv[a]) != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* Runs the selected cases (test_selected), printing each name as it starts and a summary
+ * line at the end. CTest runs each case as a test of its own (tests/CMakeLists.txt);
+ * running the program by hand runs them one after the other. --list prints the names. */
 static inline int test_main(const char *file, const test_case *cases, size_t ncases, int argc,
                             char **argv)
 {
@@ -196,6 +223,11 @@ static inline int test_main(const char *file, const test_case *cases, size_t nca
     char prog[64];
     snprintf(prog, sizeof prog, "%.*s", (int)strcspn(base, "."), base);
 
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < ncases; i++)
+            printf("%s\n", cases[i].name);
+        return 0;
+    }
     const char *env = getenv("EDO_TEST_SEED");
     test_seed_value = env ? strtoull(env, NULL, 0) : 0x5eed0ed0u;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -217,10 +249,7 @@ static inline int test_main(const char *file, const test_case *cases, size_t nca
     int passed = 0;
     int64_t t_all = test_clock_ms();
     for (size_t i = 0; i < ncases; i++) {
-        bool wanted = argc < 2;
-        for (int a = 1; a < argc && !wanted; a++)
-            wanted = strstr(cases[i].name, argv[a]) != NULL;
-        if (!wanted)
+        if (!test_selected(cases[i].name, cases, ncases, argc, argv))
             continue;
         printf("[ RUN  ] %s\n", cases[i].name);
         int64_t t0 = test_clock_ms();
@@ -236,8 +265,15 @@ static inline int test_main(const char *file, const test_case *cases, size_t nca
     return 0;
 }
 
+/* Entries of a program's case table, one per case. tests/CMakeLists.txt reads the table
+ * and registers each case in the configurations its entry names: TEST_CASE in all of them
+ * (1, 2 and 4 workers, each backend), TEST_CASE_BACKENDS with 1 worker on each backend
+ * (for a case that makes its own runtimes, or whose subject is the backend alone), and
+ * TEST_CASE_ONCE once (for a case that uses no runtime's threads or driver). */
 /* clang-format off */
 #define TEST_CASE(fn) {#fn, fn}
+#define TEST_CASE_BACKENDS(fn) {#fn, fn}
+#define TEST_CASE_ONCE(fn) {#fn, fn}
 /* clang-format on */
 #define TEST_MAIN(cases)                                                                           \
     int main(int argc, char **argv)                                                                \

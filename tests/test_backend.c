@@ -21,9 +21,6 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 /* Whether this build has io_uring (tests/CMakeLists.txt says). */
 #ifdef EDO_TEST_HAVE_URING
 #define HAVE_URING true

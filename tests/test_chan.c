@@ -10,9 +10,6 @@
 
 #include <pthread.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 /* ---- channels ------------------------------------------------------------------------ */
 
 static void *basic_root(void *unused)

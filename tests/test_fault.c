@@ -10,9 +10,6 @@
 #include <pthread.h>
 #include <sys/resource.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 /* A plain blocking client socket for a peer thread. */
 static int blocking_connect(const char *addr)
 {

@@ -20,9 +20,6 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 /* ---------------------------------------------------------------------------------------- */
 /* Scratch directories and content                                                          */
 

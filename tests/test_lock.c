@@ -28,9 +28,6 @@
 #include <pthread.h>
 #include <sched.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 static edo_task *spawn(void *(*fn)(void *), void *arg)
 {
     edo_task *t = NULL;

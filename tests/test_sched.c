@@ -19,9 +19,6 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 enum { MAX_WORKERS = 1024 };
 
 static pid_t tid_now(void)

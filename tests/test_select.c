@@ -11,9 +11,6 @@
 
 #include <pthread.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 static void *foreign_select(void *arg)
 {
     edo_case c = edo_case_timeout(0);

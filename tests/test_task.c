@@ -8,9 +8,6 @@
 #include <pthread.h>
 #include <sys/resource.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 static void *ret_arg(void *arg)
 {
     return arg;

@@ -12,9 +12,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 /* Random bytes that messages are cut from at random offsets, so that a byte out of place
  * shows as a mismatch. */
 enum { POOL_SIZE = 256 * 1024 };

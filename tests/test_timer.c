@@ -10,9 +10,6 @@
 
 #include <pthread.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 /* How late a timer may fire before we call it broken: generous, the machine is shared. */
 #define LATE_MS TEST_SCALE(1000, 1000, 2000)
 

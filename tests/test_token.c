@@ -17,9 +17,6 @@
 #include <pthread.h>
 #include <sched.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 /* Waits on the token it is given and returns the result. */
 static void *token_waiter(void *arg)
 {

@@ -11,9 +11,6 @@
 #include <pthread.h>
 #include <sched.h>
 
-#define VAL(x) ((void *)(intptr_t)(x))
-#define INT(p) ((intptr_t)(p))
-
 /* Spins until *v >= want, politely; fails after 20 s (a lost wake-up on the other side). */
 static void spin_until(atomic_int *v, int want, const char *what)
 {
