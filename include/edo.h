@@ -61,7 +61,9 @@ int edo_fail(int err, const char *what);
 
 #define EDO_NEVER INT64_MAX
 
-/* Milliseconds on a monotonic clock (CLOCK_MONOTONIC); the base of every deadline. */
+/* Milliseconds on the runtime's clock: in a task, its runtime's (CLOCK_MONOTONIC, unless
+ * the clock was paused: see edo_time_pause); outside a task, CLOCK_MONOTONIC. The base of
+ * every deadline. */
 int64_t edo_now(void);
 
 /* Suspends the task for at least ms milliseconds (ms <= 0: just yields). Returns 0, or
@@ -95,6 +97,45 @@ int64_t edo_timeout_begin(int64_t ms);
 
 /* Ends a scope: restores the deadline edo_deadline_begin or edo_timeout_begin returned. */
 void edo_deadline_end(int64_t saved);
+
+/* ---------------------------------------------------------------------------------------- */
+/* A paused clock, for tests                                                                */
+
+/* Pauses the clock of the calling task's runtime. From then on edo_now() in its tasks
+ * stands still, and so does everything that waits on that clock: every sleep, timer,
+ * timeout and deadline of the runtime. The clock moves only
+ *  - by edo_time_advance(ms), which fires every timer that falls due on the way, or
+ *  - by itself, when the runtime has nothing to do (auto-advance, on by default): no task
+ *    is ready, no blocking call (edo_spawn_blocking, a file call) is in flight, and no
+ *    event that a task caused is waiting in the driver. It then jumps straight to the
+ *    earliest deadline of any timer, which fires at exactly that time.
+ * So a test of a one-hour timeout runs in microseconds, and every sleep ends exactly when it
+ * should: after `edo_sleep(250)`, edo_now() has moved by exactly 250. The clock is paused
+ * at a whole millisecond (at most 1 ms ahead of the real one). Events from outside the
+ * runtime (a TCP peer elsewhere, a child process, a thread of the program) are not waited
+ * for before the clock jumps: in a test that waits for those with a timeout, turn
+ * auto-advance off or keep the clock running. Works with any number of workers. Also at
+ * start: edo_runtime_opts.start_paused. Returns 0 (also if already paused), or -EPERM
+ * outside a task. */
+int edo_time_pause(void);
+
+/* Lets the calling task's runtime's clock run again, from where it stands (it never goes
+ * back, so it stays behind or ahead of CLOCK_MONOTONIC by what the pause changed). 0 or
+ * -EPERM outside a task. */
+int edo_time_resume(void);
+
+/* Moves the paused clock of the calling task's runtime forward by ms, fires every timer
+ * that is then due, and yields, so that (with one worker) the tasks those timers woke have
+ * run when it returns. Returns 0, -EINVAL if the clock is not paused or ms < 0, -EPERM
+ * outside a task, -ECANCELED if the caller was aborted. */
+int edo_time_advance(int64_t ms);
+
+/* Turns auto-advance of the calling task's runtime's paused clock on (the default) or
+ * off. Off, a paused clock moves only by edo_time_advance. 0 or -EPERM outside a task. */
+int edo_time_auto_advance(bool on);
+
+/* Whether the calling task's runtime's clock is paused (false outside a task). */
+bool edo_time_paused(void);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Runtime                                                                                  */
@@ -147,6 +188,9 @@ typedef struct edo_runtime_opts {
      * up to a power of two, at most 32768). 0: 256. When they are all lent out, reads
      * fall back to allocated buffers. On epoll: free buffers each worker keeps. */
     unsigned read_bufs;
+    /* Start with the clock paused, as if the root task's first call were edo_time_pause(),
+     * for a test whose every timer is to run on the paused clock. */
+    bool start_paused;
 } edo_runtime_opts;
 
 /* Creates a runtime. opts may be NULL for the defaults. Returns 0 or -errno. */

@@ -107,11 +107,6 @@ void edo__end_search(edo__worker *w)
         edo__notify_parked(w->rt); /* the last searcher found work: there may be more */
 }
 
-static bool has_local_work(edo__worker *w)
-{
-    return w->lifo || edo__queue_len(&w->queue);
-}
-
 void edo__park_worker(edo__worker *w)
 {
     edo_runtime *rt = w->rt;
@@ -138,7 +133,7 @@ void edo__park_worker(edo__worker *w)
             w->searching = true;
             break;
         }
-        if (has_local_work(w) || atomic_load(&rt->stopping)) {
+        if (edo__has_local_work(w) || atomic_load(&rt->stopping)) {
             /* Its timers or the driver gave it tasks (or the runtime stops). */
             for (int i = 0; i < rt->nsleepers; i++) {
                 if (rt->sleepers[i] == w->index) {
@@ -168,9 +163,12 @@ void *edo__monitor_main(void *arg)
         edo__futex_wait(&rt->monitor_word, 0, interval);
         if (atomic_load(&rt->stopping))
             break;
-        int64_t now = edo_now();
-        /* Every worker is in a long task: nobody collects I/O readiness. */
-        if (now - atomic_load_explicit(&rt->last_poll, memory_order_relaxed) >= MONITOR_BUSY)
+        int64_t real = edo__real_ms(), now = edo__clock_ms(rt);
+        /* Every worker is in a long task: nobody collects I/O readiness. Not while the
+         * clock is paused: its auto-advance must know that nobody but a worker takes
+         * events from the epoll (clock.c). */
+        if (real - atomic_load_explicit(&rt->last_poll, memory_order_relaxed) >= MONITOR_BUSY &&
+            !edo__clock_paused(rt))
             edo__driver_drain(rt);
         bool all_idle = true;
         for (int i = 0; i < rt->nworkers; i++) {

@@ -64,6 +64,7 @@ static void runtime_destroy(edo_runtime *rt)
     pthread_mutex_destroy(&rt->idle_lock);
     pthread_mutex_destroy(&rt->pool_lock);
     pthread_mutex_destroy(&rt->sig_lock);
+    edo__clock_fini(&rt->clock);
     free(rt);
 }
 
@@ -112,6 +113,7 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     pthread_mutex_init(&rt->idle_lock, NULL);
     pthread_mutex_init(&rt->pool_lock, NULL);
     pthread_mutex_init(&rt->sig_lock, NULL);
+    edo__clock_init(&rt->clock, opts && opts->start_paused);
     sigemptyset(&rt->sigmask);
     int rc = -ENOMEM;
     rt->workers = aligned_alloc(64, sizeof(edo__worker) * (size_t)workers);
@@ -121,7 +123,7 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
         goto fail;
     memset(rt->workers, 0, sizeof(edo__worker) * (size_t)workers);
     memset(rt->shards, 0, sizeof(edo__shard) * (size_t)workers);
-    int64_t now = edo_now();
+    int64_t now = edo__clock_ms(rt);
     for (int i = 0; i < workers; i++) {
         edo__worker *w = &rt->workers[i];
         w->rt = rt;
@@ -131,7 +133,7 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
         edo__wheel_init(&w->wheel, now);
     }
     atomic_store(&rt->idle_state, (uint32_t)workers << 16); /* every worker unparked */
-    atomic_store(&rt->last_poll, now);
+    atomic_store(&rt->last_poll, edo__real_ms());
     if ((rc = edo__driver_init(rt)) < 0)
         goto fail;
     if ((rc = edo__backend_init(rt, opts ? opts->backend : EDO_BACKEND_AUTO)) < 0)
@@ -232,6 +234,7 @@ static void stop_threads(edo_runtime *rt)
     for (int i = 0; i < rt->nworkers; i++)
         edo__wake_worker(&rt->workers[i]);
     edo__driver_unpark(rt);
+    edo__clock_wake_all(rt);
     atomic_store(&rt->monitor_word, 1);
     edo__futex_wake(&rt->monitor_word, 1);
     for (int i = 0; i < rt->nworkers; i++) {
@@ -397,16 +400,17 @@ void edo_runtime_free(edo_runtime *rt)
             edo__task_list_add(rt, t);
     pthread_mutex_unlock(&rt->inject_lock);
     edo__task_each(rt, abort_one, NULL);
-    int64_t give_up_at = edo_now() + rt->shutdown_timeout_ms;
+    /* On the real clock: a paused one must not hold the grace period up. */
+    int64_t give_up_at = edo__real_ms() + rt->shutdown_timeout_ms;
     if (rt->threaded) {
         /* The workers run the aborted tasks to their end. */
         while ((edo__live(rt) || atomic_load(&rt->inject_len) || edo__pool_running(rt)) &&
-               edo_now() < give_up_at)
+               edo__real_ms() < give_up_at)
             nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
         stop_threads(rt);
     } else {
         edo__sched_loop(&rt->workers[0], NULL, give_up_at);
-        while (edo__pool_running(rt) && edo_now() < give_up_at)
+        while (edo__pool_running(rt) && edo__real_ms() < give_up_at)
             nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
     }
     uint64_t left = edo__live(rt);

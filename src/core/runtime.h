@@ -24,6 +24,7 @@
 #ifndef EDO_CORE_RUNTIME_H
 #define EDO_CORE_RUNTIME_H
 
+#include "core/clock.h"
 #include "core/coro.h"
 #include "core/timer.h"
 #include "edo.h"
@@ -154,6 +155,7 @@ struct edo__worker {
     const char *overflow_how;
     void *altstack; /* signal stack for the stack-overflow report */
     size_t altstack_len;
+    bool clock_idle;   /* counted idle by a paused clock's auto-advance (clock.c) */
     edo__ring *ring;   /* io_uring backend: this worker's ring (src/io/uring.c) */
     char **lent_cache; /* free buffers for edo_read_lent (src/io/buf.c) */
     uint32_t nlent_cache;
@@ -198,7 +200,8 @@ struct edo_runtime {
     _Atomic bool driver_again; /* edo__driver_drain: the holder is to look once more */
     _Atomic(edo_io *) retired;
     _Atomic uint32_t nretired;
-    _Atomic int64_t last_poll; /* edo_now() of the last poll, for the monitor */
+    _Atomic int64_t last_poll; /* edo__real_ms() of the last poll, for the monitor */
+    edo__clock clock;          /* what its tasks see as time (clock.h) */
     /* idle workers (src/core/idle.c) */
     pthread_mutex_t idle_lock;
     _Atomic uint32_t idle_state; /* searching workers (low 16 bits), unparked (high 16) */
@@ -277,8 +280,13 @@ void edo__schedule_tail(edo__worker *w, edo_task *t); /* at the tail of w's own 
 /* Runs tasks until `until` is DONE (NULL: until no task is left) or give_up_at passes;
  * a worker thread of a threaded runtime: until the runtime stops. */
 void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at);
-/* Fires w's timers that are due; any thread (the monitor fires a stuck worker's). */
-void edo__fire_timers(edo__worker *w, int64_t now);
+/* Fires w's timers that are due at `now` (ms on the runtime's clock); any thread (the
+ * monitor fires a stuck worker's). Returns how many fired. */
+int edo__fire_timers(edo__worker *w, int64_t now);
+/* Polls w's driver without waiting and fires w's due timers; true if w has work then. */
+bool edo__poll_now(edo__worker *w);
+/* A task is in w's LIFO slot, its run queue or its spill list. */
+bool edo__has_local_work(const edo__worker *w);
 /* Tasks in the runtime's task list. */
 uint64_t edo__live(edo_runtime *rt);
 /* Calls fn on every listed task, each held by a reference while fn runs. */
@@ -325,6 +333,8 @@ int edo__pool_run(void (*fn)(void *arg), void *arg, edo_wait_reason why, bool al
 void edo__pool_close(edo_runtime *rt);
 /* Calls still running. */
 int edo__pool_running(edo_runtime *rt);
+/* No call of the pool is running or waiting for a thread. */
+bool edo__pool_idle(edo_runtime *rt);
 /* Abandons the calls still running (their joins report -ECANCELED) and lets the pool's
  * threads end on their own. */
 void edo__pool_free(edo_runtime *rt);
@@ -343,7 +353,6 @@ void edo__task_list_add(edo_runtime *rt, edo_task *t);
 extern const edo_spawn_opts edo__root_opts;
 void edo__worker_enter(edo__worker *w);
 void edo__worker_leave(void);
-int64_t edo__now_ns(void);
 
 /* A cheap monotonic tick counter for the busy-time counters: the TSC on x86-64 (no system
  * call, no vDSO), the virtual counter on aarch64, the coarse clock elsewhere. */
@@ -374,8 +383,9 @@ void edo__driver_release(edo_runtime *rt);
  * the tasks they concern. Returns the number of events. */
 int edo__driver_poll(edo_runtime *rt, int timeout_ms);
 /* Takes every ready event, without waiting. If another thread has the right to poll and
- * is draining too, that thread drains once more after it lets go. */
-void edo__driver_drain(edo_runtime *rt);
+ * is draining too, that thread drains once more after it lets go. Returns false if it
+ * could not take the right to poll itself. */
+bool edo__driver_drain(edo_runtime *rt);
 /* Wakes the thread sleeping in edo__driver_poll; any thread. */
 void edo__driver_unpark(edo_runtime *rt);
 /* Frees every retired io (shutdown, when nothing polls any more). */

@@ -84,13 +84,6 @@ void edo__worker_leave(void)
     tls_worker = NULL;
 }
 
-int64_t edo__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The tick rate of edo__cycles(), measured against CLOCK_MONOTONIC from the first call
  * on: the longer the span, the better the estimate. */
 uint64_t edo__cycles_to_ns(uint64_t cycles)
@@ -126,11 +119,6 @@ uint64_t edo__cycles_to_ns(uint64_t cycles)
 #else
     return cycles;
 #endif
-}
-
-int64_t edo_now(void)
-{
-    return edo__now_ns() / 1000000;
 }
 
 /* ---- the local queue ------------------------------------------------------------------- */
@@ -522,10 +510,11 @@ _Noreturn void edo__overflow_report_away(edo_task *t, const char *how)
     __builtin_unreachable();
 }
 
-void edo__fire_timers(edo__worker *w, int64_t now)
+int edo__fire_timers(edo__worker *w, int64_t now)
 {
     /* Popped under the wheel's lock, woken after it: a wake may take other locks. The
      * reference keeps each task alive from its pop to its wake. */
+    int total = 0;
     for (;;) {
         edo_task *fired[64];
         int n = 0;
@@ -544,8 +533,9 @@ void edo__fire_timers(edo__worker *w, int64_t now)
             edo__wake(fired[i]);
             edo__task_unref(fired[i]);
         }
+        total += n;
         if (n < 64)
-            return;
+            return total;
     }
 }
 
@@ -557,9 +547,12 @@ static int64_t next_timer(edo__worker *w)
     return next;
 }
 
-/* Milliseconds until w's next timer, capped at `limit` (-1: no cap). */
+/* Milliseconds until w's next timer, capped at `limit` (-1: no cap). A paused clock moves
+ * by itself only in edo__clock_idle, never while a worker sleeps. */
 static int timer_timeout(edo__worker *w, int limit)
 {
+    if (edo__clock_paused(w->rt))
+        return limit;
     int64_t next = next_timer(w);
     if (next == INT64_MAX)
         return limit;
@@ -582,6 +575,8 @@ static void poll_done(edo__worker *w, int events, bool waited)
 static void poll_once(edo__worker *w, int max_wait)
 {
     edo_runtime *rt = w->rt;
+    if (max_wait < 0 && edo__clock_paused(rt) && edo__clock_idle(w))
+        return; /* a paused clock moved to the next timer, or work came meanwhile */
     int timeout = max_wait;
     if (timeout != 0) {
         timeout = timer_timeout(w, max_wait);
@@ -623,11 +618,33 @@ static void poll_busy(edo__worker *w)
     edo__fire_timers(w, edo_now());
 }
 
+bool edo__has_local_work(const edo__worker *w)
+{
+    return w->lifo || edo__queue_len(&w->queue) || w->spill_head;
+}
+
+bool edo__poll_now(edo__worker *w)
+{
+    edo_runtime *rt = w->rt;
+    if (w->ring) {
+        edo__ring_poll(w, 0);
+    } else if (edo__driver_acquire(rt)) {
+        edo__driver_poll(rt, 0);
+        edo__driver_release(rt);
+    }
+    edo__fire_timers(w, edo_now());
+    return edo__has_local_work(w);
+}
+
 /* Threaded: sleeps in the driver if no other thread does, else on the futex, until woken
  * or w's next timer; then fires w's timers. */
 void edo__worker_sleep(edo__worker *w)
 {
     edo_runtime *rt = w->rt;
+    if (edo__clock_paused(rt) && edo__clock_idle(w)) {
+        atomic_store(&w->wake_word, 0); /* the park loop looks at why under its lock */
+        return;
+    }
     int timeout = timer_timeout(w, -1);
     if (w->ring) {
         /* io_uring: every worker sleeps in its own ring, where its operations complete. */
@@ -691,7 +708,7 @@ static bool loop_done(edo__worker *w, edo_task *until, int64_t give_up_at)
     if (until ? atomic_load_explicit(&until->state, memory_order_acquire) == EDO__DONE
               : edo__live(rt) == 0 && !atomic_load(&rt->inject_len))
         return true;
-    return give_up_at != EDO_NEVER && edo_now() >= give_up_at;
+    return give_up_at != EDO_NEVER && edo__real_ms() >= give_up_at;
 }
 
 void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at)
@@ -721,6 +738,8 @@ void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at)
         if (t) {
             if (w->searching)
                 edo__end_search(w);
+            if (__builtin_expect(w->clock_idle, 0))
+                edo__clock_busy(w);
             run_prepare(w, t, edo__cycles());
             edo__coro_switch(&w->sched, &t->ctx, 0);
             if (__builtin_expect(w->overflowed != NULL, 0))

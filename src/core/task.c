@@ -574,7 +574,7 @@ void edo_task_stats(const edo_task *t, edo_task_info *info)
     uint64_t life = now - t->spawned_cycles;
     info->busy_ns = edo__cycles_to_ns(busy);
     info->idle_ns = life > busy ? edo__cycles_to_ns(life - busy) : 0;
-    info->spawned_at = (edo__now_ns() - (int64_t)edo__cycles_to_ns(life)) / 1000000;
+    info->spawned_at = (edo__clock_ns(t->rt) - (int64_t)edo__cycles_to_ns(life)) / 1000000;
     info->stack_size = t->stack_size;
 }
 

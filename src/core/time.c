@@ -26,6 +26,7 @@ int edo_sleep(int64_t ms)
     if (ms <= 0)
         return edo_yield();
     /* Round the start up to the next millisecond, so the sleep lasts at least ms. */
-    int64_t start = (edo__now_ns() + 999999) / 1000000;
+    edo_task *t = edo__task_current();
+    int64_t start = (edo__clock_ns(t ? t->rt : NULL) + 999999) / 1000000;
     return edo_sleep_until(ms >= EDO_NEVER - start ? EDO_NEVER : start + ms);
 }

@@ -447,6 +447,17 @@ void edo__pool_close(edo_runtime *rt)
     pthread_mutex_unlock(&p->lock);
 }
 
+bool edo__pool_idle(edo_runtime *rt)
+{
+    edo__pool *p = rt->pool;
+    if (!p)
+        return true;
+    pthread_mutex_lock(&p->lock);
+    bool idle = !p->nrunning && !p->head && !p->chead;
+    pthread_mutex_unlock(&p->lock);
+    return idle;
+}
+
 int edo__pool_running(edo_runtime *rt)
 {
     edo__pool *p = rt->pool; /* set once, before closing; read after edo__pool_close */

@@ -141,7 +141,7 @@ int edo__driver_poll(edo_runtime *rt, int timeout_ms)
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             ready(&io->wr, e & (EPOLLHUP | EPOLLERR));
     }
-    atomic_store_explicit(&rt->last_poll, edo_now(), memory_order_relaxed);
+    atomic_store_explicit(&rt->last_poll, edo__real_ms(), memory_order_relaxed);
     return n;
 }
 
@@ -153,19 +153,21 @@ int edo__driver_poll(edo_runtime *rt, int timeout_ms)
  * taken leaves a flag, which the holder checks after it lets go if it is draining too
  * (under io_uring every poll of the epoll is a drain): an event that woke the epoll
  * during the holder's poll is then not left behind. */
-void edo__driver_drain(edo_runtime *rt)
+bool edo__driver_drain(edo_runtime *rt)
 {
+    bool polled = false;
     atomic_store(&rt->driver_again, true);
     for (;;) {
         /* Store, then load the other side's: the flag then driver_busy here, driver_busy
          * then the flag in the holder. */
         atomic_thread_fence(memory_order_seq_cst);
         if (!atomic_load(&rt->driver_again) || !edo__driver_acquire(rt))
-            return;
+            return polled;
         atomic_store(&rt->driver_again, false);
         while (edo__driver_poll(rt, 0) == MAX_EVENTS) {
         }
         edo__driver_release(rt);
+        polled = true;
     }
 }
 

@@ -331,7 +331,13 @@ static ssize_t op_call(fs_op *op)
     }
 #ifdef EDO_HAVE_URING
     if (edo__uring_on() && uring_has(op->kind)) {
+        /* A paused clock's auto-advance waits for it, as for a call on the pool. */
+        bool hold = edo__clock_paused(self->rt);
+        if (hold)
+            edo__clock_hold(self->rt);
         rc = edo__uring_op(op_prep, op, op_why(op->kind), EDO_NEVER);
+        if (hold)
+            edo__clock_unhold(self->rt);
         if (rc >= 0 && (op->kind == OP_STAT || op->kind == OP_LSTAT || op->kind == OP_FSTAT))
             statx_to_stat(&op->stx, op->st);
         return rc;
