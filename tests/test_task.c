@@ -666,6 +666,51 @@ static void case_many_tasks(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* A spawn in steady state reuses a finished task's stack, and under TSan its fiber too (a  */
+/* new fiber costs TSan some 380 page faults, which made the TSan suite crawl).             */
+
+static long page_faults(void)
+{
+    struct rusage ru;
+    CHECK_SYS(getrusage(RUSAGE_SELF, &ru));
+    return ru.ru_minflt + ru.ru_majflt;
+}
+
+static void *noop_task(void *arg)
+{
+    return arg;
+}
+
+static void *reuse_root(void *unused)
+{
+    enum { N = 1000, ROUNDS = 10 };
+    edo_task **ts = calloc(N, sizeof *ts);
+    long steady = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        long f0 = page_faults();
+        for (int i = 0; i < N; i++)
+            CHECK_OK(edo_spawn(&ts[i], noop_task, VAL(i)));
+        for (int i = 0; i < N; i++) {
+            void *res;
+            CHECK_OK(edo_join(ts[i], &res));
+            CHECK_EQ(INT(res), i);
+        }
+        if (r > 0) /* the first round maps the stacks */
+            steady += page_faults() - f0;
+    }
+    double per_spawn = (double)steady / ((ROUNDS - 1) * N);
+    printf("    %.2f page faults per spawn after the first round\n", per_spawn);
+    CHECK_MSG(per_spawn <= 10, "%.2f page faults per spawn", per_spawn);
+    free(ts);
+    return NULL;
+}
+
+static void case_spawn_reuses_stacks(void)
+{
+    test_run(reuse_root, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Abort at every kind of suspension point.                                                 */
 
 enum { AT_SLEEP, AT_YIELD, AT_JOIN, AT_READ, AT_WRITE, AT_ACCEPT, AT_CONNECT, AT_SIGNAL, AT_COUNT };
@@ -1437,6 +1482,7 @@ static const test_case cases[] = {
     TEST_CASE(case_task_list),
     TEST_CASE(case_task_stats),
     TEST_CASE(case_many_tasks),
+    TEST_CASE(case_spawn_reuses_stacks),
     TEST_CASE(case_abort_points),
     TEST_CASE(case_abort_early_and_late),
     TEST_CASE(case_block_on),

@@ -126,7 +126,8 @@ static void ucontext_start(unsigned hi, unsigned lo)
 }
 #endif
 
-void edo__ctx_make(edo__ctx *ctx, void *lo, size_t len, void (*entry)(void *), void *arg)
+void edo__ctx_make(edo__ctx *ctx, edo__stack *st, void *lo, size_t len, void (*entry)(void *),
+                   void *arg)
 {
     memset(ctx, 0, sizeof *ctx);
     ctx->stack_lo = lo;
@@ -168,9 +169,11 @@ void edo__ctx_make(edo__ctx *ctx, void *lo, size_t len, void (*entry)(void *), v
     ctx->sp = sp;
 #endif
 #ifdef EDO_TSAN
-    ctx->tsan_fiber = __tsan_create_fiber(0);
-    ctx->tsan_owned = 1;
+    if (!st->tsan_fiber)
+        st->tsan_fiber = __tsan_create_fiber(0);
+    ctx->tsan_fiber = st->tsan_fiber;
 #endif
+    (void)st;
 }
 
 void edo__ctx_init_thread(edo__ctx *ctx)
@@ -181,14 +184,14 @@ void edo__ctx_init_thread(edo__ctx *ctx)
 #endif
 }
 
-void edo__ctx_release(edo__ctx *ctx)
+void edo__stack_forget_fiber(edo__stack *st)
 {
 #ifdef EDO_TSAN
-    if (ctx->tsan_owned && ctx->tsan_fiber)
-        __tsan_destroy_fiber(ctx->tsan_fiber);
-    ctx->tsan_fiber = NULL;
+    if (st->tsan_fiber)
+        __tsan_destroy_fiber(st->tsan_fiber);
+    st->tsan_fiber = NULL;
 #endif
-    (void)ctx;
+    (void)st;
 }
 
 #ifdef EDO_ASAN
@@ -219,7 +222,7 @@ void edo__coro_started(edo__ctx *self)
     (void)self;
 }
 
-void edo__coro_switch(edo__ctx *from, edo__ctx *to, int from_exiting)
+EDO__NO_TSAN void edo__coro_switch(edo__ctx *from, edo__ctx *to, int from_exiting)
 {
 #ifdef EDO_ASAN
     asan_switched_from = from;

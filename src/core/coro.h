@@ -47,10 +47,21 @@ typedef struct edo__ctx {
     void *fake_stack;
 #endif
 #ifdef EDO_TSAN
-    void *tsan_fiber;
-    int tsan_owned; /* created by us, to be destroyed */
+    void *tsan_fiber; /* a task's is its stack's (edo__stack), a thread's its own */
 #endif
 } edo__ctx;
+
+/* For the functions that are on a task's stack when it switches away for the last time
+ * (they never return): TSan keeps a shadow call stack per fiber, and a fiber is reused by
+ * the next task on the same stack, so a function entered there and never left would stay
+ * on it for good. They call instrumented functions only when those return. */
+#if defined(EDO_TSAN) && defined(__clang__)
+#define EDO__NO_TSAN __attribute__((disable_sanitizer_instrumentation))
+#elif defined(EDO_TSAN)
+#define EDO__NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#define EDO__NO_TSAN
+#endif
 
 /* A mapped stack: [map, map + page) is the guard page, the rest is usable.
  *
@@ -64,6 +75,12 @@ typedef struct edo__stack {
     size_t map_len;
     unsigned valgrind_id;
     bool guarded;
+#ifdef EDO_TSAN
+    /* The TSan fiber of the tasks that run on this stack: made for its first task and
+     * kept with the stack in the caches, since TSan costs a few hundred page faults for
+     * each fiber it creates. Destroyed when the stack is unmapped. */
+    void *tsan_fiber;
+#endif
 } edo__stack;
 
 #define EDO__STACK_CANARY 0x6564f0c0a57ac4edULL
@@ -84,6 +101,8 @@ typedef struct edo__stack_cache {
 int edo__stack_get(edo__stack_cache *local, size_t usable, edo__stack *st, bool *reused);
 /* Gives a stack back: to local while it holds fewer than local_max, else shared. */
 void edo__stack_put(edo__stack_cache *local, size_t local_max, edo__stack *st);
+/* Moves all but `keep` of local's stacks to the shared cache. */
+void edo__stack_cache_spill(edo__stack_cache *local, size_t keep);
 /* Moves local's stacks to the shared cache and frees local's array. */
 void edo__stack_cache_release(edo__stack_cache *local);
 /* Unmaps part of what the shared cache has held beyond its floor for over a second. */
@@ -100,13 +119,16 @@ static inline bool edo__stack_intact(const edo__stack *st)
 }
 void edo__stack_unmap(edo__stack *st);
 
-/* Prepares ctx to run entry(arg) on [lo, lo + len) at its first switch. */
-void edo__ctx_make(edo__ctx *ctx, void *lo, size_t len, void (*entry)(void *), void *arg);
+/* Prepares ctx to run entry(arg) on [lo, lo + len), a part of st, at its first switch. */
+void edo__ctx_make(edo__ctx *ctx, edo__stack *st, void *lo, size_t len, void (*entry)(void *),
+                   void *arg);
 
 /* Sets up ctx for the calling thread's own stack (the worker's scheduler context). */
 void edo__ctx_init_thread(edo__ctx *ctx);
-/* Releases what edo__ctx_make/init_thread acquired (the TSan fiber). */
-void edo__ctx_release(edo__ctx *ctx);
+
+/* A task on st will never run again although it has not ended (shutdown abandoned it):
+ * its fiber is not reused (its shadow stack still holds the task's calls). */
+void edo__stack_forget_fiber(edo__stack *st);
 
 /* Switches from `from` (the running context) to `to`. Returns when something switches
  * back to `from`. With from_exiting set, `from` never runs again (ASan frees its fake

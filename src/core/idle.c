@@ -107,9 +107,16 @@ void edo__end_search(edo__worker *w)
         edo__notify_parked(w->rt); /* the last searcher found work: there may be more */
 }
 
+/* Free stacks a parked worker keeps; the rest go where busy workers can reuse them. */
+#define PARKED_STACKS 32
+
 void edo__park_worker(edo__worker *w)
 {
     edo_runtime *rt = w->rt;
+    /* Tasks often end on another worker than the one that spawned them, so the stacks of a
+     * burst collect in the caches of the workers that ran them, where a spawner elsewhere
+     * cannot reach them and maps new ones. */
+    edo__stack_cache_spill(&w->stacks, PARKED_STACKS);
     atomic_store(&w->parked, 1);
     pthread_mutex_lock(&rt->idle_lock);
     uint32_t dec = UNPARKED_ONE | (w->searching ? SEARCH_ONE : 0);

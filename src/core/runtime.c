@@ -191,7 +191,6 @@ static void worker_end(edo__worker *w)
 {
     edo__worker_leave();
     edo__overflow_fini_thread(w);
-    edo__ctx_release(&w->sched);
 }
 
 int edo__thread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)

@@ -343,6 +343,10 @@ void edo__task_publish_end(edo_task *t);
 void edo__futex_wait(_Atomic uint32_t *word, uint32_t val, int timeout_ms);
 void edo__futex_wake(_Atomic uint32_t *word, int n);
 void edo__switch_out(edo__worker *w, edo_task *self, int why);
+/* The last switch of a task that has returned (its end published); never returns. */
+_Noreturn void edo__switch_exit(edo__worker *w, edo_task *self);
+/* Runs a task's function and publishes its end (task.c), on the task's stack. */
+void edo__task_run(edo_task *t);
 void edo__task_started(edo_task *t);
 void edo__task_finish(edo__worker *w, edo_task *t);
 /* Ends a task that will never run again (shutdown gave up on it): DONE and cancelled for

@@ -471,9 +471,9 @@ void edo__task_started(edo_task *t)
     finish_switch(edo__worker_current());
 }
 
-/* Switches the running task `self` away: to the next ready task, or to the scheduler
- * loop. For a yield with nothing else ready it returns at once. */
-void edo__switch_out(edo__worker *w, edo_task *self, int why)
+/* Where the running task `self` switches to: the next ready task (made current), or the
+ * scheduler loop; NULL for a yield with nothing else ready, which goes on at once. */
+static edo__ctx *switch_target(edo__worker *w, edo_task *self, int why)
 {
     /* Read first: the counter's latency then overlaps the choice of the next task. */
     uint64_t c = edo__cycles();
@@ -484,7 +484,7 @@ void edo__switch_out(edo__worker *w, edo_task *self, int why)
         next = next_task(w);
         if (!next && why == EDO__SW_YIELD) {
             self->budget = EDO__BUDGET;
-            return;
+            return NULL;
         }
     }
     edo__counter_add(&self->busy_cycles, c - self->run_start);
@@ -492,13 +492,28 @@ void edo__switch_out(edo__worker *w, edo_task *self, int why)
     w->prev_why = why;
     if (next) {
         run_prepare(w, next, c);
-        edo__coro_switch(&self->ctx, &next->ctx, why == EDO__SW_EXIT);
-    } else {
-        w->current = NULL;
-        edo__coro_switch(&self->ctx, &w->sched, why == EDO__SW_EXIT);
+        return &next->ctx;
     }
+    w->current = NULL;
+    return &w->sched;
+}
+
+/* Switches the running task `self` away: to the next ready task, or to the scheduler
+ * loop. For a yield with nothing else ready it returns at once. */
+void edo__switch_out(edo__worker *w, edo_task *self, int why)
+{
+    edo__ctx *to = switch_target(w, self, why);
+    if (!to)
+        return;
+    edo__coro_switch(&self->ctx, to, 0);
     /* Back in `self`, maybe on another worker. */
     finish_switch(edo__worker_current());
+}
+
+EDO__NO_TSAN _Noreturn void edo__switch_exit(edo__worker *w, edo_task *self)
+{
+    edo__coro_switch(&self->ctx, switch_target(w, self, EDO__SW_EXIT), 1);
+    __builtin_unreachable();
 }
 
 _Noreturn void edo__overflow_report_away(edo_task *t, const char *how)

@@ -76,6 +76,9 @@ int edo__stack_map(edo__stack *st, size_t usable)
     st->map = map;
     st->map_len = len;
     st->guarded = false;
+#ifdef EDO_TSAN
+    st->tsan_fiber = NULL;
+#endif
     if (atomic_fetch_add(&guarded_stacks, 1) < guard_limit_get() &&
         mprotect(map, page, PROT_NONE) == 0) {
         st->guarded = true;
@@ -105,6 +108,7 @@ void edo__stack_unmap(edo__stack *st)
     /* Frames that never returned (a finished task's entry) leave poisoned shadow bytes. */
     ASAN_UNPOISON_MEMORY_REGION(st->map + edo__page_size(), st->map_len - edo__page_size());
 #endif
+    edo__stack_forget_fiber(st);
     munmap(st->map, st->map_len);
     if (st->guarded)
         atomic_fetch_sub(&guarded_stacks, 1);
@@ -211,6 +215,16 @@ void edo__stack_put(edo__stack_cache *local, size_t local_max, edo__stack *st)
     shared_push(st);
     /* A full local cache hands half of itself over with it, in the same lock. */
     while (local && local->len > local_max / 2)
+        shared_push(&local->v[--local->len]);
+    shared_unlock();
+}
+
+void edo__stack_cache_spill(edo__stack_cache *local, size_t keep)
+{
+    if (local->len <= keep)
+        return;
+    pthread_mutex_lock(&shared.lock);
+    while (local->len > keep)
         shared_push(&local->v[--local->len]);
     shared_unlock();
 }

@@ -172,18 +172,24 @@ void edo__task_publish_end(edo_task *t)
     }
 }
 
-static void task_entry(void *arg)
+/* Never returns, nor does the switch it ends with: uninstrumented (EDO__NO_TSAN), so that
+ * the fiber the next task on this stack reuses has an empty shadow stack. */
+EDO__NO_TSAN static void task_entry(void *arg)
 {
     edo_task *t = arg;
+    edo__task_run(t);
+    edo__switch_exit(edo__worker_current(), t);
+}
+
+void edo__task_run(edo_task *t)
+{
     edo__task_started(t);
     t->result = t->fn(t->arg);
     t->cancelled = atomic_load(&t->aborted); /* an abort after this point changes nothing */
     /* Publish the end while still on this stack, so that a waiting joiner lands in the
-     * LIFO slot and the switch below goes straight to it. The runtime's reference keeps
-     * the stack mapped until edo__task_finish runs on the other side of that switch. */
+     * LIFO slot and the switch after this goes straight to it. The runtime's reference
+     * keeps the stack mapped until edo__task_finish runs on the other side of that switch. */
     edo__task_publish_end(t);
-    edo__switch_out(edo__worker_current(), t, EDO__SW_EXIT);
-    __builtin_unreachable();
 }
 
 static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joinable,
@@ -217,7 +223,7 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
     atomic_init(&t->refs, joinable ? 2 : 1);
     atomic_init(&t->state, EDO__QUEUED);
     char *lo = t->stack.map + page;
-    edo__ctx_make(&t->ctx, lo, (size_t)((char *)t - lo), task_entry, t);
+    edo__ctx_make(&t->ctx, &t->stack, lo, (size_t)((char *)t - lo), task_entry, t);
     *out = t;
     return 0;
 }
@@ -265,14 +271,14 @@ void edo__task_abandon(edo_task *t)
     t->cancelled = true;
     t->result = NULL;
     edo__task_publish_end(t);
-    edo__ctx_release(&t->ctx);
+    if (!t->blocking)
+        edo__stack_forget_fiber(&t->stack);
     edo__task_unref(t);
 }
 
 /* Runs on the worker after the task's last switch: its stack is free now. */
 void edo__task_finish(edo__worker *w, edo_task *t)
 {
-    edo__ctx_release(&t->ctx);
     edo__task_unref(t);
     (void)w;
 }
