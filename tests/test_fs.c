@@ -1515,6 +1515,56 @@ static void case_cached_reads(void)
     scratch_remove();
 }
 
+/* One read of 256 MiB that the page cache holds, and one write as large, on one worker with
+ * a ticker: each call is made in pieces, and the ticker runs between them, so no call holds
+ * its worker for long (a read made on the worker in one go held it for most of a second). */
+static void *big_root(void *arg)
+{
+    enum { SIZE = 256 << 20, MIN_TURNS = 64 };
+    char p[600], q[600];
+    const char *file = in_scratch(p, sizeof p, "big"), *copy = in_scratch(q, sizeof q, "copy");
+    pattern_file(file, 23, SIZE); /* just written: in the page cache */
+    char *all = malloc(SIZE);
+    CHECK(all != NULL);
+    int fd = (int)CHECK_OK(edo_fs_open(file, O_RDONLY, 0));
+    int out = (int)CHECK_OK(edo_fs_open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+
+    atomic_int ticks = 0;
+    atomic_store(&reading_done, false);
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, ticker, &ticks));
+    CHECK_OK(edo_yield()); /* the ticker is running */
+    int before = atomic_load(&ticks);
+    CHECK_EQ(edo_fs_pread(fd, all, SIZE, 0), SIZE);
+    int during_read = atomic_load(&ticks) - before;
+    before = atomic_load(&ticks);
+    CHECK_EQ(edo_fs_pwrite(out, all, SIZE, 0), SIZE);
+    int during_write = atomic_load(&ticks) - before;
+    atomic_store(&reading_done, true);
+    CHECK_OK(edo_join(t, NULL));
+    printf("    a task on the same worker ran %d times during one 256 MiB read of cached data, "
+           "%d times during one 256 MiB write\n",
+           during_read, during_write);
+    size_t bad = pattern_check(23, 0, all, SIZE);
+    CHECK_MSG(bad == SIZE_MAX, "wrong word at byte %zu", bad * 8);
+    CHECK_GE(during_read, MIN_TURNS);
+    CHECK_GE(during_write, MIN_TURNS);
+    CHECK_OK(edo_fs_close(fd));
+    CHECK_OK(edo_fs_close(out));
+    pattern_verify(copy, 23, SIZE);
+    free(all);
+    (void)arg;
+    return NULL;
+}
+
+static void case_big_cached_transfers(void)
+{
+    scratch_make();
+    edo_runtime_opts o = { .workers = 1 };
+    test_run_opts(&o, big_root, NULL);
+    scratch_remove();
+}
+
 static const test_case cases[] = {
     TEST_CASE(case_outside_task),  TEST_CASE(case_read_write),
     TEST_CASE(case_stat),          TEST_CASE(case_names),
@@ -1524,7 +1574,8 @@ static const test_case cases[] = {
     TEST_CASE(case_cancel_queued), TEST_CASE(case_shutdown_queued),
     TEST_CASE(case_ring_overflow), TEST_CASE(case_abort_mid_copy),
     TEST_CASE(case_stdio),         TEST_CASE(case_pool_signals),
-    TEST_CASE(case_cached_reads),
+    TEST_CASE_BACKENDS(case_cached_reads),
+    TEST_CASE_BACKENDS(case_big_cached_transfers),
 };
 
 TEST_MAIN(cases)
