@@ -67,13 +67,17 @@ int edo_fs_close(int fd);
 
 /* Reads up to len bytes at offset off into buf (pread(2)); off < 0: at the file position,
  * which moves (read(2)). Returns the count, 0 at end of file (or when len is 0), or
- * -errno. May read fewer bytes than asked before the end of the file (one call reads at
- * most 1 GiB); edo_fs_pread_exact loops. */
+ * -errno. A regular file is read to len or to its end: a large read is made in pieces
+ * (at most 1 MiB each when the page cache answers it on the worker, with a turn for the
+ * other tasks after each, so that no call holds its worker for long). If an error or an
+ * abort stops it after some bytes were read, it returns their count, and the next call
+ * reports the error. A FIFO returns what it had (edo_fs_pread_exact loops). */
 ssize_t edo_fs_pread(int fd, void *buf, size_t len, off_t off);
 
 /* Writes up to len bytes from buf at offset off (pwrite(2)); off < 0: at the file
  * position, which moves (write(2); with O_APPEND, at the end). Returns the count or
- * -errno; may write fewer than len (one call writes at most 1 GiB). */
+ * -errno. Made in pieces as edo_fs_pread is; it stops early only at an error (a full
+ * disk: the count written so far, then -ENOSPC from the next call) or an abort. */
 ssize_t edo_fs_pwrite(int fd, const void *buf, size_t len, off_t off);
 
 /* Reads exactly len bytes from offset off (off < 0: at the file position), in as many
