@@ -501,27 +501,43 @@ int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *ssl
 /* ---------------------------------------------------------------------------------------- */
 /* Signals                                                                                  */
 
-/* Takes the nsig signals in sigs over for the whole process now, without waiting: they are
- * blocked and read through a signalfd, so that one that arrives before any task waits for
- * it stays pending for edo_signal_wait instead of taking its default action. Call it
+/* Takes the nsig signals in sigs over for the whole process now, without waiting: edo
+ * installs a handler of its own for them (sigaction; it only counts the signal and wakes
+ * the runtime), so that one that arrives before any task waits for it is kept for
+ * edo_signal_wait instead of taking its default action, whichever thread it lands on. No
+ * thread needs to block anything for this, the program's own threads included. Call it
  * before the program announces that it is ready (a server: before it opens its port), so
- * that what it needs is in place: it fails with -EMFILE or -ENOMEM when the signalfd
- * cannot be made, and then nothing has changed. Returns 0 or -errno (-EINVAL for SIGKILL,
- * SIGSTOP or a number out of range, -EPERM outside a task). Signals already taken over are
- * left as they are. */
+ * that what it needs is in place: it fails with -EMFILE or -ENOMEM when the runtime's
+ * descriptor for signals cannot be made, and then nothing has changed. Returns 0 or
+ * -errno (-EINVAL for SIGKILL, SIGSTOP or a number out of range, -EPERM outside a task).
+ * Signals already taken over are left as they are. They stay edo's until the last runtime
+ * that took them is freed; then their old dispositions come back, and what arrived
+ * meanwhile and was not waited for is dropped. */
 int edo_signal_take(const int *sigs, int nsig);
 
 /* Suspends until one of the nsig signals in sigs arrives and returns its number, or
  * -errno. The first call for a signal takes it over as edo_signal_take does, if nothing
  * has yet, so a Ctrl-C no longer kills the program but is delivered here. Call it from one
- * task at a time. A signal must be blocked in every thread to wait in the signalfd: worker
- * threads block all signals but those of faults, the worker of the current-thread flavour
- * and a thread in edo_block_on block the ones taken over, but other threads of the program
- * do not; a program with threads of its own blocks the signals it waits for
- * (pthread_sigmask in main, before it starts any thread), else one sent to the process may
- * be delivered to such a thread and take its default action. A signal raised for one
- * thread (raise, pthread_kill) is seen only by that thread. */
+ * task at a time. Two arrivals of a signal before a wait may count once (as the kernel
+ * merges a pending signal); one raised for a single thread (raise, pthread_kill) is
+ * delivered like any other. */
 int edo_signal_wait(const int *sigs, int nsig);
+
+/* Child processes. A runtime's threads block SIGPIPE (so that a write to a closed pipe is
+ * -EPIPE, never a signal) and otherwise the mask of the thread that made the runtime,
+ * nothing more. A child made with fork (and exec) from any thread of edo starts with that
+ * thread's mask, without SIGPIPE, and with the old dispositions of the signals edo took
+ * over (a child handler of pthread_atfork puts them back). posix_spawn runs no fork
+ * handlers: from a task, its child starts with SIGPIPE blocked too, unless the attributes
+ * say otherwise, which is what a program should do anyway:
+ *     sigset_t none, dfl;
+ *     sigemptyset(&none);
+ *     sigemptyset(&dfl);
+ *     sigaddset(&dfl, SIGPIPE);
+ *     posix_spawnattr_setsigmask(&attr, &none);
+ *     posix_spawnattr_setsigdefault(&attr, &dfl);
+ *     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+ * exec resets the signals edo handles to their default action in every case. */
 
 #include "edo/fs.h"
 #include "edo/sync.h"

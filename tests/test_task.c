@@ -6,7 +6,9 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 static void *ret_arg(void *arg)
 {
@@ -1452,6 +1454,219 @@ static void case_signal_take(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Children start with the program's signal mask: edo's threads block SIGPIPE alone, fork's */
+/* child handler gives that back too, and signals edo took over are neither blocked nor    */
+/* handled in a child.                                                                      */
+
+extern char **environ;
+
+/* The mask of the thread that made the runtime, which a child must start with. */
+static sigset_t program_mask;
+
+/* "SigBlk:" and "SigIgn:" of a process's status, as 64-bit masks. */
+typedef struct sig_lines {
+    unsigned long long blk, ign;
+} sig_lines;
+
+static sig_lines parse_sig_lines(const char *text)
+{
+    sig_lines s = { ~0ULL, ~0ULL };
+    const char *p = strstr(text, "SigBlk:");
+    CHECK_MSG(p && sscanf(p + 7, "%llx", &s.blk) == 1, "no SigBlk in \"%s\"", text);
+    p = strstr(text, "SigIgn:");
+    CHECK_MSG(p && sscanf(p + 7, "%llx", &s.ign) == 1, "no SigIgn in \"%s\"", text);
+    return s;
+}
+
+static unsigned long long mask_bits(const sigset_t *set)
+{
+    unsigned long long m = 0;
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++)
+        if (sigismember(set, sig))
+            m |= 1ULL << (sig - 1);
+    return m;
+}
+
+static char *const grep_argv[] = { "grep", "^Sig", "/proc/self/status", NULL };
+
+/* Starts grep on its own status the way `how` says, with its output on a pipe whose read
+ * end goes to *out; returns the child's pid. */
+enum { BY_FORK, BY_SPAWN, BY_SPAWN_CLEAN };
+
+static pid_t start_grep(int how, int *out)
+{
+    int p[2];
+    CHECK_SYS(pipe2(p, O_CLOEXEC));
+    pid_t pid;
+    if (how == BY_FORK) {
+        pid = (pid_t)CHECK_SYS(fork());
+        if (pid == 0) {
+            dup2(p[1], 1);
+            execvp("grep", grep_argv);
+            _exit(127);
+        }
+    } else {
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t at;
+        CHECK_EQ(posix_spawn_file_actions_init(&fa), 0);
+        CHECK_EQ(posix_spawn_file_actions_adddup2(&fa, p[1], 1), 0);
+        CHECK_EQ(posix_spawnattr_init(&at), 0);
+        if (how == BY_SPAWN_CLEAN) {
+            /* What edo.h tells a program to do with a raw posix_spawn. */
+            sigset_t def;
+            sigemptyset(&def);
+            sigaddset(&def, SIGPIPE);
+            CHECK_EQ(posix_spawnattr_setsigmask(&at, &program_mask), 0);
+            CHECK_EQ(posix_spawnattr_setsigdefault(&at, &def), 0);
+            CHECK_EQ(posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
+                     0);
+        }
+        CHECK_EQ(posix_spawnp(&pid, "grep", &fa, &at, grep_argv, environ), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&at);
+    }
+    close(p[1]);
+    *out = p[0];
+    return pid;
+}
+
+static void *wait_pid(void *arg)
+{
+    int status = 0;
+    CHECK_SYS(waitpid((pid_t)INT(arg), &status, 0));
+    return VAL(status);
+}
+
+/* Reads a child's output to its end (in a task) and reaps it (on the pool). */
+static sig_lines finish_grep(pid_t pid, int fd)
+{
+    edo_io *io;
+    CHECK_OK(edo_io_wrap(&io, fd));
+    char text[4096];
+    size_t len = 0;
+    ssize_t n;
+    while ((n = edo_read(io, text + len, sizeof text - 1 - len)) > 0)
+        len += (size_t)n;
+    CHECK_OK(n);
+    text[len] = 0;
+    CHECK_OK(edo_close(io));
+    edo_task *w;
+    CHECK_OK(edo_spawn_blocking(&w, wait_pid, VAL(pid)));
+    void *status;
+    CHECK_OK(edo_join(w, &status));
+    CHECK_MSG(WIFEXITED(INT(status)) && WEXITSTATUS(INT(status)) == 0, "grep: status %d",
+              (int)INT(status));
+    return parse_sig_lines(text);
+}
+
+static sig_lines child_lines(int how)
+{
+    int fd;
+    pid_t pid = start_grep(how, &fd);
+    return finish_grep(pid, fd);
+}
+
+typedef struct pool_start {
+    pid_t pid;
+    int fd;
+} pool_start;
+
+static void *start_on_pool(void *arg)
+{
+    pool_start *ps = arg;
+    ps->pid = start_grep(BY_FORK, &ps->fd);
+    return NULL;
+}
+
+static void *child_in_task(void *arg)
+{
+    sig_lines *out = arg;
+    out[0] = child_lines(BY_FORK);
+    out[1] = child_lines(BY_SPAWN);
+    out[2] = child_lines(BY_SPAWN_CLEAN);
+    return NULL;
+}
+
+/* A child of fork that does not exec: edo's handler is gone from the signals it took. */
+static void *fork_only_task(void *arg)
+{
+    pid_t pid = (pid_t)CHECK_SYS(fork());
+    if (pid == 0) {
+        struct sigaction sa;
+        sigset_t now;
+        sigaction(SIGTERM, NULL, &sa);
+        pthread_sigmask(SIG_BLOCK, NULL, &now);
+        _exit(sa.sa_handler == SIG_DFL && mask_bits(&now) == mask_bits(&program_mask) ? 0 : 3);
+    }
+    edo_task *w;
+    CHECK_OK(edo_spawn_blocking(&w, wait_pid, VAL(pid)));
+    void *status;
+    CHECK_OK(edo_join(w, &status));
+    CHECK_MSG(WIFEXITED(INT(status)) && WEXITSTATUS(INT(status)) == 0,
+              "a forked child kept edo's handler or mask: status %d", (int)INT(status));
+    return NULL;
+}
+
+static void *child_mask_root(void *arg)
+{
+    sig_lines *want = arg;
+    /* Taken over: a child must see them neither blocked nor ignored. */
+    int taken[] = { SIGTERM, SIGINT, SIGRTMIN + 3 };
+    CHECK_OK(edo_signal_take(taken, 3));
+
+    sig_lines got[6];
+    got[0] = child_lines(BY_FORK); /* from the root task */
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, child_in_task, &got[1]));
+    CHECK_OK(edo_join(t, NULL));
+    pool_start ps;
+    CHECK_OK(edo_spawn_blocking(&t, start_on_pool, &ps));
+    CHECK_OK(edo_join(t, NULL));
+    got[4] = finish_grep(ps.pid, ps.fd);
+    CHECK_OK(edo_spawn(&t, fork_only_task, NULL));
+    CHECK_OK(edo_join(t, NULL));
+
+    static const char *const ways[] = { "fork+exec in the root task", "fork+exec in a task",
+                                        "posix_spawn in a task",
+                                        "posix_spawn with SETSIGMASK in a task",
+                                        "fork+exec on the blocking pool" };
+    unsigned long long pipe_bit = 1ULL << (SIGPIPE - 1);
+    /* glibc's posix_spawn leaves its own internal signals (32 up to SIGRTMIN) ignored in
+     * the child, whoever calls it: not edo's doing, and no signal a program can use. */
+    unsigned long long libc_internal = 0;
+    for (int sig = 32; sig < SIGRTMIN; sig++)
+        libc_internal |= 1ULL << (sig - 1);
+    for (int i = 0; i < 5; i++) {
+        /* A raw posix_spawn runs no fork handler: it leaks SIGPIPE, and only that. */
+        unsigned long long blk = i == 2 ? want->blk | pipe_bit : want->blk;
+        CHECK_MSG(got[i].blk == blk, "%s: SigBlk %016llx, expected %016llx", ways[i], got[i].blk,
+                  blk);
+        CHECK_MSG((got[i].ign & ~libc_internal) == want->ign, "%s: SigIgn %016llx, expected %016llx",
+                  ways[i], got[i].ign, want->ign);
+    }
+    return NULL;
+}
+
+static void case_child_signal_mask(void)
+{
+    /* The program blocks one signal of its own before the runtime starts; children must
+     * start with just that blocked. */
+    sigset_t block, saved;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &block, &saved);
+    pthread_sigmask(SIG_BLOCK, NULL, &program_mask);
+    sig_lines want = { mask_bits(&program_mask), 0 };
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            want.ign |= 1ULL << (sig - 1);
+    }
+    test_run(child_mask_root, &want);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 
 static void case_errors(void)
 {
@@ -1494,6 +1709,7 @@ static const test_case cases[] = {
     TEST_CASE(case_signal_wait),
     TEST_CASE(case_signal_first_wait_race),
     TEST_CASE(case_signal_take),
+    TEST_CASE(case_child_signal_mask),
     TEST_CASE(case_errors),
 };
 

@@ -165,6 +165,7 @@ void edo__park_worker(edo__worker *w)
 void *edo__monitor_main(void *arg)
 {
     edo_runtime *rt = arg;
+    edo__thread_set_base_mask(&rt->base_sigmask);
     int interval = MONITOR_BUSY;
     while (!atomic_load(&rt->stopping)) {
         edo__futex_wait(&rt->monitor_word, 0, interval);

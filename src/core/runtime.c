@@ -63,7 +63,6 @@ static void runtime_destroy(edo_runtime *rt)
     pthread_mutex_destroy(&rt->inject_lock);
     pthread_mutex_destroy(&rt->idle_lock);
     pthread_mutex_destroy(&rt->pool_lock);
-    pthread_mutex_destroy(&rt->sig_lock);
     edo__clock_fini(&rt->clock);
     free(rt);
 }
@@ -112,9 +111,10 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     pthread_mutex_init(&rt->inject_lock, NULL);
     pthread_mutex_init(&rt->idle_lock, NULL);
     pthread_mutex_init(&rt->pool_lock, NULL);
-    pthread_mutex_init(&rt->sig_lock, NULL);
     edo__clock_init(&rt->clock, opts && opts->start_paused);
     sigemptyset(&rt->sigmask);
+    pthread_sigmask(SIG_BLOCK, NULL, &rt->base_sigmask);
+    edo__signal_init();
     int rc = -ENOMEM;
     rt->workers = aligned_alloc(64, sizeof(edo__worker) * (size_t)workers);
     rt->shards = aligned_alloc(64, sizeof(edo__shard) * (size_t)workers);
@@ -146,13 +146,15 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     if (rt->threaded) {
         for (int i = 0; i < workers; i++) {
             edo__worker *w = &rt->workers[i];
-            if ((rc = -edo__thread_create(&w->thread, NULL, worker_main, w)) < 0) {
+            if ((rc = -edo__thread_create(&w->thread, NULL, &rt->base_sigmask, worker_main,
+                                          w)) < 0) {
                 stop_threads(rt);
                 goto fail;
             }
             w->started = true;
         }
-        if ((rc = -edo__thread_create(&rt->monitor, NULL, edo__monitor_main, rt)) < 0) {
+        if ((rc = -edo__thread_create(&rt->monitor, NULL, &rt->base_sigmask, edo__monitor_main,
+                                      rt)) < 0) {
             stop_threads(rt);
             goto fail;
         }
@@ -193,21 +195,32 @@ static void worker_end(edo__worker *w)
     edo__overflow_fini_thread(w);
 }
 
-int edo__thread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+/* The mask the calling thread had before it became one of a runtime's (NULL: it is not). */
+static __thread const sigset_t *tls_base_mask;
+
+const sigset_t *edo__thread_base_mask(void)
 {
-    /* Signals go to the program's own threads, never to the runtime's: a worker runs
-     * tasks that cannot take a signal handler's constraints, and edo_signal_wait needs
-     * the signals it reads blocked everywhere. A write to a closed pipe must be an error
-     * value, never SIGPIPE (the monitor submits a stuck worker's operations, writes
-     * included). Only the signals a fault raises stay open. The new thread inherits the
-     * mask from its creator: blocking them in the thread itself would leave it open to
-     * them until it first runs, which on a busy machine can be milliseconds. */
-    sigset_t block, saved;
-    sigfillset(&block);
-    int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT };
-    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
-        sigdelset(&block, faults[i]);
-    pthread_sigmask(SIG_BLOCK, &block, &saved);
+    return tls_base_mask;
+}
+
+void edo__thread_set_base_mask(const sigset_t *base)
+{
+    tls_base_mask = base;
+}
+
+int edo__thread_create(pthread_t *th, const pthread_attr_t *attr, const sigset_t *base,
+                       void *(*fn)(void *), void *arg)
+{
+    /* A runtime's threads block what the program's thread that made the runtime blocked,
+     * and SIGPIPE: a write to a closed pipe must be an error value, never a signal,
+     * whatever the program's disposition of SIGPIPE (the monitor submits a stuck worker's
+     * operations, writes included; sockets use MSG_NOSIGNAL, and a write to a pipe takes
+     * the pending signal back). Nothing more, so that a child started from one of them has
+     * the program's mask (and fork's child handler, signal.c, gives even SIGPIPE back).
+     * The new thread inherits the mask from its creator, from its first instruction on. */
+    sigset_t mask = *base, saved;
+    sigaddset(&mask, SIGPIPE);
+    pthread_sigmask(SIG_SETMASK, &mask, &saved);
     int rc = pthread_create(th, attr, fn, arg);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return rc;
@@ -217,6 +230,7 @@ int edo__thread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(vo
 static void *worker_main(void *arg)
 {
     edo__worker *w = arg;
+    edo__thread_set_base_mask(&w->rt->base_sigmask);
     if (worker_begin(w) < 0) {
         fprintf(stderr, "edo: worker %d cannot set up its signal stack\n", w->index);
         abort();
@@ -254,81 +268,37 @@ static int drive_begin(edo_runtime *rt)
     if (atomic_exchange(&rt->driving, true))
         return -EBUSY;
     edo__worker *w = &rt->workers[0];
-    /* Writing to a closed pipe must be an error value, never a signal, whatever the
-     * program's SIGPIPE disposition: the worker thread blocks it (sockets use
-     * MSG_NOSIGNAL; a write to a pipe takes the pending signal back). */
-    pthread_mutex_lock(&rt->sig_lock);
-    sigset_t block = rt->sigmask; /* and the signals edo_signal_wait took over */
-    pthread_mutex_unlock(&rt->sig_lock);
+    /* SIGPIPE, as in every thread of a runtime (edo__thread_create says why). */
+    sigset_t block;
+    sigemptyset(&block);
     sigaddset(&block, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &block, &w->saved_sigmask);
     int rc = worker_begin(w);
     if (rc < 0) {
         pthread_sigmask(SIG_SETMASK, &w->saved_sigmask, NULL);
         atomic_store(&rt->driving, false);
+        return rc;
     }
-    return rc;
+    edo__thread_set_base_mask(&w->saved_sigmask);
+    return 0;
 }
 
 static void drive_end(edo_runtime *rt)
 {
     edo__worker *w = &rt->workers[0];
+    edo__thread_set_base_mask(NULL);
     worker_end(w);
     pthread_sigmask(SIG_SETMASK, &w->saved_sigmask, NULL);
     atomic_store(&rt->driving, false);
 }
 
-/* A thread in edo_block_on has blocked the newest signal mask; the last one to catch up
- * wakes the edo_signal_wait that grew it. Called under sig_lock. */
-static void sig_ack(edo_runtime *rt, uint32_t *my_gen)
-{
-    if (*my_gen == rt->sig_gen)
-        return;
-    *my_gen = rt->sig_gen;
-    if (atomic_fetch_sub(&rt->sig_unacked, 1) == 1)
-        edo__futex_wake(&rt->sig_unacked, INT_MAX);
-}
-
-/* Threaded: the calling thread waits for the root task, and blocks the signals that
- * edo_signal_wait takes over meanwhile (they must be blocked in every thread). It counts
- * itself in before the root starts and tells edo_signal_wait when it has caught up, so
- * that a signal sent once a waiter is parked can never reach this thread unblocked and
- * kill the process. */
-typedef struct {
-    sigset_t saved;
-    uint32_t gen;
-} block_on_wait;
-
-static void wait_enter(edo_runtime *rt, block_on_wait *bw)
-{
-    pthread_mutex_lock(&rt->sig_lock);
-    pthread_sigmask(SIG_BLOCK, &rt->sigmask, &bw->saved);
-    bw->gen = rt->sig_gen;
-    rt->bo_threads++;
-    pthread_mutex_unlock(&rt->sig_lock);
-}
-
-static void wait_leave(edo_runtime *rt, block_on_wait *bw)
-{
-    pthread_mutex_lock(&rt->sig_lock);
-    rt->bo_threads--;
-    sig_ack(rt, &bw->gen); /* counted as one to catch up, it leaves instead */
-    pthread_mutex_unlock(&rt->sig_lock);
-    pthread_sigmask(SIG_SETMASK, &bw->saved, NULL);
-}
-
-static void wait_root(edo_runtime *rt, block_on_wait *bw, edo_task *root)
+/* Threaded: the calling thread waits for the root task to end. */
+static void wait_root(edo_runtime *rt, edo_task *root)
 {
     for (;;) {
         uint32_t gen = atomic_load(&rt->bo_word);
-        pthread_mutex_lock(&rt->sig_lock);
-        if (bw->gen != rt->sig_gen) {
-            pthread_sigmask(SIG_BLOCK, &rt->sigmask, NULL);
-            sig_ack(rt, &bw->gen);
-        }
-        pthread_mutex_unlock(&rt->sig_lock);
         if (atomic_load_explicit(&root->state, memory_order_acquire) == EDO__DONE)
-            break;
+            return;
         edo__futex_wait(&rt->bo_word, gen, -1);
     }
 }
@@ -343,12 +313,9 @@ int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
     if (rt->threaded) {
         if (edo__worker_current())
             return -EPERM;
-        block_on_wait bw;
-        wait_enter(rt, &bw);
         int rc = edo_runtime_spawn_at(rt, &root, &edo__root_opts, fn, arg, "edo_block_on");
         if (rc == 0)
-            wait_root(rt, &bw, root);
-        wait_leave(rt, &bw);
+            wait_root(rt, root);
         return rc < 0 ? rc : edo_join(root, result);
     }
     int rc = drive_begin(rt);

@@ -212,18 +212,16 @@ struct edo_runtime {
     bool monitor_started;
     _Atomic uint32_t monitor_word;
     _Atomic bool stopping;    /* worker threads and the monitor return */
-    _Atomic uint32_t bo_word; /* bumped when a block_on root ends or the signal mask grows */
+    _Atomic uint32_t bo_word; /* bumped when a block_on root ends */
     _Atomic bool driving;     /* a thread is inside edo_block_on (current-thread flavour) */
     _Atomic bool closing;     /* edo_runtime_free has begun: spawns fail with -ESHUTDOWN */
     edo__pool *pool;          /* the blocking pool, started at its first call */
     pthread_mutex_t pool_lock;
     /* signals (src/io/signal.c) */
-    pthread_mutex_t sig_lock;
-    edo_io *sigio;
-    sigset_t sigmask;
-    uint32_t sig_gen;             /* bumped when sigmask grows (under sig_lock) */
-    int bo_threads;               /* threads waiting in edo_block_on (under sig_lock) */
-    _Atomic uint32_t sig_unacked; /* of those, how many still miss the newest sigmask */
+    edo_io *sigio;           /* the eventfd its handler writes when a signal comes */
+    int sig_slot;            /* where signal.c lists that eventfd */
+    sigset_t sigmask;        /* the signals this runtime took over */
+    sigset_t base_sigmask;   /* the mask of the thread that made the runtime */
 };
 
 /* ---- accessors that survive migration (DESIGN.md section 3) ---------------------------- */
@@ -311,9 +309,17 @@ void edo__wake_worker(edo__worker *w);
 /* Work exists somewhere: the inject queue or a worker's queue. */
 bool edo__work_exists(edo_runtime *rt);
 uint32_t edo__queue_len(const edo__queue *q);
-/* pthread_create for a thread of the runtime's own: it starts with every signal blocked
- * but the ones faults raise. Returns 0 or a positive errno, as pthread_create. */
-int edo__thread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+/* pthread_create for a thread of the runtime's own: it starts with the signal mask base
+ * and SIGPIPE, and should call edo__thread_set_base_mask(base) first thing (base must
+ * outlive it). Returns 0 or a positive errno, as pthread_create. */
+int edo__thread_create(pthread_t *th, const pthread_attr_t *attr, const sigset_t *base,
+                       void *(*fn)(void *), void *arg);
+/* The mask a runtime's thread is to give a child of fork (the one the program's thread had
+ * before the runtime), NULL in a thread that is not a runtime's. */
+const sigset_t *edo__thread_base_mask(void);
+void edo__thread_set_base_mask(const sigset_t *base);
+/* Installs the child handler of fork that gives a child the program's signals back. */
+void edo__signal_init(void);
 /* The monitor thread of a threaded runtime. */
 void *edo__monitor_main(void *arg);
 

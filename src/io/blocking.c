@@ -49,6 +49,7 @@ struct edo__pool {
     _Atomic int queued;           /* calls of both kinds not yet started; read unlocked */
     int max_threads;
     int64_t keep_alive_ms;
+    sigset_t base_sigmask; /* the runtime's: the pool may outlive it */
     bool closed;
     int refs; /* the runtime's and one per thread; under lock */
 };
@@ -139,6 +140,7 @@ static void spin_for_call(edo__pool *p)
 static void *pool_thread(void *arg)
 {
     edo__pool *p = arg;
+    edo__thread_set_base_mask(&p->base_sigmask);
     bool hot = false; /* just finished a call */
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -239,6 +241,7 @@ static edo__pool *pool_get(edo_runtime *rt, int *err)
             pthread_cond_init(&p->cond, NULL);
             p->max_threads = rt->blocking_threads;
             p->keep_alive_ms = rt->blocking_keep_alive_ms;
+            p->base_sigmask = rt->base_sigmask;
             p->refs = 1;
             rt->pool = p;
         }
@@ -272,7 +275,7 @@ static int pool_kick_locked(edo__pool *p)
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    int rc = edo__thread_create(&th, &a, pool_thread, p);
+    int rc = edo__thread_create(&th, &a, &p->base_sigmask, pool_thread, p);
     pthread_attr_destroy(&a);
     if (rc == 0) {
         p->nthreads++;
