@@ -29,12 +29,13 @@
  *    from then on. Sending never waits, and every connection reads the ring at its own
  *    pace, so a client that does not read its messages cannot slow the others down.
  *  - A connection never waits to write: what it has for its client is queued, and sent as
- *    the socket takes it. A client that reads too slowly falls behind; it is told (if its
- *    socket still takes the notice) and disconnected when its queue would pass OUT_BUDGET
- *    bytes, or when it is more than ROOM_KEEP messages behind in the room (the broadcast
- *    receive's -EOVERFLOW). So each connection costs at most OUT_BUDGET bytes of queued
- *    output, however slow its client, and a fixed SO_SNDBUF bounds what the kernel holds
- *    for it as well.
+ *    the socket takes it. While more than half of OUT_BUDGET is queued, the connection
+ *    takes nothing more from the room, whose ring keeps the last ROOM_KEEP messages for
+ *    it: a client that is slow for a moment catches up from there. One that falls more
+ *    than ROOM_KEEP messages behind has lost some for good; it is told (if its socket
+ *    still takes the notice) and disconnected. So each connection costs at most
+ *    OUT_BUDGET bytes of queued output, however slow its client, the ring is shared, and a
+ *    fixed SO_SNDBUF bounds what the kernel holds for it as well.
  *  - Names are owned by one registry task, which the connections ask over a channel. Each
  *    request carries a oneshot channel for its answer. Only that task ever touches the
  *    list of names, so it needs no lock.
@@ -73,11 +74,15 @@
 #define OUT_BUDGET (64 * 1024)            /* most output queued for one client */
 #define SOCK_SNDBUF (32 * 1024)           /* SO_SNDBUF of a connection (the kernel doubles it) */
 #define OUT_KEEP 4096                     /* an emptied queue larger than this is freed */
+#define OUT_RESUME (OUT_BUDGET / 2)       /* takes from the room while at most this is queued */
+#define LAG_CHECK_MS 100                  /* a connection held back looks at its lag so often */
 #define RATE_PER_SEC 50                   /* lines a client may send per second ... */
 #define RATE_BURST 100                    /* ... after a burst of this many */
 #define GRACE_MS 2000                     /* to send the last output and close */
 #define SHUTDOWN_MS (GRACE_MS + 1000)     /* for every connection to close at a stop */
 #define WHO_LEN 4096                      /* longest answer to /who */
+/* Room messages are queued up to here, which leaves room for the client's own answers. */
+#define OUT_ROOM_MAX (OUT_BUDGET - WHO_LEN - MSG_LEN)
 #define MAX_WORKERS 1024                  /* edo_runtime_opts.workers' limit */
 #define COMMANDS "Commands: /who, /nick NAME, /quit"
 
@@ -456,6 +461,7 @@ struct client {
     bool in_eof;          /* the client has sent all it will */
     int64_t tat;          /* flood limit: when the client's lines would be "paid off" */
     int64_t paused_until; /* flood limit: 0, or when the next line may be taken */
+    int64_t lag_check_at; /* held back from the room: when to look at its lag next */
     struct outq out;
     enum why why;
 };
@@ -679,34 +685,50 @@ static void on_readable(struct client *c)
     take_lines(c);
 }
 
-/* A message of the room has arrived (rc is the broadcast case's result): queue it and
- * every other one already there. */
+/* A message of the room has arrived (rc is the broadcast case's result): queue it and the
+ * ones after it, as long as the queue has room; the rest wait in the room. */
 static void on_room(struct client *c, int rc, struct chat_msg *m)
 {
-    while (rc == 0) {
+    for (;;) {
+        if (rc == -EOVERFLOW) {
+            fall_behind(c); /* more than ROOM_KEEP messages behind */
+            return;
+        }
+        if (rc < 0)
+            return; /* -EAGAIN: all taken. (-EPIPE, closed, cannot be: it never closes.) */
         if (m->from != c->id) { /* its own lines are not sent back */
             rc = out_put(&c->out, m->text, m->len);
-            if (rc == -ENOBUFS) {
-                /* Full: write what the socket takes now, then try once more. */
-                if (out_flush(c->io, &c->out) < 0) {
-                    c->why = LOST;
-                    return;
-                }
-                rc = out_put(&c->out, m->text, m->len);
-            }
             if (rc < 0) {
-                if (rc == -ENOBUFS)
-                    fall_behind(c);
-                else
-                    c->why = LOST;
+                c->why = LOST; /* out of memory (the queue's room was checked) */
                 return;
             }
         }
+        if (out_len(&c->out) > OUT_ROOM_MAX)
+            return;
         rc = edo_bcast_try_recv(c->rx, m, NULL);
     }
-    if (rc == -EOVERFLOW)
-        fall_behind(c); /* more than ROOM_KEEP messages behind */
-    /* -EAGAIN: all taken. (-EPIPE, closed, cannot happen: the room is never closed.) */
+}
+
+/* Whether the connection takes from the room: not while its queue is more than half full.
+ * Held back, it looks at how far behind it is every LAG_CHECK_MS. */
+static bool room_open(struct client *c)
+{
+    if (!c->rx || out_len(&c->out) <= OUT_RESUME) {
+        c->lag_check_at = 0;
+        return c->rx != NULL;
+    }
+    if (!c->lag_check_at)
+        c->lag_check_at = edo_now() + LAG_CHECK_MS;
+    return false;
+}
+
+/* Held back from the room: more than ROOM_KEEP messages behind is too far (those are
+ * gone for this client); until then it may yet catch up. */
+static void check_lag(struct client *c)
+{
+    c->lag_check_at = 0;
+    if (edo_bcast_lag(c->rx) > ROOM_KEEP)
+        fall_behind(c);
 }
 
 /* The last output, then a gentle close: shutting down the sending side and reading until
@@ -762,14 +784,16 @@ static void *client_task(void *arg)
             c->why = LOST;
             break;
         }
+        bool room = room_open(c);
         edo_case cs[] = {
             c->in_eof || c->paused_until ? edo_case_off() : edo_case_read(c->io),
             c->paused_until ? edo_case_deadline(c->paused_until) : edo_case_off(),
-            c->rx ? edo_case_bcast(c->rx, &m, NULL) : edo_case_off(),
+            room ? edo_case_bcast(c->rx, &m, NULL) : edo_case_off(),
             out_len(&c->out) ? edo_case_write(c->io) : edo_case_off(),
             edo_case_cancel(srv->stop), /* also fires if the stop began before we came */
+            c->lag_check_at ? edo_case_deadline(c->lag_check_at) : edo_case_off(),
         };
-        switch (edo_select(cs, 5)) {
+        switch (edo_select(cs, 6)) {
         case 0:
             on_readable(c);
             break;
@@ -784,6 +808,9 @@ static void *client_task(void *arg)
         case 4:
             say(c, "*** The server is stopping. Bye!\r\n");
             c->why = STOPPING;
+            break;
+        case 5:
+            check_lag(c);
             break;
         default:
             c->why = ABORTED; /* -ECANCELED: the runtime is shutting down */

@@ -111,6 +111,11 @@ int edo_bcast_recv(edo_bcast_rx *rx, void *msg, uint64_t *missed);
 /* edo_bcast_recv without waiting: -EAGAIN if there is nothing new. */
 int edo_bcast_try_recv(edo_bcast_rx *rx, void *msg, uint64_t *missed);
 
+/* How many messages were sent that the receiver has not received yet; more than the
+ * channel's capacity once it lags (its next receive then returns -EOVERFLOW). 0 for a
+ * NULL receiver. Any thread. */
+uint64_t edo_bcast_lag(const edo_bcast_rx *rx);
+
 /* Frees a receiver. Any thread, but not while a task waits on it. */
 void edo_bcast_unsubscribe(edo_bcast_rx *rx);
 

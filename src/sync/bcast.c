@@ -148,6 +148,16 @@ int edo_bcast_try_recv(edo_bcast_rx *rx, void *msg, uint64_t *missed)
     return rc;
 }
 
+uint64_t edo_bcast_lag(const edo_bcast_rx *rx)
+{
+    if (!rx)
+        return 0;
+    edo__spin_lock(&rx->b->lock);
+    uint64_t lag = rx->b->tail - rx->next;
+    edo__spin_unlock(&rx->b->lock);
+    return lag;
+}
+
 int edo_bcast_recv(edo_bcast_rx *rx, void *msg, uint64_t *missed)
 {
     if (!rx || !msg)
