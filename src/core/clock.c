@@ -17,8 +17,8 @@
  * poll was made after the round began, so no event caused before every task was idle can
  * be missed, whichever worker's driver it went to. A round that did not move the clock (it
  * found work, a call in flight, or no timer at all) stalls auto-advance until some worker
- * runs a task again: whatever stopped it ends that way, and until then another round
- * would find the same.
+ * runs a task again, or the blocking pool falls idle (edo__clock_kick: a call nobody
+ * waits for ends without waking a task): until then another round would find the same.
  */
 #include "core/runtime.h"
 
@@ -144,6 +144,10 @@ static edo_runtime *task_runtime(void)
 
 static void wake_all_workers(edo_runtime *rt)
 {
+    if (!rt->threaded) {
+        edo__wake_lone_worker(rt);
+        return;
+    }
     for (int i = 0; i < rt->nworkers; i++)
         edo__wake_worker(&rt->workers[i]);
 }
@@ -274,22 +278,23 @@ bool edo__clock_idle(edo__worker *w)
             pthread_mutex_unlock(&c->lock);
             return false;
         }
+        if (c->round && seen != atomic_load(&c->round_gen)) {
+            /* The round began after this worker polled: poll again for it. */
+            pthread_mutex_unlock(&c->lock);
+            continue;
+        }
+        /* Idle from here on, until it runs a task again: it goes to sleep, or to report. */
+        if (!w->clock_idle) {
+            w->clock_idle = true;
+            c->idle++;
+        }
         if (c->round) {
-            if (seen != atomic_load(&c->round_gen)) {
-                /* The round began after this worker polled: poll again for it. */
-                pthread_mutex_unlock(&c->lock);
-                continue;
-            }
             c->arrived++;
             pthread_cond_broadcast(&c->cond);
             while (c->round && atomic_load(&c->round_gen) == seen && !atomic_load(&rt->stopping))
                 pthread_cond_wait(&c->cond, &c->lock);
             pthread_mutex_unlock(&c->lock);
             return edo__has_local_work(w);
-        }
-        if (!w->clock_idle) {
-            w->clock_idle = true;
-            c->idle++;
         }
         if (c->idle < rt->nworkers || c->busy_gen == c->stalled_at) {
             pthread_mutex_unlock(&c->lock);
@@ -310,8 +315,7 @@ bool edo__clock_idle(edo__worker *w)
                !atomic_load(&rt->stopping))
             pthread_cond_wait(&c->cond, &c->lock);
         bool moved = false;
-        if (!found && c->arrived == rt->nworkers - 1 && c->idle == rt->nworkers &&
-            runtime_quiet(w))
+        if (!found && c->arrived == rt->nworkers - 1 && c->idle == rt->nworkers && runtime_quiet(w))
             moved = advance_to_next(rt) > 0;
         /* Whatever stopped this round (work found, a call in flight, no timer at all)
          * ends in some worker running a task; until then another round would find the
@@ -336,6 +340,16 @@ void edo__clock_busy(edo__worker *w)
     c->busy_gen++;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
+}
+
+void edo__clock_kick(edo_runtime *rt)
+{
+    if (!edo__clock_paused(rt))
+        return;
+    pthread_mutex_lock(&rt->clock.lock);
+    rt->clock.stalled_at = UINT64_MAX;
+    pthread_mutex_unlock(&rt->clock.lock);
+    wake_all_workers(rt);
 }
 
 void edo__clock_wake_all(edo_runtime *rt)

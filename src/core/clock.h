@@ -24,22 +24,22 @@ typedef struct edo__worker edo__worker;
 
 typedef struct edo__clock {
     _Atomic bool paused;
-    _Atomic bool auto_advance;  /* jump to the next timer when the runtime is idle */
-    _Atomic int64_t frozen_ns;  /* while paused: the time it shows */
-    _Atomic int64_t offset_ns;  /* while not paused: added to CLOCK_MONOTONIC */
-    bool counted;               /* in edo__virtual_clocks */
+    _Atomic bool auto_advance; /* jump to the next timer when the runtime is idle */
+    _Atomic int64_t frozen_ns; /* while paused: the time it shows */
+    _Atomic int64_t offset_ns; /* while not paused: added to CLOCK_MONOTONIC */
+    bool counted;              /* in edo__virtual_clocks */
     pthread_mutex_t lock;
-    pthread_cond_t cond;        /* the idle round's barrier (clock.c) */
+    pthread_cond_t cond; /* the idle round's barrier (clock.c) */
     /* Auto-advance: workers that found nothing to do and are about to sleep, and the round
      * the last of them runs before it moves the clock (clock.c explains it). */
     int idle;
-    bool round;              /* a round is under way */
-    int arrived;             /* workers that reported at its barrier */
+    bool round;                 /* a round is under way */
+    int arrived;                /* workers that reported at its barrier */
     _Atomic uint64_t round_gen; /* bumped at the start of each round */
-    uint64_t busy_gen;       /* bumped whenever a worker counted idle runs a task again */
-    uint64_t stalled_at;     /* busy_gen when a round last failed to move the clock: no new
-                              * round until it changes (UINT64_MAX: none failed) */
-    _Atomic int holds;       /* calls in flight that end by themselves (edo__clock_hold) */
+    uint64_t busy_gen;          /* bumped whenever a worker counted idle runs a task again */
+    uint64_t stalled_at;        /* busy_gen when a round last failed to move the clock: no new
+                                 * round until it changes (UINT64_MAX: none failed) */
+    _Atomic int holds;          /* calls in flight that end by themselves (edo__clock_hold) */
 } edo__clock;
 
 /* Runtimes whose clock is not plain CLOCK_MONOTONIC (paused now, or paused before): while
@@ -77,6 +77,9 @@ bool edo__clock_idle(edo__worker *w);
 
 /* A worker that edo__clock_idle counted idle is about to run a task again. */
 void edo__clock_busy(edo__worker *w);
+
+/* The blocking pool has fallen idle: a stalled auto-advance is to look again. */
+void edo__clock_kick(edo_runtime *rt);
 
 /* Shutdown: wakes the workers waiting in a round, so that they see rt->stopping. */
 void edo__clock_wake_all(edo_runtime *rt);

@@ -146,8 +146,8 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     if (rt->threaded) {
         for (int i = 0; i < workers; i++) {
             edo__worker *w = &rt->workers[i];
-            if ((rc = -edo__thread_create(&w->thread, NULL, &rt->base_sigmask, worker_main,
-                                          w)) < 0) {
+            if ((rc = -edo__thread_create(&w->thread, NULL, &rt->base_sigmask, worker_main, w)) <
+                0) {
                 stop_threads(rt);
                 goto fail;
             }

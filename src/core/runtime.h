@@ -273,6 +273,8 @@ void edo__budget_spend(void);
 
 /* ---- scheduler internals ---------------------------------------------------------------- */
 void edo__schedule(edo_task *t);                      /* t is QUEUED: put it on a run queue */
+/* Current-thread flavour: wakes the worker if it sleeps (or is about to) in its driver. */
+void edo__wake_lone_worker(edo_runtime *rt);
 void edo__schedule_tail(edo__worker *w, edo_task *t); /* at the tail of w's own queue, and
                                                        * wake another worker if w has more */
 /* Runs tasks until `until` is DONE (NULL: until no task is left) or give_up_at passes;

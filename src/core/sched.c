@@ -359,12 +359,17 @@ void edo__schedule(edo_task *t)
         return;
     }
     inject_push_list(rt, t, t, 1);
-    if (rt->threaded) {
+    if (rt->threaded)
         edo__notify_parked(rt);
-        return;
-    }
+    else
+        edo__wake_lone_worker(rt);
+}
+
+void edo__wake_lone_worker(edo_runtime *rt)
+{
     edo__worker *rw = &rt->workers[0];
-    /* Pairs with the worker's store of `parked` before it checks the inject queue. */
+    /* Pairs with the worker's store of `parked` before it looks again at why it would
+     * not sleep (the inject queue, a paused clock's stall). */
     if (atomic_exchange(&rw->parked, 0)) {
         if (rw->ring)
             edo__ring_unpark(rw);
@@ -590,8 +595,15 @@ static void poll_done(edo__worker *w, int events, bool waited)
 static void poll_once(edo__worker *w, int max_wait)
 {
     edo_runtime *rt = w->rt;
-    if (max_wait < 0 && edo__clock_paused(rt) && edo__clock_idle(w))
-        return; /* a paused clock moved to the next timer, or work came meanwhile */
+    if (max_wait < 0 && edo__clock_paused(rt)) {
+        /* Announced first, so that a kick of a stalled auto-advance (clock.c) that comes
+         * after the look is not lost: it sees `parked` and unparks. */
+        atomic_store(&w->parked, 1);
+        if (edo__clock_idle(w)) {
+            atomic_store(&w->parked, 0);
+            return; /* the clock moved to the next timer, or work came meanwhile */
+        }
+    }
     int timeout = max_wait;
     if (timeout != 0) {
         timeout = timer_timeout(w, max_wait);

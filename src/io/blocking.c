@@ -50,6 +50,7 @@ struct edo__pool {
     int max_threads;
     int64_t keep_alive_ms;
     sigset_t base_sigmask; /* the runtime's: the pool may outlive it */
+    edo_runtime *rt;       /* until edo__pool_free (under lock): told when the pool idles */
     bool closed;
     int refs; /* the runtime's and one per thread; under lock */
 };
@@ -219,6 +220,11 @@ static void *pool_thread(void *arg)
             t->result = result;
             end_call(t, false);
         }
+        /* A paused clock's auto-advance waited for this call, which may wake nobody (a
+         * detached call, or one that no task has joined yet). The runtime is alive while
+         * p->rt is set, and edo__pool_free clears it under this lock. */
+        if (p->rt && !p->nrunning && !p->head && !p->chead)
+            edo__clock_kick(p->rt);
         pthread_mutex_unlock(&p->lock);
         edo__task_unref(t);
         pthread_mutex_lock(&p->lock);
@@ -242,6 +248,7 @@ static edo__pool *pool_get(edo_runtime *rt, int *err)
             p->max_threads = rt->blocking_threads;
             p->keep_alive_ms = rt->blocking_keep_alive_ms;
             p->base_sigmask = rt->base_sigmask;
+            p->rt = rt;
             p->refs = 1;
             rt->pool = p;
         }
@@ -479,6 +486,7 @@ void edo__pool_free(edo_runtime *rt)
         return;
     rt->pool = NULL;
     pthread_mutex_lock(&p->lock);
+    p->rt = NULL;
     if (p->nrunning)
         fprintf(stderr,
                 "edo: %d blocking call(s) still running at shutdown; they are abandoned "

@@ -30,9 +30,9 @@ static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER; /* taking and givin
 static struct sigaction sig_prev[NSIG]; /* the disposition before edo took the signal */
 static int sig_users[NSIG];             /* runtimes that took it */
 /* Read by the handler, so lock-free: */
-static _Atomic uint32_t pending[NSIG];       /* arrived, not yet returned by a wait */
-static _Atomic int notify_fd[NOTIFY_SLOTS];  /* a runtime's eventfd + 1; 0: a free slot */
-static _Atomic int in_handler;               /* handlers running now */
+static _Atomic uint32_t pending[NSIG];      /* arrived, not yet returned by a wait */
+static _Atomic int notify_fd[NOTIFY_SLOTS]; /* a runtime's eventfd + 1; 0: a free slot */
+static _Atomic int in_handler;              /* handlers running now */
 
 static void handler(int sig)
 {
