@@ -31,7 +31,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -332,12 +331,5 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* Blocked before the runtime starts its threads, so that only the watcher's
-     * edo_signal_wait takes them, and one that comes early waits for it. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     return edo_main(run, &cl);
 }

@@ -57,7 +57,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -83,7 +82,7 @@
 #define WHO_LEN 4096                      /* longest answer to /who */
 /* Room messages are queued up to here, which leaves room for the client's own answers. */
 #define OUT_ROOM_MAX (OUT_BUDGET - WHO_LEN - MSG_LEN)
-#define MAX_WORKERS 1024                  /* edo_runtime_opts.workers' limit */
+#define MAX_WORKERS 1024 /* edo_runtime_opts.workers' limit */
 #define COMMANDS "Commands: /who, /nick NAME, /quit"
 
 /* A message of the room: a line, ready to be written to a client. */
@@ -1046,15 +1045,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-server: out of memory\n");
         return 1;
     }
-
-    /* Blocked from the start, a SIGINT that comes before serve() waits for it stays
-     * pending and is delivered to that wait instead of killing the process. Worker threads
-     * inherit the mask, so no other thread takes the signal either. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
     opts.workers = (int)workers; /* 0: EDO_WORKERS, else one per CPU */
     rc = edo_runtime_new(&rt, &opts);

@@ -37,7 +37,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -352,15 +351,6 @@ int main(int argc, char **argv)
         return 2;
     }
     snprintf(srv.addr, sizeof srv.addr, "127.0.0.1:%ld", port);
-
-    /* Blocked from the start, a SIGINT that comes before serve() waits for it stays
-     * pending and is delivered to that wait instead of killing the process. Worker threads
-     * inherit the mask, so no other thread takes the signal either. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
     opts.workers = (int)workers; /* 0: EDO_WORKERS, else one per CPU */
     rc = edo_runtime_new(&rt, &opts);
