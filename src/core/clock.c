@@ -51,7 +51,7 @@ void edo__clock_init(edo__clock *c, bool paused)
     c->counted = false;
     c->idle = c->arrived = 0;
     c->round = false;
-    c->busy_gen = 0;
+    atomic_init(&c->busy_gen, 0);
     c->stalled_at = UINT64_MAX;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
@@ -296,12 +296,12 @@ bool edo__clock_idle(edo__worker *w)
             pthread_mutex_unlock(&c->lock);
             return edo__has_local_work(w);
         }
-        if (c->idle < rt->nworkers || c->busy_gen == c->stalled_at) {
+        if (c->idle < rt->nworkers || atomic_load(&c->busy_gen) == c->stalled_at) {
             pthread_mutex_unlock(&c->lock);
             return false;
         }
         /* The last worker to fall idle: a round. */
-        uint64_t busy_at_start = c->busy_gen;
+        uint64_t busy_at_start = atomic_load(&c->busy_gen);
         c->round = true;
         c->arrived = 0;
         atomic_fetch_add(&c->round_gen, 1);
@@ -337,7 +337,7 @@ void edo__clock_busy(edo__worker *w)
         w->clock_idle = false;
         c->idle--;
     }
-    c->busy_gen++;
+    atomic_fetch_add(&c->busy_gen, 1);
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
 }
@@ -346,9 +346,9 @@ void edo__clock_kick(edo_runtime *rt)
 {
     if (!edo__clock_paused(rt))
         return;
-    pthread_mutex_lock(&rt->clock.lock);
-    rt->clock.stalled_at = UINT64_MAX;
-    pthread_mutex_unlock(&rt->clock.lock);
+    /* Without the clock's lock: the pool calls this under its own, which a round takes
+     * under the clock's (edo__pool_idle). A new busy_gen ends the stall. */
+    atomic_fetch_add(&rt->clock.busy_gen, 1);
     wake_all_workers(rt);
 }
 

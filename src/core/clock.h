@@ -36,7 +36,8 @@ typedef struct edo__clock {
     bool round;                 /* a round is under way */
     int arrived;                /* workers that reported at its barrier */
     _Atomic uint64_t round_gen; /* bumped at the start of each round */
-    uint64_t busy_gen;          /* bumped whenever a worker counted idle runs a task again */
+    _Atomic uint64_t busy_gen;  /* bumped whenever a worker counted idle runs a task again,
+                                 * and by edo__clock_kick (without the lock) */
     uint64_t stalled_at;        /* busy_gen when a round last failed to move the clock: no new
                                  * round until it changes (UINT64_MAX: none failed) */
     _Atomic int holds;          /* calls in flight that end by themselves (edo__clock_hold) */

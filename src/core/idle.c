@@ -23,6 +23,7 @@
 #include "core/runtime.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -38,8 +39,20 @@
 #define MONITOR_BUSY 10
 #define MONITOR_IDLE 100
 
+#ifdef EDO_TSAN
+void edo__tsan_signal_point(void)
+{
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur); /* intercepted: pending signals are handled */
+}
+#endif
+
 void edo__futex_wait(_Atomic uint32_t *word, uint32_t val, int timeout_ms)
 {
+#ifdef EDO_TSAN
+    if (timeout_ms < 0 || timeout_ms > EDO__TSAN_SLICE_MS)
+        timeout_ms = EDO__TSAN_SLICE_MS;
+#endif
     struct timespec ts, *tsp = NULL;
     if (timeout_ms >= 0) {
         ts.tv_sec = timeout_ms / 1000;
@@ -47,6 +60,9 @@ void edo__futex_wait(_Atomic uint32_t *word, uint32_t val, int timeout_ms)
         tsp = &ts;
     }
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
+#ifdef EDO_TSAN
+    edo__tsan_signal_point();
+#endif
 }
 
 void edo__futex_wake(_Atomic uint32_t *word, int n)

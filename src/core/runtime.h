@@ -348,7 +348,18 @@ bool edo__pool_idle(edo_runtime *rt);
 void edo__pool_free(edo_runtime *rt);
 /* Ends a blocking call's task: DONE, joiners woken. */
 void edo__task_publish_end(edo_task *t);
+/* Sleeps while *word == val, at most timeout_ms (-1: no limit); may return early, so every
+ * caller loops on its condition. */
 void edo__futex_wait(_Atomic uint32_t *word, uint32_t val, int timeout_ms);
+/* Under TSan a signal's handler runs only once the thread the signal landed on passes one
+ * of TSan's interceptors, which a futex or io_uring wait made with syscall() is not, and
+ * such a wait restarts after the signal as if nothing had come: a signal edo took over
+ * would never be handled. So, in TSan builds only, those waits last at most
+ * EDO__TSAN_SLICE_MS and pass an interceptor after (edo__tsan_signal_point). */
+#ifdef EDO_TSAN
+#define EDO__TSAN_SLICE_MS 50
+void edo__tsan_signal_point(void);
+#endif
 void edo__futex_wake(_Atomic uint32_t *word, int n);
 void edo__switch_out(edo__worker *w, edo_task *self, int why);
 /* The last switch of a task that has returned (its end published); never returns. */

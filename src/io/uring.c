@@ -546,6 +546,10 @@ int edo__ring_poll(edo__worker *w, int timeout_ms)
     take_cancels(r);
     take_returns(r);
     int rc;
+#ifdef EDO_TSAN
+    if (timeout_ms < 0 || timeout_ms > EDO__TSAN_SLICE_MS)
+        timeout_ms = EDO__TSAN_SLICE_MS; /* runtime.h says why */
+#endif
     if (timeout_ms == 0 || io_uring_cq_ready(&r->ring)) {
         rc = io_uring_submit_and_get_events(&r->ring);
     } else {
@@ -558,6 +562,9 @@ int edo__ring_poll(edo__worker *w, int timeout_ms)
     atomic_store_explicit(&r->queued, io_uring_sq_ready(&r->ring) != 0, memory_order_relaxed);
     int n = reap(r);
     edo__spin_unlock(&r->lock);
+#ifdef EDO_TSAN
+    edo__tsan_signal_point();
+#endif
     return n;
 }
 
