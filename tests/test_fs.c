@@ -1521,7 +1521,9 @@ static void case_cached_reads(void)
  * its worker for long (a read made on the worker in one go held it for most of a second). */
 static void *big_root(void *arg)
 {
-    enum { SIZE = 256 << 20, MIN_TURNS = 64 };
+    /* Pieces of 1 MiB, a quarter of which at least must let the ticker run (TSan: a
+     * smaller file; checking its pattern is slow there). */
+    enum { SIZE = TEST_SCALE(256, 256, 64) << 20, MIN_TURNS = (SIZE >> 20) / 4 };
     char p[600], q[600];
     const char *file = in_scratch(p, sizeof p, "big"), *copy = in_scratch(q, sizeof q, "copy");
     pattern_file(file, 23, SIZE); /* just written: in the page cache */
@@ -1543,9 +1545,9 @@ static void *big_root(void *arg)
     int during_write = atomic_load(&ticks) - before;
     atomic_store(&reading_done, true);
     CHECK_OK(edo_join(t, NULL));
-    printf("    a task on the same worker ran %d times during one 256 MiB read of cached data, "
-           "%d times during one 256 MiB write\n",
-           during_read, during_write);
+    printf("    a task on the same worker ran %d times during one %d MiB read of cached data, "
+           "%d times during one %d MiB write\n",
+           during_read, SIZE >> 20, during_write, SIZE >> 20);
     size_t bad = pattern_check(23, 0, all, SIZE);
     CHECK_MSG(bad == SIZE_MAX, "wrong word at byte %zu", bad * 8);
     CHECK_GE(during_read, MIN_TURNS);

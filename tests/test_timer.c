@@ -76,7 +76,7 @@ static sleeper *run_sleepers(int n, int64_t max_ms, uint64_t stream)
  * run, on however many workers. */
 static void *many_sleepers_root(void *unused)
 {
-    enum { N = TEST_SCALE(10000, 10000, 1000) };
+    enum { N = TEST_SCALE(10000, 10000, 500) };
     sleeper *s = run_sleepers(N, 500, 1);
     int64_t *by_seq = malloc(N * sizeof *by_seq);
     for (int i = 0; i < N; i++) {
