@@ -1,8 +1,9 @@
 # Thin wrapper over CMake for the README's commands.
 #   make          build the library, examples, tests and benchmarks into build/
 #   make run      build, then start the echo server on 127.0.0.1:7000 (Ctrl-C stops it)
-#   make test     the whole suite in three builds (release, ASan+UBSan, TSan), each test
-#                 program with 1, 2 and 4 workers
+#   make test     the whole suite in three builds (release, ASan+UBSan, TSan), each case with
+#                 1, 2 and 4 workers on each backend
+#   make check    the release build and its tests: the quick loop while editing
 #   make test-valgrind  the suite's programs under Valgrind's memcheck (slow; not in make test)
 #   make clean    remove every build tree
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -41,6 +42,8 @@ test-tsan: build-tsan
 
 test: test-release test-asan test-tsan
 
+check: test-release
+
 # Left out: test_wake, whose threads spin waiting for each other (Valgrind runs one thread
 # at a time; TSan covers it), and test_fault's EMFILE case (Valgrind keeps descriptors of
 # its own near the limit).
@@ -53,4 +56,5 @@ test-valgrind: build
 clean:
 	rm -rf build build-asan build-tsan
 
-.PHONY: all build build-asan build-tsan run test test-release test-asan test-tsan test-valgrind clean
+.PHONY: all build build-asan build-tsan run test check test-release test-asan test-tsan test-valgrind \
+	clean

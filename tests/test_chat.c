@@ -389,16 +389,15 @@ static void peer_send(peer *p, const char *fmt, ...)
 }
 
 /* A connection that has seen the welcome and has no name yet. */
-/* Connects; with a small receive buffer (set before the connection, so that the window it
- * offers is small from the start) when small_window is set. */
-static peer *peer_connect_with(const char *addr, const char *label, bool small_window)
+/* Connects; with a receive buffer of rcvbuf bytes (set before the connection, so that the
+ * window it offers is that small from the start) unless rcvbuf is 0. */
+static peer *peer_connect_with(const char *addr, const char *label, int rcvbuf)
 {
     peer *p = calloc(1, sizeof *p);
     CHECK(p != NULL);
     snprintf(p->name, sizeof p->name, "%s", label);
-    if (small_window) {
+    if (rcvbuf) {
         int fd = (int)CHECK_SYS(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        int rcvbuf = 4096;
         CHECK_SYS(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf));
         struct sockaddr_in sin = { .sin_family = AF_INET,
                                    .sin_port = htons((uint16_t)test_port_of(addr)),
@@ -414,13 +413,13 @@ static peer *peer_connect_with(const char *addr, const char *label, bool small_w
 
 static peer *peer_connect(const char *addr, const char *label)
 {
-    return peer_connect_with(addr, label, false);
+    return peer_connect_with(addr, label, 0);
 }
 
 /* Connects and takes a name; online is the number of users the answer should give. */
-static peer *peer_join_with(const char *addr, const char *name, int online, bool small_window)
+static peer *peer_join_with(const char *addr, const char *name, int online, int rcvbuf)
 {
-    peer *p = peer_connect_with(addr, name, small_window);
+    peer *p = peer_connect_with(addr, name, rcvbuf);
     char want[128];
     peer_send(p, "%s\n", name);
     snprintf(want, sizeof want,
@@ -432,7 +431,7 @@ static peer *peer_join_with(const char *addr, const char *name, int online, bool
 
 static peer *peer_join(const char *addr, const char *name, int online)
 {
-    return peer_join_with(addr, name, online, false);
+    return peer_join_with(addr, name, online, 0);
 }
 
 static void peer_free(peer *p)
@@ -606,17 +605,20 @@ static void case_broadcast(void)
  * them at about 750 KB/s (half that under ASan, a third under TSan). The server holds a
  * reader's connection back from the room while its queue is more than half full, and cuts
  * it off only once it is more than ROOM_KEEP (1,024) messages behind. The silent client
- * gets there: the room sees 2,000 lines. Chatter 1 (with a small receive buffer, as the
- * silent one) reads nothing until PAUSE_LINES lines have been sent, more than its buffers
- * hold (the server's queue and the two kernels' socket buffers, some 430 lines) but far
+ * gets there: the room sees 2,000 lines. Chatter 1 reads nothing until PAUSE_LINES lines
+ * have been sent, more than its buffers hold (the server's queue and the two kernels'
+ * socket buffers, with its receive buffer set to PAUSER_RCVBUF: some 820 lines) but far
  * fewer than ROOM_KEEP more, and must get them all: a reader that is slow for a moment is
- * no reader to drop. */
+ * no reader to drop. (Its buffer is not as small as the silent client's, whose window is
+ * below a loopback segment: a reader behind such a window crawls.) */
 #define SLOW_CHATTERS 50
 #define SLOW_LINES 40
 #define SLOW_LINE_LEN 300
 #define SLOW_PACE_MS TEST_SCALE(20, 40, 60) /* between two lines of a chatter */
 #define SLOW_PAUSER 1
-#define PAUSE_LINES 700
+#define PAUSE_LINES 1200
+#define PAUSER_RCVBUF 65536
+#define SILENT_RCVBUF 4096
 
 typedef struct slow_env {
     server *s;
@@ -691,14 +693,23 @@ static void *chatter_reader(void *arg)
     return NULL;
 }
 
-/* Once the silent client is cut off, reads what it was sent: the lines its buffers held,
- * the notice (the server gives it GRACE_MS to be read), then the end. */
+/* Once the silent client is past saving, reads what it was sent: the lines its buffers
+ * held, the notice (the server gives it GRACE_MS to be read), then the end. Past saving
+ * is counted, not timed: once the room has moved this far past where its buffers filled,
+ * some of what it missed is overwritten, and it is cut off whether it reads now or not (a
+ * chatter may hear that it left only later, being behind itself). */
+#define SILENT_DRAIN_AT 1800
 static void *silent_drain(void *arg)
 {
     slow_env *env = arg;
     char got[8192];
     int rc;
-    WAIT_UNTIL(atomic_load(&env->cut_off), WAIT_MS);
+    WAIT_UNTIL(atomic_load(&env->cut_off) || atomic_load(&env->sent) >= SILENT_DRAIN_AT, WAIT_MS);
+    /* A window below a loopback segment lets the backlog through only a little at a time,
+     * with the zero-window probes' growing pauses between: open it, so that the notice
+     * arrives within the server's grace period for it. */
+    int big = 1 << 20;
+    CHECK_SYS(setsockopt(edo_io_fd(env->silent->io), SOL_SOCKET, SO_RCVBUF, &big, sizeof big));
     while ((rc = peer_line_within(env->silent, got, sizeof got, WAIT_MS)) >= 0) {
         env->silent_bytes += (size_t)rc + 2;
         snprintf(env->silent_last, sizeof env->silent_last, "%.200s", got);
@@ -714,7 +725,7 @@ static void *slow_root(void *arg)
     char name[16];
 
     /* The silent client, with a small receive buffer. */
-    peer *silent = env->silent = peer_connect_with(s->addr, "silent", true);
+    peer *silent = env->silent = peer_connect_with(s->addr, "silent", SILENT_RCVBUF);
     peer_send(silent, "silent\n");
     expect_prefix(silent, "*** You are silent;");
     /* From here on it reads nothing until it has been cut off. */
@@ -723,7 +734,7 @@ static void *slow_root(void *arg)
 
     for (int i = 0; i < SLOW_CHATTERS; i++) {
         snprintf(name, sizeof name, "c%d", i);
-        env->p[i] = peer_join_with(s->addr, name, i + 2, i == SLOW_PAUSER);
+        env->p[i] = peer_join_with(s->addr, name, i + 2, i == SLOW_PAUSER ? PAUSER_RCVBUF : 0);
     }
     long base = rss_kib(s->p.pid), peak = base;
 
