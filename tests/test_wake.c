@@ -265,7 +265,7 @@ static void *aborter_thread(void *arg)
 static void *abort_race_root(void *unused)
 {
     abort_race *ar = calloc(1, sizeof *ar);
-    ar->rounds = TEST_SCALE(10000, 4000, 1500);
+    ar->rounds = TEST_SCALE(2000, 1000, 800);
     ar->io = test_socketpair(&ar->wfd);
     ar->self_io = test_socketpair(&ar->peer);
     pthread_t th;
