@@ -47,14 +47,14 @@ typedef struct edo__ctx {
     void *fake_stack;
 #endif
 #ifdef EDO_TSAN
-    void *tsan_fiber; /* a task's is its stack's (edo__stack), a thread's its own */
+    void *tsan_fiber; /* a task's from coro.c's pool, a thread's its own */
 #endif
 } edo__ctx;
 
 /* For the functions that are on a task's stack when it switches away for the last time
  * (they never return): TSan keeps a shadow call stack per fiber, and a fiber is reused by
- * the next task on the same stack, so a function entered there and never left would stay
- * on it for good. They call instrumented functions only when those return. */
+ * a later task, so a function entered there and never left would stay on it for good.
+ * They call instrumented functions only when those return. */
 #if defined(EDO_TSAN) && defined(__clang__)
 #define EDO__NO_TSAN __attribute__((disable_sanitizer_instrumentation))
 #elif defined(EDO_TSAN)
@@ -75,12 +75,6 @@ typedef struct edo__stack {
     size_t map_len;
     unsigned valgrind_id;
     bool guarded;
-#ifdef EDO_TSAN
-    /* The TSan fiber of the tasks that run on this stack: made for its first task and
-     * kept with the stack in the caches, since TSan costs a few hundred page faults for
-     * each fiber it creates. Destroyed when the stack is unmapped. */
-    void *tsan_fiber;
-#endif
 } edo__stack;
 
 #define EDO__STACK_CANARY 0x6564f0c0a57ac4edULL
@@ -119,16 +113,17 @@ static inline bool edo__stack_intact(const edo__stack *st)
 }
 void edo__stack_unmap(edo__stack *st);
 
-/* Prepares ctx to run entry(arg) on [lo, lo + len), a part of st, at its first switch. */
-void edo__ctx_make(edo__ctx *ctx, edo__stack *st, void *lo, size_t len, void (*entry)(void *),
-                   void *arg);
+/* Prepares ctx to run entry(arg) on [lo, lo + len) at its first switch. */
+void edo__ctx_make(edo__ctx *ctx, void *lo, size_t len, void (*entry)(void *), void *arg);
 
 /* Sets up ctx for the calling thread's own stack (the worker's scheduler context). */
 void edo__ctx_init_thread(edo__ctx *ctx);
 
-/* A task on st will never run again although it has not ended (shutdown abandoned it):
- * its fiber is not reused (its shadow stack still holds the task's calls). */
-void edo__stack_forget_fiber(edo__stack *st);
+/* A context made by edo__ctx_make will never run again, and it is not running: ended
+ * (its last switch was its task's end) or abandoned mid-way. Under TSan an ended one's
+ * fiber serves a later task; an abandoned one's is destroyed (its shadow stack still holds
+ * the task's calls). */
+void edo__ctx_release(edo__ctx *ctx, bool ended);
 
 /* Switches from `from` (the running context) to `to`. Returns when something switches
  * back to `from`. With from_exiting set, `from` never runs again (ASan frees its fake

@@ -23,9 +23,9 @@
 #include "core/runtime.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>

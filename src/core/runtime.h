@@ -218,10 +218,10 @@ struct edo_runtime {
     edo__pool *pool;          /* the blocking pool, started at its first call */
     pthread_mutex_t pool_lock;
     /* signals (src/io/signal.c) */
-    edo_io *sigio;           /* the eventfd its handler writes when a signal comes */
-    int sig_slot;            /* where signal.c lists that eventfd */
-    sigset_t sigmask;        /* the signals this runtime took over */
-    sigset_t base_sigmask;   /* the mask of the thread that made the runtime */
+    edo_io *sigio;         /* the eventfd its handler writes when a signal comes */
+    int sig_slot;          /* where signal.c lists that eventfd */
+    sigset_t sigmask;      /* the signals this runtime took over */
+    sigset_t base_sigmask; /* the mask of the thread that made the runtime */
 };
 
 /* ---- accessors that survive migration (DESIGN.md section 3) ---------------------------- */
@@ -272,7 +272,7 @@ void edo__task_sel_disarm(edo_task *t, edo_task *self);
 void edo__budget_spend(void);
 
 /* ---- scheduler internals ---------------------------------------------------------------- */
-void edo__schedule(edo_task *t);                      /* t is QUEUED: put it on a run queue */
+void edo__schedule(edo_task *t); /* t is QUEUED: put it on a run queue */
 /* Current-thread flavour: wakes the worker if it sleeps (or is about to) in its driver. */
 void edo__wake_lone_worker(edo_runtime *rt);
 void edo__schedule_tail(edo__worker *w, edo_task *t); /* at the tail of w's own queue, and

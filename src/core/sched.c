@@ -84,6 +84,25 @@ void edo__worker_leave(void)
     tls_worker = NULL;
 }
 
+#if defined(__x86_64__)
+/* A clock read and the counter at that moment: the clock read between two counter reads,
+ * taken at their midpoint, the tightest of a few tries (a thread preempted between the
+ * reads would skew the pair by as long as it was away). */
+static void clock_pair(uint64_t *cyc, uint64_t *ns)
+{
+    uint64_t best = UINT64_MAX;
+    *cyc = *ns = 0;
+    for (int i = 0; i < 5; i++) {
+        uint64_t a = edo__cycles(), n = (uint64_t)edo__now_ns(), b = edo__cycles();
+        if (b - a < best) {
+            best = b - a;
+            *cyc = a + (b - a) / 2;
+            *ns = n;
+        }
+    }
+}
+#endif
+
 /* The tick rate of edo__cycles(), measured against CLOCK_MONOTONIC from the first call
  * on: the longer the span, the better the estimate. */
 uint64_t edo__cycles_to_ns(uint64_t cycles)
@@ -98,13 +117,11 @@ uint64_t edo__cycles_to_ns(uint64_t cycles)
     static _Atomic uint64_t base_cyc, base_ns, first_ratio_ppm;
     uint64_t c0 = atomic_load_explicit(&base_cyc, memory_order_acquire);
     if (!c0) {
-        /* Each end is a clock read between two counter reads, taken at their midpoint. */
-        uint64_t a = edo__cycles(), n0 = (uint64_t)edo__now_ns(), b = edo__cycles(), n;
-        uint64_t cs = a + (b - a) / 2;
-        while ((n = (uint64_t)edo__now_ns()) - n0 < 100000)
-            a = edo__cycles();
-        b = edo__cycles();
-        uint64_t ce = a + (b - a) / 2;
+        uint64_t cs = 0, n0 = 0, ce = 0, n = 0;
+        clock_pair(&cs, &n0);
+        do
+            clock_pair(&ce, &n);
+        while (n - n0 < 100000);
         uint64_t ppm = ce > cs ? (n - n0) * 1000000 / (ce - cs) : 333333;
         atomic_store(&first_ratio_ppm, ppm ? ppm : 1);
         atomic_store(&base_ns, n0);
@@ -112,7 +129,8 @@ uint64_t edo__cycles_to_ns(uint64_t cycles)
         return (uint64_t)((unsigned __int128)cycles * ppm / 1000000);
     }
     uint64_t n0 = atomic_load(&base_ns);
-    uint64_t c = edo__cycles(), n = (uint64_t)edo__now_ns();
+    uint64_t c = 0, n = 0;
+    clock_pair(&c, &n);
     if (c - c0 < 1000000000 || n <= n0) /* under a few tenths of a second */
         return (uint64_t)((unsigned __int128)cycles * atomic_load(&first_ratio_ppm) / 1000000);
     return (uint64_t)((unsigned __int128)cycles * (n - n0) / (c - c0));

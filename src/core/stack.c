@@ -76,9 +76,6 @@ int edo__stack_map(edo__stack *st, size_t usable)
     st->map = map;
     st->map_len = len;
     st->guarded = false;
-#ifdef EDO_TSAN
-    st->tsan_fiber = NULL;
-#endif
     if (atomic_fetch_add(&guarded_stacks, 1) < guard_limit_get() &&
         mprotect(map, page, PROT_NONE) == 0) {
         st->guarded = true;
@@ -108,7 +105,6 @@ void edo__stack_unmap(edo__stack *st)
     /* Frames that never returned (a finished task's entry) leave poisoned shadow bytes. */
     ASAN_UNPOISON_MEMORY_REGION(st->map + edo__page_size(), st->map_len - edo__page_size());
 #endif
-    edo__stack_forget_fiber(st);
     munmap(st->map, st->map_len);
     if (st->guarded)
         atomic_fetch_sub(&guarded_stacks, 1);

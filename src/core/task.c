@@ -223,7 +223,7 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
     atomic_init(&t->refs, joinable ? 2 : 1);
     atomic_init(&t->state, EDO__QUEUED);
     char *lo = t->stack.map + page;
-    edo__ctx_make(&t->ctx, &t->stack, lo, (size_t)((char *)t - lo), task_entry, t);
+    edo__ctx_make(&t->ctx, lo, (size_t)((char *)t - lo), task_entry, t);
     *out = t;
     return 0;
 }
@@ -272,13 +272,14 @@ void edo__task_abandon(edo_task *t)
     t->result = NULL;
     edo__task_publish_end(t);
     if (!t->blocking)
-        edo__stack_forget_fiber(&t->stack);
+        edo__ctx_release(&t->ctx, false);
     edo__task_unref(t);
 }
 
 /* Runs on the worker after the task's last switch: its stack is free now. */
 void edo__task_finish(edo__worker *w, edo_task *t)
 {
+    edo__ctx_release(&t->ctx, true);
     edo__task_unref(t);
     (void)w;
 }
