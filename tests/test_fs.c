@@ -685,9 +685,9 @@ static void *copy_root(void *arg)
 
 static void case_copy_256m(void)
 {
-    /* 256 MiB in every build: the sanitizers' cost is per access, and the copy moves the
-     * data in 1 MiB system calls, so even TSan takes only a few seconds. */
-    size_t size = (size_t)256 << 20;
+    /* 256 MiB: the copy moves the data in 1 MiB system calls, but checking its pattern is
+     * dear under the sanitizers, which copy less. */
+    size_t size = (size_t)TEST_SCALE(256, 128, 64) << 20;
     scratch_make();
     char from[600], to[600];
     in_scratch(from, sizeof from, "src");
@@ -779,7 +779,7 @@ static void case_many_readers(void)
         drop_cache(many_path[f]); /* the first readers of each wait for the disk */
     }
     /* TSan makes each task's fiber dear (some 380 page faults): fewer there. */
-    test_run_fds_closed(many_root, VAL(TEST_SCALE(1000, 1000, 250)));
+    test_run_fds_closed(many_root, VAL(TEST_SCALE(1000, 500, 150)));
     scratch_remove();
 }
 
@@ -1159,7 +1159,7 @@ static void case_ring_overflow(void)
      * more reads in flight than its 4096 completion entries. Under epoll the FIFO readers
      * each hold a pool thread: a pool smaller than n shows that calls waiting in line for
      * a thread are not lost either. TSan runs fewer. */
-    int n = TEST_SCALE(5000, 2000, 400);
+    int n = TEST_SCALE(5000, 2000, 300);
     edo_runtime_opts o = { .blocking_threads = TEST_SCALE(256, 256, 100) };
     test_run_opts(&o, overflow_root, VAL(n));
     scratch_remove();

@@ -201,7 +201,7 @@ static void *chan_model_root(void *arg)
 
 static void case_chan_model(void)
 {
-    int runs = TEST_SCALE(1000, 200, 40);
+    int runs = TEST_SCALE(400, 150, 40);
     long total = 0;
     for (int i = 0; i < runs; i++) {
         model *md = calloc(1, sizeof *md);
@@ -326,7 +326,7 @@ static void *notify_model_root(void *arg)
 
 static void case_notify_model(void)
 {
-    int runs = TEST_SCALE(1000, 200, 40);
+    int runs = TEST_SCALE(400, 150, 40);
     for (int i = 0; i < runs; i++) {
         nmodel *md = calloc(1, sizeof *md);
         md->seed = test_seed() * 1000033u + (uint64_t)i;

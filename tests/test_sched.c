@@ -84,7 +84,7 @@ static int count_threads(void)
  * faults), and one worker starts every spawner's batch before any child runs. */
 enum {
     SM_SPAWNERS = 100,
-    SM_PER = TEST_SCALE(10000, 10000, 200),
+    SM_PER = TEST_SCALE(10000, 5000, 100),
     SM_BATCH = TEST_SCALE(50, 50, 10)
 };
 
@@ -969,11 +969,13 @@ static void case_shutdown_spread(void)
 /* A still spins, and a TCP echo round trip between two other tasks completes. (No tighter */
 /* bound: on a loaded machine the other test programs take the free core for a while.)     */
 
-enum { SW_WORKERS = 2, SW_SLEEPERS = 4, SW_NAPS = 10, SW_NAP_MS = 20 };
-enum { SW_SPIN_MS = TEST_SCALE(2000, 2000, 3000) };
+/* The spinner spins until the sleepers and the echo are done, which must come while it
+ * spins; SW_SPIN_CAP_MS only ends a case that fails. */
+enum { SW_WORKERS = 2, SW_SLEEPERS = 4, SW_NAPS = 10, SW_NAP_MS = 20, SW_SPIN_CAP_MS = 30000 };
 
 typedef struct sw_env {
     atomic_int spinning, a_done, a_worker;
+    atomic_int finished; /* sleepers and the echo client that are done */
     edo_io *lis;
     char addr[48];
 } sw_env;
@@ -1007,7 +1009,7 @@ static void *sw_spinner(void *arg)
     atomic_store(&e->a_worker, edo_worker_index());
     atomic_store(&e->spinning, 1);
     int64_t t0 = test_clock_ms();
-    while (test_clock_ms() - t0 < SW_SPIN_MS) {
+    while (atomic_load(&e->finished) < SW_SLEEPERS + 1 && test_clock_ms() - t0 < SW_SPIN_CAP_MS) {
     }
     atomic_store(&e->a_done, 1);
     return NULL;
@@ -1028,6 +1030,7 @@ static void *sw_napper(void *arg)
     }
     s->total_ms = test_clock_ms() - t0;
     s->a_done_at_end = atomic_load(&s->env->a_done);
+    atomic_fetch_add(&s->env->finished, 1);
     return NULL;
 }
 
@@ -1061,6 +1064,7 @@ static void *sw_client(void *arg)
     CHECK_OK(edo_close(c));
     x->ms = test_clock_ms() - t0;
     x->a_done_at_end = atomic_load(&x->env->a_done);
+    atomic_fetch_add(&x->env->finished, 1);
     return NULL;
 }
 
@@ -1087,7 +1091,7 @@ static void *stuck_worker_root(void *arg)
     CHECK_EQ(edo_join(srv, NULL), 0);
     CHECK_EQ(edo_join(cli, NULL), 0);
     CHECK_EQ(edo_join(a, NULL), 0);
-    printf("    A spun %d ms on worker %d\n", SW_SPIN_MS, atomic_load(&e.a_worker));
+    printf("    A spun on worker %d until the others were done\n", atomic_load(&e.a_worker));
     for (int i = 0; i < SW_SLEEPERS; i++)
         printf("    sleeper %d (worker %d): %d naps of %d ms in %" PRId64
                " ms, latest wake %" PRId64 " ms late%s\n",
@@ -1120,7 +1124,7 @@ static void case_stuck_worker(void)
 /* handles and join them from that thread (each join blocks the thread). Proves that spawns */
 /* injected from outside and joins waking foreign threads are neither lost nor mixed up.    */
 
-enum { FM_THREADS = 8, FM_PER = TEST_SCALE(10000, 10000, 1000), FM_BATCH = 64 };
+enum { FM_THREADS = 8, FM_PER = TEST_SCALE(10000, 5000, 300), FM_BATCH = 64 };
 
 typedef struct fm_env {
     edo_runtime *rt;
@@ -1207,7 +1211,7 @@ static void case_spawn_from_foreign_many(void)
  * queue run ahead of those would leave them waiting for hundreds of rounds. Counted in
  * runs, not in time, so a loaded machine cannot make it fail. */
 
-enum { YF_TASKS = 700, YF_ROUNDS = TEST_SCALE(30, 20, 10) };
+enum { YF_TASKS = TEST_SCALE(700, 700, 300), YF_ROUNDS = TEST_SCALE(30, 20, 10) };
 
 typedef struct yf_env {
     atomic_bool go;

@@ -641,7 +641,7 @@ static void *many_task(void *arg)
 
 static void *many_root(void *unused)
 {
-    enum { N = TEST_SCALE(10000, 10000, 500) }; /* TSan: a fiber each, and they are dear */
+    enum { N = TEST_SCALE(10000, 5000, 300) }; /* TSan: a fiber each, and they are dear */
     edo_task **ts = malloc(N * sizeof *ts);
     /* Twice: the second round runs on stacks from the cache. */
     for (int round = 0; round < 2; round++) {

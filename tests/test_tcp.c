@@ -44,9 +44,8 @@ static int get_int_opt(int fd, int level, int opt)
 /* 1,000 echo clients, each writing 100 messages from one task while another task on the   */
 /* same edo_io reads the echo back.                                                         */
 
-/* Three tasks a client (TSan: a quarter of them, since each task needs a fiber of its own,
- * and TSan's fibers are dear). */
-enum { ECHO_CLIENTS = TEST_SCALE(1000, 1000, 250), ECHO_MSGS = 100, CHUNK = 16 * 1024 };
+/* Three tasks a client (fewer under the sanitizers, TSan's fibers above all). */
+enum { ECHO_CLIENTS = TEST_SCALE(1000, 500, 100), ECHO_MSGS = 100, CHUNK = 16 * 1024 };
 /* Sizes are log-uniform in 1 B .. 64 KiB: small and large messages alike. */
 #define ECHO_MAX_LOG2 TEST_SCALE(16, 16, 14)
 

@@ -76,8 +76,8 @@ static sleeper *run_sleepers(int n, int64_t max_ms, uint64_t stream)
  * run, on however many workers. */
 static void *many_sleepers_root(void *unused)
 {
-    enum { N = TEST_SCALE(10000, 10000, 500) };
-    sleeper *s = run_sleepers(N, 500, 1);
+    enum { N = TEST_SCALE(10000, 5000, 300) };
+    sleeper *s = run_sleepers(N, TEST_SCALE(500, 500, 100), 1);
     int64_t *by_seq = malloc(N * sizeof *by_seq);
     for (int i = 0; i < N; i++) {
         CHECK_EQ(s[i].start, s[0].start); /* the clock did not move while they started */
@@ -638,7 +638,7 @@ static void *two_rt_root(void *arg)
     bool paused = INT(arg) == 1;
     if (paused)
         CHECK_OK(edo_time_pause());
-    enum { N = TEST_SCALE(500, 500, 200) };
+    enum { N = TEST_SCALE(500, 500, 100) };
     sleeper *s = run_sleepers(N, 100, 10 + (uint64_t)INT(arg));
     for (int i = 0; i < N; i++) {
         if (paused)

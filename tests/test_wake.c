@@ -89,7 +89,7 @@ static void *wake_before_park_root(void *unused)
         lockstep *l = &ls[k];
         memset(l, 0, sizeof *l);
         l->kind = k;
-        l->rounds = TEST_SCALE(10000, 5000, 4000);
+        l->rounds = TEST_SCALE(4000, 2000, 2000);
         if (k == PAIR_SOCKET) {
             l->rio = test_socketpair(&l->wfd);
         } else if (k == PAIR_PIPE) {
