@@ -10,17 +10,25 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 
-/* Spins until *v >= want, politely; fails after 20 s (a lost wake-up on the other side). */
+/* Spins until *v >= want, politely; fails after 20 s (a lost wake-up on the other side).
+ * A short spin catches the other side at once on an idle machine; past it the thread
+ * sleeps in small steps, so that on a busy one it does not take the CPU the other side
+ * needs. */
 static void spin_until(atomic_int *v, int want, const char *what)
 {
     int64_t t0 = test_clock_ms();
     for (unsigned n = 0; atomic_load_explicit(v, memory_order_acquire) < want; n++) {
-        if ((n & 63) == 63) {
+        if (n < 2000)
+            continue;
+        if (n < 2100)
             sched_yield();
+        else
+            test_sleep_us(20);
+        if ((n & 63) == 63)
             CHECK_MSG(test_clock_ms() - t0 < 20000, "%s: stuck at %d, waiting for %d", what,
                       atomic_load(v), want);
-        }
     }
 }
 
@@ -135,6 +143,8 @@ typedef struct abort_race {
     atomic_int round;  /* the root published the victim of this round */
     atomic_int issued; /* the thread is about to abort the victim of this round */
     atomic_int acked;  /* edo_abort of this round has returned */
+    edo_io *ack_io;    /* an eventfd the thread writes once it has acked */
+    int ack_fd;
     int rounds;
     edo_io *io; /* read by the victims; the thread writes into wfd */
     int wfd;
@@ -258,6 +268,8 @@ static void *aborter_thread(void *arg)
         if (test_rng_next(&r) % 4 == 0)
             edo_abort(t);
         atomic_store(&ar->acked, i);
+        uint64_t one = 1;
+        CHECK_EQ(write(ar->ack_fd, &one, sizeof one), (ssize_t)sizeof one);
     }
     return NULL;
 }
@@ -268,6 +280,9 @@ static void *abort_race_root(void *unused)
     ar->rounds = TEST_SCALE(2000, 1000, 800);
     ar->io = test_socketpair(&ar->wfd);
     ar->self_io = test_socketpair(&ar->peer);
+    ar->ack_fd = (int)CHECK_SYS(eventfd(0, EFD_CLOEXEC));
+    int ack_dup = (int)CHECK_SYS(dup(ar->ack_fd));
+    CHECK_OK(edo_io_wrap(&ar->ack_io, ack_dup));
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, aborter_thread, ar), 0);
     for (int i = 1; i <= ar->rounds; i++) {
@@ -276,11 +291,13 @@ static void *abort_race_root(void *unused)
         CHECK_OK(edo_spawn(&t, race_victim, &va));
         atomic_store(&ar->target, t);
         atomic_store(&ar->round, i);
-        /* The handle must outlive the other thread's edo_abort. */
-        int64_t t0 = edo_now();
+        /* The handle must outlive the other thread's edo_abort: wait for its word,
+         * without spinning (a spin takes the CPU the thread needs on a busy machine). */
         while (atomic_load(&ar->acked) < i) {
-            CHECK_EQ(edo_yield(), 0);
-            CHECK_MSG(edo_now() - t0 < 10000, "round %d: the abort never returned", i);
+            uint64_t v;
+            edo_io_set_timeout(ar->ack_io, 10000, 0);
+            CHECK_MSG(edo_read(ar->ack_io, &v, sizeof v) == (ssize_t)sizeof v,
+                      "round %d: the abort never returned", i);
         }
         void *res = NULL;
         CHECK_ERR(edo_join(t, &res), -ECANCELED);
@@ -292,6 +309,8 @@ static void *abort_race_root(void *unused)
            ar->ops[0], ar->ops[1], ar->ops[2], ar->ops[3], ar->ops[4], ar->ops[5], ar->ops[6]);
     CHECK_OK(edo_close(ar->io));
     CHECK_OK(edo_close(ar->self_io));
+    CHECK_OK(edo_close(ar->ack_io));
+    close(ar->ack_fd);
     close(ar->wfd);
     close(ar->peer);
     free(ar);
