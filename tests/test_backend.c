@@ -1448,7 +1448,7 @@ static void case_more_ops_than_queue(void)
 {
     /* Two descriptors a client, and room to spare. Many more than a ring's 256 entries
      * (under TSan fewer: every task needs a fiber, and TSan's are dear). */
-    crowd cw = { .clients = TEST_SCALE(2000, 2000, 600) };
+    crowd cw = { .clients = TEST_SCALE(2000, 2000, 400) };
     struct rlimit rl;
     CHECK_SYS(getrlimit(RLIMIT_NOFILE, &rl));
     rlim_t need = (rlim_t)cw.clients * 2 + 200;
@@ -1887,7 +1887,8 @@ static void case_backend_in_use(void)
  * there until some unrelated event came, perhaps never. Nothing else happens here, so a
  * stranded wait is a task that never wakes. */
 
-enum { MR_WAITERS = 300 }; /* 600 descriptors: within the usual limit of 1024 */
+/* 600 descriptors: within the usual limit of 1024 (TSan: fewer tasks, each needs a fiber). */
+enum { MR_WAITERS = TEST_SCALE(300, 300, 150) };
 
 static void *mr_waiter(void *arg)
 {

@@ -1044,7 +1044,7 @@ static void case_flood(void)
 /* ---------------------------------------------------------------------------------------- */
 /* Many clients at once                                                                     */
 
-#define MANY TEST_SCALE(1000, 500, 150)
+#define MANY TEST_SCALE(1000, 500, 100)
 #define MANY_JOINERS 10
 
 typedef struct many_env {

@@ -83,7 +83,7 @@ static int count_threads(void)
 /* TSan: fewer children alive at once, since each needs a fiber of its own (some 380 page
  * faults), and one worker starts every spawner's batch before any child runs. */
 enum {
-    SM_SPAWNERS = 100,
+    SM_SPAWNERS = TEST_SCALE(100, 100, 50),
     SM_PER = TEST_SCALE(10000, 5000, 100),
     SM_BATCH = TEST_SCALE(50, 50, 10)
 };

@@ -686,7 +686,7 @@ static void *noop_task(void *arg)
 
 static void *reuse_root(void *unused)
 {
-    enum { N = 1000, ROUNDS = 10, WARM = 2 };
+    enum { N = 1000, ROUNDS = 6, WARM = 2 };
     edo_task **ts = calloc(N, sizeof *ts);
     long steady = 0;
     for (int r = 0; r < ROUNDS; r++) {

@@ -150,7 +150,7 @@ static void case_token_tree(void)
 
 static void *many_waiters_root(void *unused)
 {
-    int n = TEST_SCALE(2000, 1000, 300);
+    int n = TEST_SCALE(2000, 1000, 150);
     edo_token *tok[3];
     CHECK_OK(edo_token_new(&tok[0], NULL));
     CHECK_OK(edo_token_new(&tok[1], tok[0]));
