@@ -7,7 +7,7 @@
 #   make test-valgrind  the suite's programs under Valgrind's memcheck (slow; not in make test)
 #   make clean    remove every build tree
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-TEST_JOBS ?= $(shell echo $$(( $(JOBS) * 2 )))
+TEST_JOBS ?= $(shell echo $$(( $(JOBS) * 3 )))
 PORT ?= 7000
 CMAKE_FLAGS ?=
 
@@ -40,7 +40,7 @@ test-tsan: build-tsan
 	cd build-tsan && ctest --output-on-failure -j $(TEST_JOBS)
 
 # All three builds' tests as one run, so that the slow sanitizer cases overlap the many
-# short ones (more tests at once than cores: many of them wait on timers and peers).
+# short ones; three tests at once per core, since many of them wait on timers and peers.
 test: build build-asan build-tsan
 	mkdir -p build-all
 	printf 'subdirs("$(CURDIR)/build-tsan" "$(CURDIR)/build-asan" "$(CURDIR)/build")\n' \
