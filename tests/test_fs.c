@@ -1516,9 +1516,24 @@ static void case_cached_reads(void)
     scratch_remove();
 }
 
+/* A task that sleeps 10 ms at a time until reading_done, keeping its worst lateness. */
+static void *sleeper(void *arg)
+{
+    int64_t *worst = arg;
+    while (!atomic_load(&reading_done)) {
+        int64_t t0 = test_clock_us();
+        CHECK_OK(edo_sleep(10));
+        int64_t late = test_clock_us() - t0 - 10000;
+        if (late > *worst)
+            *worst = late;
+    }
+    return NULL;
+}
+
 /* One read of 256 MiB that the page cache holds, and one write as large, on one worker with
- * a ticker: each call is made in pieces, and the ticker runs between them, so no call holds
- * its worker for long (a read made on the worker in one go held it for most of a second). */
+ * a ticker and a sleeper: each call is made in pieces, the ticker runs between them and the
+ * sleeper's timer fires between them, so no call holds its worker for long (a read made on
+ * the worker in one go held it for most of a second). */
 static void *big_root(void *arg)
 {
     /* Pieces of 1 MiB, a quarter of which at least must let the ticker run (TSan: a
@@ -1534,9 +1549,11 @@ static void *big_root(void *arg)
 
     atomic_int ticks = 0;
     atomic_store(&reading_done, false);
-    edo_task *t;
+    int64_t worst_us = 0;
+    edo_task *t, *sl;
     CHECK_OK(edo_spawn(&t, ticker, &ticks));
-    CHECK_OK(edo_yield()); /* the ticker is running */
+    CHECK_OK(edo_spawn(&sl, sleeper, &worst_us));
+    CHECK_OK(edo_yield()); /* the ticker is running, the sleeper asleep */
     int before = atomic_load(&ticks);
     CHECK_EQ(edo_fs_pread(fd, all, SIZE, 0), SIZE);
     int during_read = atomic_load(&ticks) - before;
@@ -1545,13 +1562,17 @@ static void *big_root(void *arg)
     int during_write = atomic_load(&ticks) - before;
     atomic_store(&reading_done, true);
     CHECK_OK(edo_join(t, NULL));
+    CHECK_OK(edo_join(sl, NULL));
     printf("    a task on the same worker ran %d times during one %d MiB read of cached data, "
-           "%d times during one %d MiB write\n",
-           during_read, SIZE >> 20, during_write, SIZE >> 20);
+           "%d times during one %d MiB write; a 10 ms sleep woke at worst %.1f ms late\n",
+           during_read, SIZE >> 20, during_write, SIZE >> 20, (double)worst_us / 1000);
     size_t bad = pattern_check(23, 0, all, SIZE);
     CHECK_MSG(bad == SIZE_MAX, "wrong word at byte %zu", bad * 8);
     CHECK_GE(during_read, MIN_TURNS);
     CHECK_GE(during_write, MIN_TURNS);
+    /* Generous: the read alone takes some 50 ms here, and held the worker throughout. The
+     * sleeper's timer is looked at between pieces (a piece is a millisecond or less). */
+    CHECK_MSG(worst_us < 500000, "a 10 ms sleep woke %lld ms late", (long long)worst_us / 1000);
     CHECK_OK(edo_fs_close(fd));
     CHECK_OK(edo_fs_close(out));
     pattern_verify(copy, 23, SIZE);

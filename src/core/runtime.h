@@ -239,6 +239,11 @@ int edo__errno(void);
  * deadline has passed (checked before suspending too), -ECANCELED once aborted. */
 int edo__park(edo_wait_reason why, int64_t deadline);
 
+/* edo_yield after a look at the driver and the timers: for a task that does a long piece
+ * of work on its worker between yields (a cached file read in pieces), so that what came
+ * due meanwhile runs before its next piece, not EVENT_INTERVAL pieces later. */
+int edo__yield_polling(void);
+
 /* The core of edo__park: suspends the calling task t until it is woken (at once if a wake
  * came first), with no deadline and no abort check. For waits that must not be cut short
  * (edo_close waiting for the other users of an io to leave). */

@@ -425,6 +425,14 @@ int edo_yield(void)
     return atomic_load_explicit(&t->aborted, memory_order_acquire) ? -ECANCELED : 0;
 }
 
+int edo__yield_polling(void)
+{
+    edo__worker *w = edo__worker_current();
+    if (w && w->current)
+        w->poll_due = true; /* the switch goes by the scheduler loop, which polls */
+    return edo_yield();
+}
+
 static int join_result(edo_task *t, void **result)
 {
     if (result)

@@ -37,6 +37,11 @@
  * so; a larger call is made in such pieces, with a turn for the other tasks after each
  * piece made on the worker, so that no call holds its worker for long. */
 #define WORKER_IO ((size_t)1 << 20)
+/* A piece made on the worker that took longer than PIECE_NS (the page faults of a buffer
+ * touched for the first time: 1 MiB of them took 3 ms here) makes the call's next pieces a
+ * quarter as large, down to MIN_PIECE. */
+#define PIECE_NS 500000
+#define MIN_PIECE ((size_t)64 << 10)
 
 enum {
     OP_OPEN,
@@ -389,20 +394,27 @@ int edo_fs_close(int fd)
  * error or an abort after some bytes moved returns their count; the next call reports it. */
 static ssize_t rw_call(int kind, int fd, char *buf, size_t len, off_t off)
 {
-    size_t total = 0;
+    size_t total = 0, piece = MAX_IO;
     do {
-        size_t want = len - total > MAX_IO ? MAX_IO : len - total;
-        fs_op op = { .kind = kind, .fd = fd, .buf = buf + total, .len = want,
+        size_t want = len - total > piece ? piece : len - total;
+        fs_op op = { .kind = kind,
+                     .fd = fd,
+                     .buf = buf + total,
+                     .len = want,
                      .off = off < 0 ? -1 : off + (off_t)total };
+        uint64_t c0 = edo__cycles();
         ssize_t n = op_call(&op);
         if (n < 0)
             return total ? (ssize_t)total : n;
         total += (size_t)n;
         if (n == 0 || ((size_t)n < op.len && !op.on_worker))
             break;
-        /* A piece of cached data read on the worker: the others get a turn before the
-         * next (one that suspended has given them theirs). */
-        if (op.on_worker && total < len && edo_yield() < 0)
+        if (op.on_worker && piece > MIN_PIECE && edo__cycles_to_ns(edo__cycles() - c0) > PIECE_NS)
+            piece = op.len / 4 < MIN_PIECE ? MIN_PIECE : op.len / 4; /* op.len: this piece */
+        /* A piece of cached data read on the worker: the others, and the timers and I/O
+         * that came due meanwhile, get a turn before the next (one that suspended has
+         * given them theirs). */
+        if (op.on_worker && total < len && edo__yield_polling() < 0)
             break;
     } while (total < len);
     return (ssize_t)total;
