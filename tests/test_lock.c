@@ -128,6 +128,8 @@ typedef struct excl {
     atomic_int inside;
     long counter; /* plain: the mutex is what protects it (TSan checks) */
     int iters;
+    atomic_long entries; /* times the lock was held, for a watcher outside it */
+    atomic_int done;     /* lockers that finished */
 } excl;
 
 typedef struct excl_arg {
@@ -147,6 +149,7 @@ static void excl_body(excl *x, test_rng *r, bool task)
     else if (what < 4)
         test_spin(r, 200);
     x->counter = c + 1;
+    atomic_fetch_add_explicit(&x->entries, 1, memory_order_relaxed);
     CHECK_EQ(atomic_fetch_sub(&x->inside, 1), 1);
 }
 
@@ -161,7 +164,27 @@ static void *excl_task(void *arg)
         if (test_rng_next(&r) % 4 == 0)
             CHECK_OK(edo_yield());
     }
+    atomic_fetch_add(&a->x->done, 1);
     return NULL;
+}
+
+/* Waits until `lockers` have finished with x. Liveness, not speed: it fails only when
+ * nobody has held the lock for 30 s (a lost hand-off). A holder whose thread the machine
+ * preempts keeps every other locker waiting, so on a loaded machine the run may be long. */
+static void wait_lockers(excl *x, int lockers)
+{
+    long seen = -1;
+    int64_t since = test_clock_ms();
+    while (atomic_load(&x->done) < lockers) {
+        long now = atomic_load_explicit(&x->entries, memory_order_relaxed);
+        if (now != seen) {
+            seen = now;
+            since = test_clock_ms();
+        }
+        CHECK_MSG(test_clock_ms() - since < 30000,
+                  "nobody got the mutex for 30 s (%ld times in all)", now);
+        CHECK_OK(edo_sleep(20));
+    }
 }
 
 #define EXCL_TASKS 8
@@ -176,6 +199,7 @@ static void *mutex_exclusion_root(void *unused)
         args[i] = (excl_arg){ &x, i };
         ts[i] = spawn(excl_task, &args[i]);
     }
+    wait_lockers(&x, EXCL_TASKS);
     for (int i = 0; i < EXCL_TASKS; i++)
         join(ts[i]);
     CHECK_OK(edo_mutex_lock(x.m));
@@ -513,22 +537,16 @@ static void case_mutex_abort(void)
     test_run(mutex_abort_root, NULL);
 }
 
-typedef struct thread_arg {
-    excl *x;
-    int id;
-    atomic_int *done;
-} thread_arg;
-
 static void *excl_thread(void *arg)
 {
-    thread_arg *a = arg;
+    excl_arg *a = arg;
     test_rng r = test_rng_new(2000 + (uint64_t)a->id);
     for (int i = 0; i < a->x->iters; i++) {
         CHECK_OK(edo_mutex_lock(a->x->m));
         excl_body(a->x, &r, false);
         edo_mutex_unlock(a->x->m);
     }
-    atomic_fetch_add(a->done, 1);
+    atomic_fetch_add(&a->x->done, 1);
     return NULL;
 }
 
@@ -539,11 +557,10 @@ static void *mutex_threads_root(void *unused)
 {
     excl x = { .iters = TEST_SCALE(20000, 5000, 2000) };
     CHECK_OK(edo_mutex_new(&x.m));
-    atomic_int done = 0;
-    thread_arg targs[MIX_THREADS];
+    excl_arg targs[MIX_THREADS];
     pthread_t ths[MIX_THREADS];
     for (int i = 0; i < MIX_THREADS; i++) {
-        targs[i] = (thread_arg){ &x, i, &done };
+        targs[i] = (excl_arg){ &x, i };
         CHECK_EQ(pthread_create(&ths[i], NULL, excl_thread, &targs[i]), 0);
     }
     excl_arg args[MIX_TASKS];
@@ -552,9 +569,9 @@ static void *mutex_threads_root(void *unused)
         args[i] = (excl_arg){ &x, i };
         ts[i] = spawn(excl_task, &args[i]);
     }
+    wait_lockers(&x, MIX_TASKS + MIX_THREADS);
     for (int i = 0; i < MIX_TASKS; i++)
         join(ts[i]);
-    WAIT_UNTIL(atomic_load(&done) == MIX_THREADS, 60000);
     for (int i = 0; i < MIX_THREADS; i++)
         CHECK_EQ(pthread_join(ths[i], NULL), 0);
     CHECK_OK(edo_mutex_lock(x.m));
