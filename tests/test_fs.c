@@ -47,6 +47,14 @@ static void scratch_remove(void)
     CHECK_SYS(nftw(scratch, rm_one, 64, FTW_DEPTH | FTW_PHYS));
 }
 
+/* Runs root in a runtime made with opts (NULL: the defaults) in a fresh scratch directory. */
+static void run_in_scratch(const edo_runtime_opts *opts, void *(*root)(void *))
+{
+    scratch_make();
+    test_run_opts(opts, root, NULL);
+    scratch_remove();
+}
+
 /* dir/name into buf. */
 static const char *path_join(char *buf, size_t len, const char *dir, const char *name)
 {
@@ -281,9 +289,7 @@ static void *rw_root(void *arg)
 
 static void case_read_write(void)
 {
-    scratch_make();
-    test_run(rw_root, NULL);
-    scratch_remove();
+    run_in_scratch(NULL, rw_root);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -367,9 +373,7 @@ static void *stat_root(void *arg)
 
 static void case_stat(void)
 {
-    scratch_make();
-    test_run(stat_root, NULL);
-    scratch_remove();
+    run_in_scratch(NULL, stat_root);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -427,9 +431,7 @@ static void *names_root(void *arg)
 
 static void case_names(void)
 {
-    scratch_make();
-    test_run(names_root, NULL);
-    scratch_remove();
+    run_in_scratch(NULL, names_root);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -488,9 +490,7 @@ static void *list_root(void *arg)
 
 static void case_list(void)
 {
-    scratch_make();
-    test_run(list_root, NULL);
-    scratch_remove();
+    run_in_scratch(NULL, list_root);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -566,9 +566,7 @@ static void *whole_root(void *arg)
 
 static void case_whole_files(void)
 {
-    scratch_make();
-    test_run(whole_root, NULL);
-    scratch_remove();
+    run_in_scratch(NULL, whole_root);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -913,9 +911,7 @@ static void *cancel_root(void *arg)
 
 static void case_cancel_inflight(void)
 {
-    scratch_make();
-    test_run(cancel_root, NULL);
-    scratch_remove();
+    run_in_scratch(NULL, cancel_root);
 }
 
 /* The epoll backend's pool with its only thread busy: a read waiting in line is taken back
@@ -979,10 +975,7 @@ static void *queued_root(void *arg)
 
 static void case_cancel_queued(void)
 {
-    scratch_make();
-    edo_runtime_opts o = { .blocking_threads = 1 };
-    test_run_opts(&o, queued_root, NULL);
-    scratch_remove();
+    run_in_scratch(&(edo_runtime_opts){ .blocking_threads = 1 }, queued_root);
 }
 
 /* Shutdown with calls waiting in line for the pool (a directory listing uses the pool on
@@ -1510,10 +1503,7 @@ static void *cached_root(void *arg)
 
 static void case_cached_reads(void)
 {
-    scratch_make();
-    edo_runtime_opts o = { .workers = 1 };
-    test_run_opts(&o, cached_root, NULL);
-    scratch_remove();
+    run_in_scratch(&(edo_runtime_opts){ .workers = 1 }, cached_root);
 }
 
 /* A task that sleeps 10 ms at a time until reading_done, keeping its worst lateness. */
@@ -1583,10 +1573,7 @@ static void *big_root(void *arg)
 
 static void case_big_cached_transfers(void)
 {
-    scratch_make();
-    edo_runtime_opts o = { .workers = 1 };
-    test_run_opts(&o, big_root, NULL);
-    scratch_remove();
+    run_in_scratch(&(edo_runtime_opts){ .workers = 1 }, big_root);
 }
 
 static const test_case cases[] = {
