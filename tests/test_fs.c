@@ -1521,9 +1521,10 @@ static void *sleeper(void *arg)
 }
 
 /* One read of 256 MiB that the page cache holds, and one write as large, on one worker with
- * a ticker and a sleeper: each call is made in pieces, the ticker runs between them and the
- * sleeper's timer fires between them, so no call holds its worker for long (a read made on
- * the worker in one go held it for most of a second). */
+ * a ticker and a sleeper. The read is made on the worker in pieces, and the ticker runs and
+ * the sleeper's timer fires between them, so it never holds its worker for long (made in one
+ * go it held it for most of a second). The write leaves the worker free: in pieces on the
+ * ring (io_uring), or in one call on the pool (epoll). */
 static void *big_root(void *arg)
 {
     /* Pieces of 1 MiB, a quarter of which at least must let the ticker run (TSan: a
@@ -1576,6 +1577,51 @@ static void case_big_cached_transfers(void)
     run_in_scratch(&(edo_runtime_opts){ .workers = 1 }, big_root);
 }
 
+/* A pipe that holds less than asked: the read returns what it holds at once (it once went
+ * on for the rest, and came back only when the writer closed). A thread closes the write
+ * end if the read is still waiting after 30 s. */
+typedef struct pipe_guard {
+    int wfd;
+    atomic_bool read_back, closed;
+} pipe_guard;
+
+static void *pipe_closer(void *arg)
+{
+    pipe_guard *g = arg;
+    int64_t until = test_clock_ms() + 30000;
+    while (!atomic_load(&g->read_back) && test_clock_ms() < until)
+        test_sleep_us(1000);
+    if (!atomic_load(&g->read_back))
+        atomic_store(&g->closed, true);
+    CHECK_SYS(close(g->wfd));
+    return NULL;
+}
+
+static void *pipe_root(void *unused)
+{
+    int fds[2];
+    CHECK_SYS(pipe2(fds, O_CLOEXEC));
+    pipe_guard g = { .wfd = fds[1] };
+    CHECK_EQ(write(fds[1], "hello", 5), 5);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, pipe_closer, &g), 0);
+    char buf[100];
+    CHECK_EQ(edo_fs_pread(fds[0], buf, sizeof buf, -1), 5);
+    atomic_store(&g.read_back, true);
+    CHECK_MSG(!atomic_load(&g.closed), "the read waited for the writer to close");
+    CHECK(memcmp(buf, "hello", 5) == 0);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(edo_fs_pread(fds[0], buf, sizeof buf, -1), 0); /* closed: the end */
+    CHECK_OK(edo_fs_close(fds[0]));
+    (void)unused;
+    return NULL;
+}
+
+static void case_pipe_short_read(void)
+{
+    test_run(pipe_root, NULL);
+}
+
 static const test_case cases[] = {
     TEST_CASE(case_outside_task),
     TEST_CASE(case_read_write),
@@ -1592,6 +1638,7 @@ static const test_case cases[] = {
     TEST_CASE(case_ring_overflow),
     TEST_CASE(case_abort_mid_copy),
     TEST_CASE(case_stdio),
+    TEST_CASE(case_pipe_short_read),
     TEST_CASE(case_pool_signals),
     TEST_CASE_BACKENDS(case_cached_reads),
     TEST_CASE_BACKENDS(case_big_cached_transfers),

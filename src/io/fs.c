@@ -387,14 +387,23 @@ int edo_fs_close(int fd)
     return rc < 0 ? rc : (int)op.res;
 }
 
+static bool is_regular(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 /* A read or write of len bytes, in as many calls as the pieces it is made in take (a
  * piece on the worker or the ring moves at most WORKER_IO): to the end of len, a short
- * transfer (the end of the file, or all a FIFO had), or an error. A short read of cached
- * data is no end: the rest was not in the page cache, and the next piece waits for it. An
- * error or an abort after some bytes moved returns their count; the next call reports it. */
+ * read (the end of the file, or all a FIFO had), or an error. A short read of cached data
+ * from a regular file is no end: the rest was not in the page cache, and the next piece
+ * waits for it. An error or an abort after some bytes moved returns their count; the next
+ * call reports it. */
 static ssize_t rw_call(int kind, int fd, char *buf, size_t len, off_t off)
 {
     size_t total = 0, piece = MAX_IO;
+    if (len > SSIZE_MAX)
+        len = SSIZE_MAX; /* the count must fit the result */
     do {
         size_t want = len - total > piece ? piece : len - total;
         fs_op op = { .kind = kind,
@@ -407,7 +416,10 @@ static ssize_t rw_call(int kind, int fd, char *buf, size_t len, off_t off)
         if (n < 0)
             return total ? (ssize_t)total : n;
         total += (size_t)n;
-        if (n == 0 || ((size_t)n < op.len && !op.on_worker))
+        /* Short: a read ends there unless the page cache held only part of a regular
+         * file (the rest comes from the disk); a FIFO returns what it had. A write goes
+         * on, and the next piece reports the error that stopped it, if any. */
+        if (n == 0 || ((size_t)n < op.len && kind == OP_READ && (!op.on_worker || !is_regular(fd))))
             break;
         if (op.on_worker && piece > MIN_PIECE && edo__cycles_to_ns(edo__cycles() - c0) > PIECE_NS)
             piece = op.len / 4 < MIN_PIECE ? MIN_PIECE : op.len / 4; /* op.len: this piece */
