@@ -62,8 +62,8 @@ int edo_fail(int err, const char *what);
 #define EDO_NEVER INT64_MAX
 
 /* Milliseconds on the runtime's clock: in a task, its runtime's (CLOCK_MONOTONIC, unless
- * the clock was paused: see edo_time_pause); outside a task, CLOCK_MONOTONIC. The base of
- * every deadline. */
+ * the clock was paused: see edo_time_pause); outside a task, CLOCK_MONOTONIC, and so in a
+ * function that edo_spawn_blocking runs on the pool too. The base of every deadline. */
 int64_t edo_now(void);
 
 /* Suspends the task for at least ms milliseconds (ms <= 0: just yields). Returns 0, or
@@ -126,8 +126,9 @@ int edo_time_resume(void);
 
 /* Moves the paused clock of the calling task's runtime forward by ms, fires every timer
  * that is then due, and yields, so that (with one worker) the tasks those timers woke have
- * run when it returns. Returns 0, -EINVAL if the clock is not paused or ms < 0, -EPERM
- * outside a task, -ECANCELED if the caller was aborted. */
+ * run when it returns. The clock stops some 146 years after its start: a step past that
+ * goes only that far. Returns 0, -EINVAL if the clock is not paused or ms < 0, -EPERM
+ * outside a task, -ECANCELED if the caller was aborted (the clock has moved even then). */
 int edo_time_advance(int64_t ms);
 
 /* Turns auto-advance of the calling task's runtime's paused clock on (the default) or
@@ -509,10 +510,17 @@ int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *ssl
  * before the program announces that it is ready (a server: before it opens its port), so
  * that what it needs is in place: it fails with -EMFILE or -ENOMEM when the runtime's
  * descriptor for signals cannot be made, and then nothing has changed. Returns 0 or
- * -errno (-EINVAL for SIGKILL, SIGSTOP or a number out of range, -EPERM outside a task).
+ * -errno (-EINVAL for SIGKILL, SIGSTOP, the C library's own signals or a number out of
+ * range, -EPERM outside a task, -EMFILE also when 64 runtimes have taken signals at once).
  * Signals already taken over are left as they are. They stay edo's until the last runtime
  * that took them is freed; then their old dispositions come back, and what arrived
- * meanwhile and was not waited for is dropped. */
+ * meanwhile and was not waited for is dropped.
+ *
+ * The handler runs on whichever thread the kernel picks, edo's workers and blocking pool
+ * included: a blocking system call there (in a function of edo_spawn_blocking) may fail
+ * with EINTR or return early where SA_RESTART does not restart it (poll, nanosleep,
+ * connect; see signal(7)). A program's own handlers can run on edo's threads too, and
+ * there on a task's stack: give them SA_ONSTACK (edo's workers have a signal stack). */
 int edo_signal_take(const int *sigs, int nsig);
 
 /* Suspends until one of the nsig signals in sigs arrives and returns its number, or

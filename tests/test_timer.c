@@ -26,13 +26,6 @@ static void check_woke(int64_t start, int64_t ms, int64_t woke)
               woke - start);
 }
 
-/* Runs fn as the root of a runtime whose clock is paused from the start. */
-static void *run_paused(void *(*fn)(void *), void *arg)
-{
-    edo_runtime_opts o = { .start_paused = true };
-    return test_run_opts(&o, fn, arg);
-}
-
 /* ---------------------------------------------------------------------------------------- */
 
 typedef struct sleeper {
@@ -520,8 +513,8 @@ static void *ghost_reuse_root(void *unused)
         ios[i] = test_socketpair(&raws[i]);
     for (int round = 0; round < ROUNDS; round++) {
         edo_task *ts[K];
-        /* Aborted while their timers are pending (the paused clock does not move while the
-         * root runs)... */
+        /* Aborted while their timers are pending (the paused clock moves meanwhile only by
+         * the root's 1 ms steps while it waits for them to park, far less than GHOST_MS)... */
         for (int i = 0; i < K; i++) {
             if (i % 2)
                 CHECK_OK(edo_spawn(&ts[i], short_sleep, VAL(GHOST_MS)));
@@ -809,6 +802,19 @@ static void *clock_api_root(void *unused)
     check_woke(r0, 20, edo_now());
     CHECK_OK(edo_time_pause());
     CHECK_GE(edo_now(), r0 + 20);
+
+    /* Far on: the clock stops some 146 years ahead, and never goes back. */
+    const int64_t far = 4000000000000; /* 126 years, in ms */
+    t0 = edo_now();
+    CHECK_OK(edo_sleep(far));
+    CHECK_EQ(edo_now(), t0 + far);
+    CHECK_OK(edo_time_advance(0));
+    CHECK_EQ(edo_now(), t0 + far);
+    CHECK_OK(edo_time_advance(INT64_MAX / 2));
+    int64_t top = edo_now();
+    CHECK_GT(top, t0 + far);
+    CHECK_OK(edo_time_advance(1000));
+    CHECK_EQ(edo_now(), top);
     return NULL;
 }
 

@@ -97,6 +97,10 @@ int64_t edo_now(void)
     return edo__clock_ms(w ? w->rt : NULL);
 }
 
+/* Where a paused clock stops, in ns (some 146 years): both ways of moving it stay below,
+ * so it can neither overflow nor go back. A timer due later waits for ever. */
+#define CLOCK_MAX_NS (EDO_NEVER / 2)
+
 /* ---- moving the clock ---------------------------------------------------------------- */
 
 /* Fires every worker's timers that are due at rt's clock now. Returns how many. */
@@ -125,7 +129,7 @@ static int advance_to_next(edo_runtime *rt)
             if (d < next)
                 next = d;
         }
-        if (next == INT64_MAX || next >= EDO_NEVER / 1000000)
+        if (next == INT64_MAX || next >= CLOCK_MAX_NS / 1000000)
             return 0;
         int64_t ns = next * 1000000;
         if (ns > atomic_load(&rt->clock.frozen_ns))
@@ -207,7 +211,8 @@ int edo_time_advance(int64_t ms)
         return -EINVAL;
     }
     int64_t now = atomic_load(&c->frozen_ns);
-    int64_t step = ms > (EDO_NEVER / 2 - now) / 1000000 ? EDO_NEVER / 2 - now : ms * 1000000;
+    int64_t room = now < CLOCK_MAX_NS ? CLOCK_MAX_NS - now : 0;
+    int64_t step = ms > room / 1000000 ? room : ms * 1000000;
     atomic_store(&c->frozen_ns, now + step);
     fire_all(rt);
     pthread_mutex_unlock(&c->lock);

@@ -8,8 +8,11 @@
  * runtime's housekeeping is not: the monitor, the epoll driver's last-poll stamp and the
  * shutdown grace period use edo__real_ms(), so a paused clock can never stall them.
  *
- * Owned by clock.c. The fields are written under `lock`; `paused`, `frozen_ns` and
- * `offset_ns` are also read without it, by every clock read of the runtime's threads.
+ * Owned by clock.c. `paused`, `frozen_ns`, `offset_ns` and the round's state are written
+ * under `lock`, and the first three are also read without it, by every clock read of the
+ * runtime's threads. `auto_advance`, `holds` and `busy_gen` are atomics written without
+ * it (a switch of auto-advance, a hold around a call, the pool's kick) and read where a
+ * round decides.
  */
 #ifndef EDO_CORE_CLOCK_H
 #define EDO_CORE_CLOCK_H
