@@ -89,7 +89,7 @@ static int notify_open(edo_runtime *rt)
         if (!atomic_load(&notify_fd[i]))
             slot = i;
     if (slot < 0)
-        return -EAGAIN; /* more runtimes waiting for signals than anyone needs */
+        return -EMFILE; /* more runtimes waiting for signals than anyone needs */
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -114,9 +114,10 @@ static int take(const int *sigs, int nsig, sigset_t *want)
     edo_runtime *rt = w->rt;
     sigemptyset(want);
     for (int i = 0; i < nsig; i++) {
-        if (sigs[i] <= 0 || sigs[i] >= NSIG || sigs[i] == SIGKILL || sigs[i] == SIGSTOP)
+        /* sigaddset refuses the C library's own signals (glibc's 32 and 33) */
+        if (sigs[i] <= 0 || sigs[i] >= NSIG || sigs[i] == SIGKILL || sigs[i] == SIGSTOP ||
+            sigaddset(want, sigs[i]) < 0)
             return -EINVAL;
-        sigaddset(want, sigs[i]);
     }
     pthread_mutex_lock(&sig_lock);
     /* The descriptor first: if there is none for it (EMFILE), nothing has changed and the
