@@ -1,8 +1,9 @@
 # Thin wrapper over CMake for the README's commands.
 #   make          build the library, examples, tests and benchmarks into build/
 #   make run      build, then start the echo server on 127.0.0.1:7000 (Ctrl-C stops it)
-#   make test     the whole suite in three builds (release, ASan+UBSan, TSan), each case with
-#                 1, 2 and 4 workers on each backend
+#   make test     the whole suite in three builds (release, ASan+UBSan, TSan) on each backend:
+#                 each case with 1, 2 and 4 workers (sanitizers: 1 and 4), or once per
+#                 backend where the case makes its own runtimes
 #   make check    the release build and its tests: the quick loop while editing
 #   make test-valgrind  the suite's programs under Valgrind's memcheck (slow; not in make test)
 #   make clean    remove every build tree

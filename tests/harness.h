@@ -302,12 +302,22 @@ static inline void *test_run(void *(*fn)(void *), void *arg)
     return test_run_opts(NULL, fn, arg);
 }
 
-/* Inside a task: sleeps in 1 ms steps until cond holds, failing after ms milliseconds. */
+/* test_run with the runtime's clock paused from the start (edo_time_pause), for cases
+ * that check exact times. */
+static inline void *run_paused(void *(*fn)(void *), void *arg)
+{
+    edo_runtime_opts o = { .start_paused = true };
+    return test_run_opts(&o, fn, arg);
+}
+
+/* Inside a task: sleeps in 1 ms steps until cond holds, failing after ms milliseconds of
+ * real time (on a paused clock each step may move the clock by 1 ms when the runtime is
+ * otherwise idle). */
 #define WAIT_UNTIL(cond, ms)                                                                       \
     do {                                                                                           \
-        int64_t wait_t0__ = edo_now();                                                             \
+        int64_t wait_t0__ = test_clock_ms();                                                       \
         while (!(cond)) {                                                                          \
-            if (edo_now() - wait_t0__ > (ms))                                                      \
+            if (test_clock_ms() - wait_t0__ > (ms))                                                \
                 TEST_FAIL("timed out after %d ms waiting for %s", (int)(ms), #cond);               \
             edo_sleep(1);                                                                          \
         }                                                                                          \
@@ -331,11 +341,11 @@ static inline const char *test_state_name(edo_task_state s)
 /* Inside a task: waits until task is parked on why, for a task whose own deadline may end
  * the wait before the caller sees it parked (the caller's thread can be descheduled for
  * longer than that deadline). Returns 1 if it was seen parked on why, 0 if it had already
- * returned. */
+ * returned. It sleeps in 1 ms steps, as WAIT_UNTIL, and gives up after 5 s of real time. */
 static inline int test_wait_parked_or_done(edo_task *task, edo_wait_reason why)
 {
     edo_task_info info;
-    int64_t t0 = edo_now();
+    int64_t t0 = test_clock_ms();
     for (;;) {
         memset(&info, 0, sizeof info);
         edo_task_stats(task, &info);
@@ -343,7 +353,7 @@ static inline int test_wait_parked_or_done(edo_task *task, edo_wait_reason why)
             return 1;
         if (info.state == EDO_TASK_DONE)
             return 0;
-        if (edo_now() - t0 > 5000)
+        if (test_clock_ms() - t0 > 5000)
             TEST_FAIL("task %s never parked on reason %d: state %s, waiting_on %d", info.name,
                       (int)why, test_state_name(info.state), (int)info.waiting_on);
         edo_sleep(1);

@@ -963,7 +963,7 @@ static void case_shutdown_spread(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* stuck_worker: 2 workers, and task A spins for 2 s without a single edo call. Timers and */
+/* stuck_worker: 2 workers, and task A spins without a single edo call. Timers and        */
 /* I/O must keep going meanwhile, whether the other worker or a monitor takes over the      */
 /* stuck worker's share: sleepers started before A spins finish their 200 ms of naps while  */
 /* A still spins, and a TCP echo round trip between two other tasks completes. (No tighter */

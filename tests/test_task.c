@@ -1615,7 +1615,7 @@ static void *child_mask_root(void *arg)
     int taken[] = { SIGTERM, SIGINT, SIGRTMIN + 3 };
     CHECK_OK(edo_signal_take(taken, 3));
 
-    sig_lines got[6];
+    sig_lines got[5];
     got[0] = child_lines(BY_FORK); /* from the root task */
     edo_task *t;
     CHECK_OK(edo_spawn(&t, child_in_task, &got[1]));

@@ -1276,14 +1276,6 @@ static void case_joinset_many(void)
     test_run(many_root, NULL);
 }
 
-/* Runs fn as the root of a runtime whose clock is paused from the start: the deadline
- * cases below check exact times. */
-static void *run_paused(void *(*fn)(void *), void *arg)
-{
-    edo_runtime_opts o = { .start_paused = true };
-    return test_run_opts(&o, fn, arg);
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: next with a deadline, next aborted                                            */
 
