@@ -13,7 +13,7 @@
  * counts itself idle before it sleeps, and the last one runs a round: it wakes the others,
  * each polls its own driver once more and reports at a barrier (or finds work and leaves),
  * and only when all of them have reported with nothing found does it look at the shared
- * queues, the pool and the epoll itself and move the clock. A report counts only if its
+ * queues, the pool and the driver itself and move the clock. A report counts only if its
  * poll was made after the round began, so no event caused before every task was idle can
  * be missed, whichever worker's driver it went to. A round that did not move the clock (it
  * found work, a call in flight, or no timer at all) stalls auto-advance until some worker
@@ -252,15 +252,15 @@ void edo__clock_unhold(edo_runtime *rt)
 }
 
 /* The runtime has nothing to do that could change what the clock is moved to: nothing
- * queued anywhere, no call in flight that ends by itself, nothing in the epoll. Called
+ * queued anywhere, no call in flight that ends by itself, nothing ready in the driver. Called
  * by the worker running a round, the others at its barrier. */
 static bool runtime_quiet(edo__worker *w)
 {
     edo_runtime *rt = w->rt;
-    /* Events waiting in the epoll are taken now (into w's queue). The driver cannot be
-     * busy: every other worker waits at the barrier, and the monitor leaves the epoll
-     * alone while the clock is paused; but be safe if it is. */
-    for (int tries = 0; !edo__driver_drain(rt); tries++) {
+    /* Events ready in the driver are taken now (into w's queue). It cannot be busy:
+     * every other worker waits at the barrier, and the monitor leaves the driver alone
+     * while the clock is paused; but be safe if it is. */
+    for (int tries = 0; !rt->driver->drain(rt); tries++) {
         if (tries == 100)
             return false;
         sched_yield();

@@ -5,7 +5,7 @@
  *
  * Everything a task sees as time is on its runtime's clock: edo_now() in a task (or in the
  * scheduler of a worker), every timer, and so every sleep, timeout and deadline. The
- * runtime's housekeeping is not: the monitor, the epoll driver's last-poll stamp and the
+ * runtime's housekeeping is not: the monitor, the driver's last-poll stamp and the
  * shutdown grace period use edo__real_ms(), so a paused clock can never stall them.
  *
  * Owned by clock.c. `paused`, `frozen_ns`, `offset_ns` and the round's state are written

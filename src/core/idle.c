@@ -11,9 +11,10 @@
  * ("unparked"); both change together with the list, under idle_lock, except that a
  * searcher stops searching with a plain atomic decrement.
  *
- * One sleeping worker at a time sleeps in the driver (epoll_wait); the others sleep on
- * their futex word. Every worker sleeps at most until its own next timer. A worker is
- * woken where it sleeps: by the eventfd in the driver, by FUTEX_WAKE on its word.
+ * A sleeping worker sleeps in the driver's poll when it can take the right to poll
+ * (driver.h: with a driver shared by the runtime, one worker at a time), else on its
+ * futex word. Every worker sleeps at most until its own next timer. A worker is woken
+ * where it sleeps: by the driver's unpark, by FUTEX_WAKE on its word.
  *
  * The monitor thread looks at the workers every 10 ms (100 ms when all of them sleep). A
  * worker whose task has not switched since its last look is stuck in that task: its due
@@ -74,10 +75,8 @@ void edo__wake_worker(edo__worker *w)
 {
     atomic_store(&w->wake_word, 1);
     int mode = atomic_load(&w->sleep_mode);
-    if (mode == EDO__SLEEP_DRIVER && w->ring)
-        edo__ring_unpark(w);
-    else if (mode == EDO__SLEEP_DRIVER)
-        edo__driver_unpark(w->rt);
+    if (mode == EDO__SLEEP_DRIVER)
+        w->rt->driver->unpark(w);
     else if (mode == EDO__SLEEP_FUTEX)
         edo__futex_wake(&w->wake_word, 1);
 }
@@ -190,10 +189,10 @@ void *edo__monitor_main(void *arg)
         int64_t real = edo__real_ms(), now = edo__clock_ms(rt);
         /* Every worker is in a long task: nobody collects I/O readiness. Not while the
          * clock is paused: its auto-advance must know that nobody but a worker takes
-         * events from the epoll (clock.c). */
+         * events from the driver (clock.c). */
         if (real - atomic_load_explicit(&rt->last_poll, memory_order_relaxed) >= MONITOR_BUSY &&
             !edo__clock_paused(rt))
-            edo__driver_drain(rt);
+            rt->driver->drain(rt);
         bool all_idle = true;
         for (int i = 0; i < rt->nworkers; i++) {
             edo__worker *w = &rt->workers[i];
@@ -206,7 +205,7 @@ void *edo__monitor_main(void *arg)
             if (tick == w->monitor_tick) {
                 /* Stuck in one task since the last look. */
                 edo__fire_timers(w, now);
-                edo__ring_rescue(w);
+                rt->driver->rescue(w);
                 if (edo__queue_len(&w->queue))
                     edo__notify_parked(rt);
             }

@@ -2,7 +2,6 @@
  * Runtime creation, edo_block_on, shutdown and edo_main.
  */
 #include "core/runtime.h"
-#include "io/io.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -49,15 +48,16 @@ static int cpu_count(void)
 
 static void runtime_destroy(edo_runtime *rt)
 {
-    edo__driver_fini(rt);
     if (rt->workers) {
         for (int i = 0; i < rt->nworkers; i++) {
-            edo__ring_fini(&rt->workers[i]);
-            edo__lent_cache_free(&rt->workers[i]);
+            if (rt->driver)
+                rt->driver->worker_fini(&rt->workers[i]);
             edo__stack_cache_release(&rt->workers[i].stacks);
         }
         free(rt->workers);
     }
+    if (rt->driver)
+        rt->driver->fini(rt);
     free(rt->shards);
     free(rt->sleepers);
     pthread_mutex_destroy(&rt->inject_lock);
@@ -70,7 +70,7 @@ static void runtime_destroy(edo_runtime *rt)
 static void *worker_main(void *arg);
 static void stop_threads(edo_runtime *rt);
 
-int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
+int edo__runtime_new(edo_runtime **out, const edo_runtime_opts *opts, edo__driver_choice choose)
 {
     *out = NULL;
     int workers = opts ? opts->workers : 0;
@@ -107,14 +107,12 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
         rt->read_bufs = MAX_READ_BUFS;
     rt->nworkers = workers;
     rt->threaded = workers > 1;
-    rt->epfd = rt->evfd = -1;
     pthread_mutex_init(&rt->inject_lock, NULL);
     pthread_mutex_init(&rt->idle_lock, NULL);
     pthread_mutex_init(&rt->pool_lock, NULL);
     edo__clock_init(&rt->clock, opts && opts->start_paused);
     sigemptyset(&rt->sigmask);
     pthread_sigmask(SIG_BLOCK, NULL, &rt->base_sigmask);
-    edo__signal_init();
     int rc = -ENOMEM;
     rt->workers = aligned_alloc(64, sizeof(edo__worker) * (size_t)workers);
     rt->shards = aligned_alloc(64, sizeof(edo__shard) * (size_t)workers);
@@ -134,15 +132,13 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
     }
     atomic_store(&rt->idle_state, (uint32_t)workers << 16); /* every worker unparked */
     atomic_store(&rt->last_poll, edo__real_ms());
-    if ((rc = edo__driver_init(rt)) < 0)
+    if ((rc = choose(rt, opts ? opts->backend : EDO_BACKEND_AUTO)) < 0)
         goto fail;
-    if ((rc = edo__backend_init(rt, opts ? opts->backend : EDO_BACKEND_AUTO)) < 0)
+    if ((rc = rt->driver->init(rt)) < 0)
         goto fail;
-    if (rt->backend == EDO_BACKEND_URING) {
-        for (int i = 0; i < workers; i++)
-            if ((rc = edo__ring_init(&rt->workers[i])) < 0)
-                goto fail;
-    }
+    for (int i = 0; i < workers; i++)
+        if ((rc = rt->driver->worker_init(&rt->workers[i])) < 0)
+            goto fail;
     if (rt->threaded) {
         for (int i = 0; i < workers; i++) {
             edo__worker *w = &rt->workers[i];
@@ -244,9 +240,10 @@ static void *worker_main(void *arg)
 static void stop_threads(edo_runtime *rt)
 {
     atomic_store(&rt->stopping, true);
-    for (int i = 0; i < rt->nworkers; i++)
+    for (int i = 0; i < rt->nworkers; i++) {
         edo__wake_worker(&rt->workers[i]);
-    edo__driver_unpark(rt);
+        rt->driver->unpark(&rt->workers[i]);
+    }
     edo__clock_wake_all(rt);
     atomic_store(&rt->monitor_word, 1);
     edo__futex_wake(&rt->monitor_word, 1);
@@ -388,10 +385,9 @@ void edo_runtime_free(edo_runtime *rt)
         edo__task_each(rt, abandon_one, NULL);
     }
     edo__pool_free(rt);
-    edo__signal_fini(rt);
+    rt->driver->shutdown(rt);
     if (!rt->threaded)
         drive_end(rt);
-    edo__driver_reclaim(rt);
     edo__stack_trim();
     runtime_destroy(rt);
 }

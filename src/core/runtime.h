@@ -26,6 +26,7 @@
 
 #include "core/clock.h"
 #include "core/coro.h"
+#include "core/driver.h"
 #include "core/timer.h"
 #include "edo.h"
 
@@ -46,7 +47,6 @@ enum {
 #define EDO__BUDGET 128
 
 typedef struct edo__worker edo__worker;
-typedef struct edo__ring edo__ring;
 
 struct edo_task {
     edo__ctx ctx;
@@ -142,7 +142,7 @@ struct edo__worker {
     /* parking (src/core/idle.c) */
     bool searching;             /* counted in the runtime's searching workers */
     bool sleeper;               /* on the sleepers list (under idle_lock) */
-    _Atomic int parked;         /* current-thread: in epoll_wait, or about to be; threaded:
+    _Atomic int parked;         /* current-thread: in the driver's poll, or about to be; threaded:
                                  * in the idle loop (read by the monitor) */
     _Atomic int sleep_mode;     /* EDO__AWAKE, or where it sleeps */
     _Atomic uint32_t wake_word; /* set by whoever wakes it; futex word */
@@ -156,7 +156,7 @@ struct edo__worker {
     void *altstack; /* signal stack for the stack-overflow report */
     size_t altstack_len;
     bool clock_idle;   /* counted idle by a paused clock's auto-advance (clock.c) */
-    edo__ring *ring;   /* io_uring backend: this worker's ring (src/io/uring.c) */
+    void *driver_data; /* the driver's state for this worker (driver.h) */
     char **lent_cache; /* free buffers for edo_read_lent (src/io/buf.c) */
     uint32_t nlent_cache;
 } __attribute__((aligned(64)));
@@ -191,15 +191,9 @@ struct edo_runtime {
     edo_backend backend;  /* EDO_BACKEND_EPOLL or EDO_BACKEND_URING */
     size_t read_buf_size; /* edo_read_lent's buffers */
     unsigned read_bufs;
-    unsigned uring_flags; /* io_uring: the setup flags the probe found the kernel takes */
-    /* driver (src/io/epoll.c): one epoll for the runtime. Only the holder of driver_busy
-     * polls it, so an io retired (deregistered) before a poll starts can be freed then. */
-    int epfd;
-    int evfd; /* wakes the thread sleeping in epoll_wait */
-    _Atomic int driver_busy;
-    _Atomic bool driver_again; /* edo__driver_drain: the holder is to look once more */
-    _Atomic(edo_io *) retired;
-    _Atomic uint32_t nretired;
+    const edo__driver *driver; /* the I/O driver (driver.h), chosen when it was made */
+    void *driver_data;         /* the driver's state for the runtime */
+    unsigned driver_flags;     /* what the driver's probe chose (io_uring: setup flags) */
     _Atomic int64_t last_poll; /* edo__real_ms() of the last poll, for the monitor */
     edo__clock clock;          /* what its tasks see as time (clock.h) */
     /* idle workers (src/core/idle.c) */
@@ -325,12 +319,16 @@ int edo__thread_create(pthread_t *th, const pthread_attr_t *attr, const sigset_t
  * before the runtime), NULL in a thread that is not a runtime's. */
 const sigset_t *edo__thread_base_mask(void);
 void edo__thread_set_base_mask(const sigset_t *base);
-/* Installs the child handler of fork that gives a child the program's signals back. */
-void edo__signal_init(void);
 /* The monitor thread of a threaded runtime. */
 void *edo__monitor_main(void *arg);
 
-/* ---- blocking pool (src/io/blocking.c) -------------------------------------------------- */
+/* Picks rt's driver for `want`: sets rt->driver and rt->backend, or returns -errno. */
+typedef int (*edo__driver_choice)(edo_runtime *rt, edo_backend want);
+/* edo_runtime_new with the driver that `choose` picks (the I/O layer wires the two:
+ * src/io/backend.c). */
+int edo__runtime_new(edo_runtime **out, const edo_runtime_opts *opts, edo__driver_choice choose);
+
+/* ---- blocking pool (src/core/pool.c) -------------------------------------------------- */
 /* Runs fn(arg) on a thread of the pool and suspends the calling task until it has
  * returned; no task is allocated for it. Returns 0 once fn has run, whatever happened to
  * the task meanwhile: once fn has started the wait is not cut short by an abort or a
@@ -400,48 +398,6 @@ static inline uint64_t edo__cycles(void)
 }
 /* Converts a span of edo__cycles() ticks to nanoseconds. */
 uint64_t edo__cycles_to_ns(uint64_t cycles);
-
-/* ---- driver (src/io/epoll.c) ------------------------------------------------------------ */
-int edo__driver_init(edo_runtime *rt);
-void edo__driver_fini(edo_runtime *rt);
-/* Takes the right to poll; false if another thread has it. */
-bool edo__driver_acquire(edo_runtime *rt);
-void edo__driver_release(edo_runtime *rt);
-/* With the right to poll: waits for events at most timeout_ms (-1: no limit) and wakes
- * the tasks they concern. Returns the number of events. */
-int edo__driver_poll(edo_runtime *rt, int timeout_ms);
-/* Takes every ready event, without waiting. If another thread has the right to poll and
- * is draining too, that thread drains once more after it lets go. Returns false if it
- * could not take the right to poll itself. */
-bool edo__driver_drain(edo_runtime *rt);
-/* Wakes the thread sleeping in edo__driver_poll; any thread. */
-void edo__driver_unpark(edo_runtime *rt);
-/* Frees every retired io (shutdown, when nothing polls any more). */
-void edo__driver_reclaim(edo_runtime *rt);
-
-/* ---- backend choice and io_uring rings (src/io/uring.c) -------------------------------- */
-/* Sets rt->backend from want (AUTO: the environment, then what the kernel allows). */
-int edo__backend_init(edo_runtime *rt, edo_backend want);
-/* Sets up w's ring, on the thread that will drive it. Returns 0 or -errno. */
-int edo__ring_init(edo__worker *w);
-void edo__ring_fini(edo__worker *w);
-/* Submits what w's tasks queued and handles completions, waiting for one at most
- * timeout_ms (0: no wait, -1: no limit). Returns the number handled. */
-int edo__ring_poll(edo__worker *w, int timeout_ms);
-/* Whether w's tasks queued operations not submitted yet. */
-bool edo__ring_pending(const edo__worker *w);
-/* Wakes w sleeping in its ring; any thread. */
-void edo__ring_unpark(edo__worker *w);
-/* The monitor, for a worker stuck in one task: submits what its tasks queued and handles
- * its completions, unless the worker is at its ring itself. */
-void edo__ring_rescue(edo__worker *w);
-
-/* ---- lent read buffers (src/io/buf.c) ----------------------------------------------------- */
-/* A buffer of rt->read_buf_size bytes from the calling worker's cache, else allocated. */
-char *edo__lent_get(edo_runtime *rt);
-/* Back to the calling worker's cache if it is one of rt's and has room, else freed. */
-void edo__lent_put(edo_runtime *rt, char *buf);
-void edo__lent_cache_free(edo__worker *w);
 
 /* ---- stack overflow report (src/core/task.c) ----------------------------------------- */
 int edo__overflow_init_thread(edo__worker *w);

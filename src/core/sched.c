@@ -388,12 +388,8 @@ void edo__wake_lone_worker(edo_runtime *rt)
     edo__worker *rw = &rt->workers[0];
     /* Pairs with the worker's store of `parked` before it looks again at why it would
      * not sleep (the inject queue, a paused clock's stall). */
-    if (atomic_exchange(&rw->parked, 0)) {
-        if (rw->ring)
-            edo__ring_unpark(rw);
-        else
-            edo__driver_unpark(rt);
-    }
+    if (atomic_exchange(&rw->parked, 0))
+        rt->driver->unpark(rw);
 }
 
 static edo_task *next_task(edo__worker *w)
@@ -608,6 +604,18 @@ static void poll_done(edo__worker *w, int events, bool waited)
     w->next_poll_tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + w->poll_interval;
 }
 
+/* One poll of the driver for w, unless another thread has the right to poll: the number
+ * of events, 0 then. */
+static int poll_driver(edo__worker *w, int timeout_ms)
+{
+    const edo__driver *drv = w->rt->driver;
+    if (!drv->acquire(w))
+        return 0;
+    int n = drv->poll(w, timeout_ms);
+    drv->release(w);
+    return n;
+}
+
 /* Current-thread flavour: polls the driver (waiting at most max_wait ms, -1: until an
  * event or the next timer) and fires the timers that are due. */
 static void poll_once(edo__worker *w, int max_wait)
@@ -634,14 +642,7 @@ static void poll_once(edo__worker *w, int max_wait)
             edo__stack_trim(); /* idle: a good moment to give memory back */
     }
     w->poll_due = false;
-    int n = 0;
-    if (w->ring) {
-        n = edo__ring_poll(w, timeout);
-    } else if (edo__driver_acquire(rt)) {
-        n = edo__driver_poll(rt, timeout);
-        edo__driver_release(rt);
-    }
-    poll_done(w, n, max_wait != 0);
+    poll_done(w, poll_driver(w, timeout), max_wait != 0);
     if (max_wait != 0)
         atomic_store(&w->parked, 0);
     edo__fire_timers(w, edo_now());
@@ -650,16 +651,8 @@ static void poll_once(edo__worker *w, int max_wait)
 /* Threaded: a busy worker's look at the driver, unless another thread is polling it. */
 static void poll_busy(edo__worker *w)
 {
-    edo_runtime *rt = w->rt;
     w->poll_due = false;
-    int n = 0;
-    if (w->ring) {
-        n = edo__ring_poll(w, 0);
-    } else if (edo__driver_acquire(rt)) {
-        n = edo__driver_poll(rt, 0);
-        edo__driver_release(rt);
-    }
-    poll_done(w, n, false);
+    poll_done(w, poll_driver(w, 0), false);
     edo__fire_timers(w, edo_now());
 }
 
@@ -670,13 +663,7 @@ bool edo__has_local_work(const edo__worker *w)
 
 bool edo__poll_now(edo__worker *w)
 {
-    edo_runtime *rt = w->rt;
-    if (w->ring) {
-        edo__ring_poll(w, 0);
-    } else if (edo__driver_acquire(rt)) {
-        edo__driver_poll(rt, 0);
-        edo__driver_release(rt);
-    }
+    poll_driver(w, 0);
     edo__fire_timers(w, edo_now());
     return edo__has_local_work(w);
 }
@@ -691,17 +678,8 @@ void edo__worker_sleep(edo__worker *w)
         return;
     }
     int timeout = timer_timeout(w, -1);
-    if (w->ring) {
-        /* io_uring: every worker sleeps in its own ring, where its operations complete. */
-        atomic_store(&w->sleep_mode, EDO__SLEEP_DRIVER);
-        if (atomic_load(&w->wake_word) || atomic_load(&rt->stopping))
-            timeout = 0;
-        else
-            edo__stack_trim();
-        int n = edo__ring_poll(w, timeout);
-        atomic_store(&w->sleep_mode, EDO__AWAKE);
-        poll_done(w, n, true);
-    } else if (edo__driver_acquire(rt)) {
+    const edo__driver *drv = rt->driver;
+    if (drv->acquire(w)) {
         /* Announce where it sleeps, then look at the wake word (the waker does the
          * mirror image): either it sees the word, or the waker sees DRIVER. */
         atomic_store(&w->sleep_mode, EDO__SLEEP_DRIVER);
@@ -709,9 +687,9 @@ void edo__worker_sleep(edo__worker *w)
             timeout = 0;
         else
             edo__stack_trim();
-        int n = edo__driver_poll(rt, timeout);
+        int n = drv->poll(w, timeout);
         atomic_store(&w->sleep_mode, EDO__AWAKE);
-        edo__driver_release(rt);
+        drv->release(w);
         poll_done(w, n, true);
     } else {
         atomic_store(&w->sleep_mode, EDO__SLEEP_FUTEX);
@@ -769,7 +747,7 @@ void edo__sched_loop(edo__worker *w, edo_task *until, int64_t give_up_at)
                 poll_once(w, 0);
         }
         edo_task *t = next_task(w);
-        if (!t && w->ring && edo__ring_pending(w)) {
+        if (!t && rt->driver->pending(w)) {
             /* Operations queued by the tasks just run: submit them before looking
              * elsewhere for work or sleeping; their completions may be work. */
             if (rt->threaded)

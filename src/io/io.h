@@ -79,10 +79,71 @@ void edo__io_sel_disarm(edo_io *io, int what, edo_task *self);
 /* Closes the signal descriptor of a runtime that is shutting down (src/io/signal.c). */
 void edo__signal_fini(edo_runtime *rt);
 
-/* Registers io with the runtime's driver. Returns 0 or -errno; -EPERM: cannot be polled. */
-int edo__driver_add(edo_runtime *rt, edo_io *io);
-void edo__driver_del(edo_runtime *rt, edo_io *io);
+/* ---- the reactor (src/io/epoll.c) --------------------------------------------------- */
+
+/* The runtime's I/O state (rt->driver_data) under either driver: one epoll for the
+ * descriptors that wait for readiness (under io_uring, worker 0's ring watches it). Only the holder
+ * of `busy` polls the epoll, so an io retired (deregistered) before a poll starts can be freed
+ * then. */
+typedef struct edo__reactor {
+    int epfd;
+    int evfd; /* wakes the thread sleeping in epoll_wait */
+    _Atomic int busy;
+    _Atomic bool again; /* edo__epoll_drain: the holder is to look once more */
+    _Atomic(edo_io *) retired;
+    _Atomic uint32_t nretired;
+} edo__reactor;
+
+static inline edo__reactor *edo__reactor_of(edo_runtime *rt)
+{
+    return rt->driver_data;
+}
+
+/* Sets up and closes rt's reactor; fini also frees every retired io (nothing polls any
+ * more). */
+int edo__epoll_init(edo_runtime *rt);
+void edo__epoll_fini(edo_runtime *rt);
+/* Takes the right to poll the epoll; false if another thread has it. */
+bool edo__epoll_acquire(edo_runtime *rt);
+void edo__epoll_release(edo_runtime *rt);
+/* With the right to poll: waits for events at most timeout_ms (-1: no limit) and wakes
+ * the tasks they concern. Returns the number of events. */
+int edo__epoll_poll(edo_runtime *rt, int timeout_ms);
+/* Takes every ready event, without waiting. If another thread has the right to poll and
+ * is draining too, that thread drains once more after it lets go. Returns false if it
+ * could not take the right to poll itself. */
+bool edo__epoll_drain(edo_runtime *rt);
+/* Wakes the thread sleeping in edo__epoll_poll; any thread. */
+void edo__epoll_unpark(edo_runtime *rt);
+
+/* Registers io with the runtime's epoll. Returns 0 or -errno; -EPERM: cannot be polled. */
+int edo__epoll_add(edo_runtime *rt, edo_io *io);
+void edo__epoll_del(edo_runtime *rt, edo_io *io);
 /* Frees io's memory once no poll can still name it (io is deregistered). */
 void edo__io_retire(edo_runtime *rt, edo_io *io);
+
+/* What every driver does at a runtime's end: closes its signal descriptor. */
+void edo__io_shutdown(edo_runtime *rt);
+/* What every driver does at a worker's end: frees its lent buffer cache. */
+void edo__io_worker_fini(edo__worker *w);
+
+/* The drivers (driver.h): epoll alone, and io_uring with the epoll beside it. */
+extern const edo__driver edo__epoll_driver;
+#ifdef EDO_HAVE_URING
+extern const edo__driver edo__uring_driver;
+/* Finds io_uring setup flags the kernel takes for a runtime (threaded or not) and checks
+ * the opcodes the driver uses. Returns 0, or -errno with *why saying what failed. */
+int edo__uring_probe(bool threaded, unsigned *flags, const char **why);
+#endif
+
+/* ---- lent read buffers (src/io/buf.c) ----------------------------------------------------- */
+/* A buffer of rt->read_buf_size bytes from the calling worker's cache, else allocated. */
+char *edo__lent_get(edo_runtime *rt);
+/* Back to the calling worker's cache if it is one of rt's and has room, else freed. */
+void edo__lent_put(edo_runtime *rt, char *buf);
+void edo__lent_cache_free(edo__worker *w);
+
+/* Installs the child handler of fork that gives a child the program's signals back. */
+void edo__signal_init(void);
 
 #endif

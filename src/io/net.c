@@ -54,7 +54,7 @@ static int io_register(edo_io *io)
     if (atomic_load_explicit(&io->registered, memory_order_acquire) ||
         atomic_exchange(&io->registered, true))
         return 0;
-    int rc = edo__driver_add(io->rt, io);
+    int rc = edo__epoll_add(io->rt, io);
     if (rc < 0)
         atomic_store(&io->registered, false);
     return rc;
@@ -268,7 +268,7 @@ static int io_finalize(edo_io *io)
     edo_runtime *rt = io->rt;
     bool registered = atomic_load(&io->registered);
     if (registered)
-        edo__driver_del(rt, io);
+        edo__epoll_del(rt, io);
     int rc = close_fd(io);
     if (registered)
         edo__io_retire(rt, io); /* a poll on another thread may still hold it */

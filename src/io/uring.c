@@ -1,5 +1,5 @@
 /*
- * The io_uring driver: see uring.h. Also the choice of backend, which every build has.
+ * The io_uring driver: see uring.h.
  */
 #include "io/uring.h"
 #include "io/io.h"
@@ -9,102 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *edo_backend_name(edo_backend b)
-{
-    switch (b) {
-    case EDO_BACKEND_EPOLL:
-        return "epoll";
-    case EDO_BACKEND_URING:
-        return "io_uring";
-    default:
-        return "auto";
-    }
-}
-
-int edo_backend_parse(const char *name, edo_backend *b)
-{
-    if (!name || !b)
-        return -EINVAL;
-    if (!strcmp(name, "auto"))
-        *b = EDO_BACKEND_AUTO;
-    else if (!strcmp(name, "epoll"))
-        *b = EDO_BACKEND_EPOLL;
-    else if (!strcmp(name, "uring") || !strcmp(name, "io_uring"))
-        *b = EDO_BACKEND_URING;
-    else
-        return -EINVAL;
-    return 0;
-}
-
-edo_backend edo_runtime_backend(const edo_runtime *rt)
-{
-    return rt ? rt->backend : EDO_BACKEND_AUTO;
-}
-
 bool edo__uring_on(void)
 {
     edo__worker *w = edo__worker_current();
     return w && w->rt->backend == EDO_BACKEND_URING;
 }
 
-static bool log_wanted(void)
-{
-    const char *s = getenv("EDO_LOG");
-    return s && *s && strcmp(s, "0") != 0;
-}
-
-/* An AUTO choice defers to EDO_BACKEND. Returns 0 or -EINVAL (unknown name). */
-static int backend_wanted(edo_backend *want)
-{
-    const char *env = getenv("EDO_BACKEND");
-    if (*want != EDO_BACKEND_AUTO || !env || !*env)
-        return 0;
-    return edo_backend_parse(env, want);
-}
-
-#ifndef EDO_HAVE_URING
-
-int edo__backend_init(edo_runtime *rt, edo_backend want)
-{
-    if (backend_wanted(&want) < 0)
-        return -EINVAL;
-    if (want == EDO_BACKEND_URING)
-        return -ENOSYS;
-    rt->backend = EDO_BACKEND_EPOLL;
-    if (log_wanted())
-        fprintf(stderr,
-                "edo: backend epoll (this build has no io_uring: liburing was not found)\n");
-    return 0;
-}
-
-int edo__ring_init(edo__worker *w)
-{
-    return -ENOSYS;
-}
-
-void edo__ring_fini(edo__worker *w)
-{
-}
-
-int edo__ring_poll(edo__worker *w, int timeout_ms)
-{
-    return 0;
-}
-
-bool edo__ring_pending(const edo__worker *w)
-{
-    return false;
-}
-
-void edo__ring_unpark(edo__worker *w)
-{
-}
-
-void edo__ring_rescue(edo__worker *w)
-{
-}
-
-#else /* EDO_HAVE_URING */
+#ifdef EDO_HAVE_URING
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -134,7 +45,7 @@ struct edo__uop {
     struct edo__uop *cancel_next;
 };
 
-struct edo__ring {
+typedef struct edo__ring {
     struct io_uring ring;
     edo__worker *w;
     /* The right to touch the ring: its worker holds it while it fills entries, submits,
@@ -161,7 +72,7 @@ struct edo__ring {
     _Atomic bool return_pending;
     uint32_t *returns;
     uint32_t nreturns, return_cap;
-};
+} edo__ring;
 
 /* The opcodes the backend uses: a kernel without one of them gets epoll. */
 static const int needed_ops[] = {
@@ -191,7 +102,7 @@ static int ring_setup(struct io_uring *ring, unsigned flags)
  * runtime has no monitor, and any thread that calls edo_block_on may drive it: it takes
  * COOP_TASKRUN (completions run when the driving thread enters the kernel, which it does
  * once per turn anyway). */
-static int probe(bool threaded, unsigned *flags, const char **why)
+int edo__uring_probe(bool threaded, unsigned *flags, const char **why)
 {
     static const unsigned threaded_flags[] = {
         IORING_SETUP_SUBMIT_ALL,
@@ -232,45 +143,6 @@ static int probe(bool threaded, unsigned *flags, const char **why)
     }
     io_uring_queue_exit(&ring);
     return rc;
-}
-
-static const char *flags_text(unsigned f)
-{
-    if (f & IORING_SETUP_COOP_TASKRUN)
-        return "cooperative task work";
-    return "interrupting task work";
-}
-
-int edo__backend_init(edo_runtime *rt, edo_backend want)
-{
-    if (backend_wanted(&want) < 0)
-        return -EINVAL;
-    rt->backend = EDO_BACKEND_EPOLL;
-    bool log = log_wanted();
-    if (want == EDO_BACKEND_EPOLL) {
-        if (log)
-            fprintf(stderr, "edo: backend epoll, %d worker%s (asked for)\n", rt->nworkers,
-                    rt->nworkers == 1 ? "" : "s");
-        return 0;
-    }
-    const char *why = NULL;
-    int rc = probe(rt->threaded, &rt->uring_flags, &why);
-    if (rc < 0) {
-        if (want == EDO_BACKEND_URING) {
-            if (log)
-                fprintf(stderr, "edo: io_uring asked for, but %s: %s\n", why, strerror(-rc));
-            return rc;
-        }
-        if (log)
-            fprintf(stderr, "edo: backend epoll, %d worker%s (%s: %s)\n", rt->nworkers,
-                    rt->nworkers == 1 ? "" : "s", why, strerror(-rc));
-        return 0;
-    }
-    rt->backend = EDO_BACKEND_URING;
-    if (log)
-        fprintf(stderr, "edo: backend io_uring (%s), %d worker%s\n", flags_text(rt->uring_flags),
-                rt->nworkers, rt->nworkers == 1 ? "" : "s");
-    return 0;
 }
 
 /* The provided buffers of r; without them (a kernel that refuses the buffer ring, no
@@ -352,7 +224,7 @@ void edo__ring_buf_return(void *ring, uint32_t id)
     edo__spin_unlock(&r->return_lock);
 }
 
-int edo__ring_init(edo__worker *w)
+static int ring_init(edo__worker *w)
 {
     edo__ring *r = calloc(1, sizeof *r);
     if (!r)
@@ -364,20 +236,20 @@ int edo__ring_init(edo__worker *w)
         free(r);
         return rc;
     }
-    int rc = ring_setup(&r->ring, w->rt->uring_flags);
+    int rc = ring_setup(&r->ring, w->rt->driver_flags);
     if (rc < 0) {
         close(r->wake_fd);
         free(r);
         return rc;
     }
     bufs_init(r, w->rt);
-    w->ring = r;
+    w->driver_data = r;
     return 0;
 }
 
-void edo__ring_fini(edo__worker *w)
+static void ring_fini(edo__worker *w)
 {
-    edo__ring *r = w->ring;
+    edo__ring *r = w->driver_data;
     if (!r)
         return;
     io_uring_queue_exit(&r->ring);
@@ -388,7 +260,7 @@ void edo__ring_fini(edo__worker *w)
     }
     free(r->returns);
     free(r);
-    w->ring = NULL;
+    w->driver_data = NULL;
 }
 
 /* An operation's completion: its result for the task, which is woken. */
@@ -428,7 +300,7 @@ static int reap(edo__ring *r)
     }
     io_uring_cq_advance(&r->ring, n);
     if (epoll_ready)
-        edo__driver_drain(r->w->rt);
+        edo__epoll_drain(r->w->rt);
     return (int)n;
 }
 
@@ -472,7 +344,7 @@ static void arm_epoll(edo__ring *r)
     struct io_uring_sqe *sqe = get_sqe(r, &err);
     if (!sqe)
         return;
-    io_uring_prep_poll_multishot(sqe, r->w->rt->epfd, POLLIN);
+    io_uring_prep_poll_multishot(sqe, edo__reactor_of(r->w->rt)->epfd, POLLIN);
     io_uring_sqe_set_data64(sqe, TAG_EPOLL);
     r->epoll_armed = true;
 }
@@ -509,11 +381,13 @@ static void take_cancels(edo__ring *r)
     }
 }
 
+static void ring_unpark(edo__worker *w);
+
 /* Asks the worker that owns op's ring to cancel it; from any thread, while op is in
  * flight (its task waits in run_op until the request is taken). */
 static void request_cancel(edo__worker *owner, edo__uop *op)
 {
-    edo__ring *r = owner->ring;
+    edo__ring *r = owner->driver_data;
     atomic_store(&op->cancel_asked, true);
     edo__task_ref(op->task); /* dropped by take_cancels, after its wake */
     edo__spin_lock(&r->cancel_lock);
@@ -521,23 +395,24 @@ static void request_cancel(edo__worker *owner, edo__uop *op)
     r->cancels = op;
     atomic_store_explicit(&r->cancel_pending, true, memory_order_release);
     edo__spin_unlock(&r->cancel_lock);
-    edo__ring_unpark(owner);
+    ring_unpark(owner);
 }
 
 static void op_cancel(edo__uop *op)
 {
     edo__worker *w = edo__worker_current();
     if (w == op->w) {
-        edo__spin_lock(&w->ring->lock);
-        prep_cancel(w->ring, (uint64_t)(uintptr_t)op);
-        edo__spin_unlock(&w->ring->lock);
+        edo__ring *r = w->driver_data;
+        edo__spin_lock(&r->lock);
+        prep_cancel(r, (uint64_t)(uintptr_t)op);
+        edo__spin_unlock(&r->lock);
     } else
         request_cancel(op->w, op);
 }
 
-int edo__ring_poll(edo__worker *w, int timeout_ms)
+static int ring_poll(edo__worker *w, int timeout_ms)
 {
-    edo__ring *r = w->ring;
+    edo__ring *r = w->driver_data;
     edo__spin_lock(&r->lock);
     if (!r->wake_armed)
         arm_wake(r);
@@ -568,9 +443,9 @@ int edo__ring_poll(edo__worker *w, int timeout_ms)
     return n;
 }
 
-void edo__ring_rescue(edo__worker *w)
+static void ring_rescue(edo__worker *w)
 {
-    edo__ring *r = w->ring;
+    edo__ring *r = w->driver_data;
     if (!r || atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
         return; /* its worker is at it after all */
     take_cancels(r);
@@ -580,19 +455,55 @@ void edo__ring_rescue(edo__worker *w)
     edo__spin_unlock(&r->lock);
 }
 
-bool edo__ring_pending(const edo__worker *w)
+static bool ring_pending(const edo__worker *w)
 {
-    const edo__ring *r = w->ring;
+    const edo__ring *r = w->driver_data;
     return r && (atomic_load_explicit(&r->queued, memory_order_relaxed) ||
                  atomic_load_explicit(&r->cancel_pending, memory_order_relaxed));
 }
 
-void edo__ring_unpark(edo__worker *w)
+static void ring_unpark(edo__worker *w)
 {
     uint64_t one = 1;
-    ssize_t n = write(w->ring->wake_fd, &one, sizeof one);
+    ssize_t n = write(((edo__ring *)w->driver_data)->wake_fd, &one, sizeof one);
     (void)n; /* EAGAIN: the counter is full, so a wake-up is pending anyway */
 }
+
+/* ---- the io_uring driver (driver.h) ---------------------------------------------------- */
+
+static void ring_worker_fini(edo__worker *w)
+{
+    ring_fini(w);
+    edo__io_worker_fini(w);
+}
+
+/* Every worker sleeps in its own ring, where its operations complete. */
+static bool ring_acquire(edo__worker *w)
+{
+    (void)w;
+    return true;
+}
+
+static void ring_release(edo__worker *w)
+{
+    (void)w;
+}
+
+const edo__driver edo__uring_driver = {
+    .name = "io_uring",
+    .init = edo__epoll_init,
+    .fini = edo__epoll_fini,
+    .worker_init = ring_init,
+    .worker_fini = ring_worker_fini,
+    .shutdown = edo__io_shutdown,
+    .acquire = ring_acquire,
+    .release = ring_release,
+    .poll = ring_poll,
+    .pending = ring_pending,
+    .unpark = ring_unpark,
+    .rescue = ring_rescue,
+    .drain = edo__epoll_drain,
+};
 
 static void slot_clear(edo__uring_slot *slot)
 {
@@ -628,7 +539,7 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
             return busy; /* -EBUSY: another task already waits in this direction */
     }
     int rc = 0;
-    edo__ring *r = w->ring;
+    edo__ring *r = w->driver_data;
     edo__spin_lock(&r->lock);
     struct io_uring_sqe *sqe = get_sqe(r, &rc);
     if (!sqe) {
@@ -713,7 +624,7 @@ ssize_t edo__uring_read_lent(edo__uring_slot *slot, int fd, bool socket, edo_buf
     edo__worker *w = edo__worker_current();
     if (!w || !w->current)
         return -EPERM;
-    edo__ring *r = w->ring; /* the ring the read goes to, and whose buffer it gets */
+    edo__ring *r = w->driver_data; /* the ring the read goes to, and whose buffer it gets */
     edo_runtime *rt = w->rt;
     int rc = -ENOBUFS;
     if (r->br) {

@@ -10,7 +10,7 @@
  * a thread still inside a call that shutdown gave up on finishes on its own after the
  * runtime is gone, touching only the pool and its own task.
  *
- * The runtime's own calls (file operations under epoll) take a lighter way in,
+ * The runtime's own calls (file operations the driver does not make) take a lighter way in,
  * edo__pool_run: the call is a small record on the waiting task's stack, queued beside
  * the tasks, and the task waits for it without a handle to join. The record holds a
  * reference to the task, so the stack it lives on stays mapped until the pool thread is
