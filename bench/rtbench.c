@@ -56,7 +56,7 @@ static void *latch_park(void *arg)
 static int latch_init(struct latch *l, edo_runtime *rt, long n)
 {
     atomic_init(&l->left, n);
-    return edo_runtime_spawn(rt, &l->waiter, latch_park, NULL);
+    return edo_runtime_spawn(&l->waiter, rt, latch_park, NULL);
 }
 
 static void latch_hit_n(struct latch *l, long n)
@@ -191,7 +191,7 @@ static int spawn_many_remote_idle(edo_runtime *rt, int64_t *ns)
     int rc = 0;
     int64_t t0 = bench_now_ns();
     for (; n < NUM_SPAWN; n++)
-        if ((rc = edo_runtime_spawn(rt, &remote_handles[n], bench_empty_task, NULL)) < 0)
+        if ((rc = edo_runtime_spawn(&remote_handles[n], rt, bench_empty_task, NULL)) < 0)
             break;
     int brc = edo_block_on(rt, join_all_root, PTR(n), &result);
     *ns = bench_now_ns() - t0;
@@ -228,7 +228,7 @@ static int yield_many(edo_runtime *rt, int64_t *ns)
     if (rc < 0)
         return rc;
     for (long i = 0; i < YIELD_TASKS; i++) {
-        if ((rc = edo_runtime_spawn(rt, NULL, yield_many_task, &l)) < 0) {
+        if ((rc = edo_runtime_spawn(NULL, rt, yield_many_task, &l)) < 0) {
             spawn_failed(&l, YIELD_TASKS - i, rc);
             break;
         }
@@ -372,7 +372,7 @@ static void *tcp_connect_accept_root(void *arg)
             edo_fail(rc, "connect");
             break;
         }
-        if ((rc = edo_tcp_accept(tb->lis, &s)) < 0) {
+        if ((rc = edo_tcp_accept(&s, tb->lis)) < 0) {
             edo_fail(rc, "accept");
             edo_close(c);
             break;

@@ -221,7 +221,7 @@ out:
  * own code and gives standard input and output their flags back (a Ctrl-C that killed the
  * process would leave a terminal non-blocking for the shell). A select waits for
  * whichever comes first, the task's end or a signal. */
-static int run(void *arg)
+static void *run(void *arg)
 {
     edo_task *client, *watcher;
     edo_chan *caught;
@@ -233,10 +233,10 @@ static int run(void *arg)
      * else is done. */
     int rc = edo_signal_take(stop_sigs, 2);
     if (rc < 0)
-        return edo_fail(rc, "take over SIGINT and SIGTERM");
+        return edo_int_result(edo_fail(rc, "take over SIGINT and SIGTERM"));
     rc = edo_chan_new(&caught, sizeof sig, 1);
     if (rc < 0)
-        return edo_fail(rc, "channel");
+        return edo_int_result(edo_fail(rc, "channel"));
     rc = edo_spawn(&watcher, watch_signals, caught);
     if (rc == 0) {
         rc = edo_spawn(&client, client_task, arg);
@@ -247,7 +247,7 @@ static int run(void *arg)
     }
     if (rc < 0) {
         edo_chan_free(caught);
-        return edo_fail(rc, "spawn");
+        return edo_int_result(edo_fail(rc, "spawn"));
     }
 
     edo_case cs[] = { edo_case_join(client), edo_case_recv(caught, &sig) };
@@ -257,7 +257,7 @@ static int run(void *arg)
     edo_abort(watcher);
     edo_join(watcher, NULL);
     edo_chan_free(caught);
-    return sig ? 128 + sig : (int)(intptr_t)result;
+    return edo_int_result(sig ? 128 + sig : edo_result_int(result));
 }
 
 static bool parse_num(const char *s, long lo, long hi, long *out)

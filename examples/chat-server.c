@@ -516,7 +516,7 @@ static void pick_name(struct client *c, const char *line, size_t len)
     }
     /* In the room first: whoever learns of the new name from the registry and says
      * something to it is heard. */
-    int rc = edo_bcast_subscribe(c->srv->room, &c->rx);
+    int rc = edo_bcast_subscribe(&c->rx, c->srv->room);
     struct reg_req req = { .op = REG_JOIN };
     struct reg_reply rep = { 0 };
     memcpy(req.name, line, len);
@@ -854,7 +854,7 @@ static void *accept_loop(void *arg)
     int rc;
 
     for (;;) {
-        rc = edo_tcp_accept(srv->lis, &conn);
+        rc = edo_tcp_accept(&conn, srv->lis);
         if (rc < 0) {
             if (rc == -ECANCELED) { /* aborted by serve: a clean stop */
                 rc = 0;

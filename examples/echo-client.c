@@ -81,7 +81,7 @@ static int echo_one(const struct client *cl, edo_io *conn, const char *msg, char
     return 0;
 }
 
-static int run(void *arg)
+static void *run(void *arg)
 {
     const struct client *cl = arg;
     size_t maxlen = 1;
@@ -97,7 +97,7 @@ static int run(void *arg)
                     cl->addr, (long long)cl->timeout_ms);
         else
             fprintf(stderr, "echo-client: cannot connect to %s: %s\n", cl->addr, edo_strerror(rc));
-        return 1;
+        return edo_int_result(1);
     }
     edo_io_set_timeout(conn, cl->timeout_ms, cl->timeout_ms);
 
@@ -133,7 +133,7 @@ static int run(void *arg)
 out:
     free(echo);
     edo_close(conn);
-    return status;
+    return edo_int_result(status);
 }
 
 static bool parse_num(const char *s, long lo, long hi, long *out)

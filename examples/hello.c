@@ -27,13 +27,13 @@ static void *take_a_nap(void *arg)
 
     int rc = edo_sleep(nap->ms); /* suspends this task only; the others run meanwhile */
     if (rc < 0)
-        return (void *)(intptr_t)rc;
+        return edo_int_result(rc);
 
     printf("%-8s woke up after %" PRId64 " ms\n", nap->who, edo_now() - start);
-    return (void *)(intptr_t)(edo_now() - start);
+    return edo_int_result(edo_now() - start);
 }
 
-static int greet(void *arg)
+static void *greet(void *arg)
 {
     (void)arg;
     /* The tasks borrow these structs; they outlive the tasks because we join them all. */
@@ -69,7 +69,7 @@ static int greet(void *arg)
             printf("joined %-8s: it slept %" PRIdPTR " ms\n", naps[i].who, slept);
     }
     printf("all done in %" PRId64 " ms (the naps overlapped)\n", edo_now() - start);
-    return status;
+    return edo_int_result(status);
 }
 
 int main(void)

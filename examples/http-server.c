@@ -209,7 +209,7 @@ static void *accept_loop(void *arg)
     int rc;
 
     for (;;) {
-        rc = edo_tcp_accept(srv->lis, &conn);
+        rc = edo_tcp_accept(&conn, srv->lis);
         if (rc < 0) {
             if (rc == -ECANCELED) { /* aborted by serve: a clean stop */
                 rc = 0;

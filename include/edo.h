@@ -143,6 +143,10 @@ bool edo_time_paused(void);
 
 typedef struct edo_runtime edo_runtime;
 
+/* What every task runs: the root task of edo_block_on and edo_main, and every spawned one.
+ * Its result is the task's, for edo_join (edo_int_result carries an int). */
+typedef void *(*edo_task_fn)(void *arg);
+
 /* Where a runtime learns that descriptors are ready or operations are done. */
 typedef enum edo_backend {
     /* Choose: io_uring when this build has it (liburing) and the kernel allows it
@@ -205,7 +209,7 @@ int edo_runtime_new(edo_runtime **rt, const edo_runtime_opts *opts);
  * runs on them like any other and the calling thread only waits; several threads may
  * call edo_block_on at once. Must not be called from a task. Returns 0, -ECANCELED if the
  * root task was aborted, or -errno. */
-int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result);
+int edo_block_on(edo_runtime *rt, edo_task_fn fn, void *arg, void **result);
 
 /* Shuts rt down: aborts every task that is still alive, runs each until it has returned
  * (their calls that suspend fail with -ECANCELED, so they unwind through their own
@@ -241,17 +245,27 @@ int edo_backend_parse(const char *name, edo_backend *b);
 int edo_worker_index(void);
 
 /* Everything for a program whose work starts in one task: creates a runtime with the
- * defaults (and EDO_WORKERS), runs fn(arg) in it, shuts the runtime down, and returns
- * fn's result as an exit status (a negative value becomes 1). Typical use:
+ * defaults (and EDO_WORKERS), runs fn(arg) in it as the root task, and returns fn's result
+ * as an exit status: NULL is 0, edo_int_result(n) is n, and a negative n becomes 1. When fn
+ * returns, every task still alive is aborted at once and edo_main waits until each has
+ * returned (their calls that suspend fail with -ECANCELED, so they unwind through their own
+ * cleanup) before it frees the runtime and returns: no task runs on after edo_main, and a
+ * task that was lent the root's locals must stop using them once its calls fail with
+ * -ECANCELED. fn has the type of every task, so it can move between edo_main, edo_block_on
+ * and edo_spawn. Typical use:
+ *     static void *serve(void *arg) { ...; return edo_int_result(edo_fail(rc, "listen")); }
  *     int main(void) { return edo_main(serve, NULL); }
  * If the runtime cannot be created it prints why and returns 1. */
-int edo_main(int (*fn)(void *), void *arg);
+int edo_main(edo_task_fn fn, void *arg);
+
+/* A task returns a void *; these carry an integer (a count, a status, -errno) through it. */
+static inline void *edo_int_result(intptr_t v) { return (void *)v; }
+static inline int edo_result_int(const void *result) { return (int)(intptr_t)result; }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tasks                                                                                    */
 
 typedef struct edo_task edo_task;
-typedef void *(*edo_task_fn)(void *arg);
 
 typedef struct edo_spawn_opts {
     const char *name;  /* shown in reports and task lists (copied, up to 31 bytes) */
@@ -275,8 +289,8 @@ typedef struct edo_spawn_opts {
 /* Spawns a task on rt from any thread, also from outside the runtime. Same returns and
  * handle rules as edo_spawn. With worker threads it runs at once; with one worker, when a
  * thread is in edo_block_on. */
-#define edo_runtime_spawn(rt, task, fn, arg)                                                       \
-    edo_runtime_spawn_at((rt), (task), NULL, (fn), (arg), EDO__HERE)
+#define edo_runtime_spawn(task, rt, fn, arg)                                                       \
+    edo_runtime_spawn_at((task), (rt), NULL, (fn), (arg), EDO__HERE)
 
 /* Waits until the task has returned, stores its return value in *result (if result is not
  * NULL) and releases the handle. Returns 0, or -ECANCELED if the task was aborted before
@@ -424,7 +438,7 @@ int edo_tcp_listen_with(edo_io **lis, const char *addr, const edo_listen_opts *o
  * is out of descriptors or memory, it waits (a back-off from 10 ms up to 1 s, so the
  * accept loop never spins) and returns -EMFILE/-ENFILE/-ENOBUFS/-ENOMEM, for which
  * edo_retryable() is true. */
-int edo_tcp_accept(edo_io *lis, edo_io **conn);
+int edo_tcp_accept(edo_io **conn, edo_io *lis);
 
 /* Connects to "host:port" (IPv4 or "[v6]:port" literal), suspending at most timeout_ms
  * milliseconds (<= 0: until the task's deadline). The socket has TCP_NODELAY set. */
@@ -559,7 +573,7 @@ int edo_signal_wait(const int *sigs, int nsig);
 
 int edo_spawn_at(edo_task **task, const edo_spawn_opts *opts, edo_task_fn fn, void *arg,
                  const char *site);
-int edo_runtime_spawn_at(edo_runtime *rt, edo_task **task, const edo_spawn_opts *opts,
+int edo_runtime_spawn_at(edo_task **task, edo_runtime *rt, const edo_spawn_opts *opts,
                          edo_task_fn fn, void *arg, const char *site);
 int edo_spawn_blocking_at(edo_task **task, edo_task_fn fn, void *arg, const char *site);
 

@@ -400,7 +400,7 @@ static inline void test_tcp_pair(edo_io **client, edo_io **server)
     char addr[48];
     edo_io *lis = test_listen(addr, sizeof addr, 4);
     CHECK_OK(edo_tcp_connect(client, addr, 5000));
-    CHECK_OK(edo_tcp_accept(lis, server));
+    CHECK_OK(edo_tcp_accept(server, lis));
     CHECK_OK(edo_close(lis));
 }
 

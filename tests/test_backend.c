@@ -705,7 +705,7 @@ static void case_read_abort_then_data(void)
 static void *parked_accept(void *arg)
 {
     edo_io *conn = NULL;
-    int rc = edo_tcp_accept(arg, &conn);
+    int rc = edo_tcp_accept(&conn, arg);
     if (rc < 0)
         CHECK(conn == NULL);
     else
@@ -782,7 +782,7 @@ static void *abort_accept_root(void *unused)
     CHECK(ok);
     edo_io_set_timeout(lis, PROMPT_MS, 0);
     edo_io *conn;
-    CHECK_OK(edo_tcp_accept(lis, &conn));
+    CHECK_OK(edo_tcp_accept(&conn, lis));
     CHECK_SYS(write(fd, "x", 1));
     char ch;
     CHECK_EQ(edo_read(conn, &ch, 1), 1);
@@ -900,11 +900,11 @@ static void *accept_deadline_root(void *unused)
         int rc;
         if (ms == 0 || test_rng_next(&r) % 2) {
             int64_t scope = edo_timeout_begin(ms);
-            rc = edo_tcp_accept(lis, &conn);
+            rc = edo_tcp_accept(&conn, lis);
             edo_deadline_end(scope);
         } else {
             edo_io_set_timeout(lis, ms, 0);
-            rc = edo_tcp_accept(lis, &conn);
+            rc = edo_tcp_accept(&conn, lis);
             edo_io_set_timeout(lis, 0, 0);
         }
         if (rc == -ETIMEDOUT) {
@@ -926,7 +926,7 @@ static void *accept_deadline_root(void *unused)
     /* And no connection more. */
     edo_io *extra = NULL;
     edo_io_set_timeout(lis, 50, 0);
-    CHECK_ERR(edo_tcp_accept(lis, &extra), -ETIMEDOUT);
+    CHECK_ERR(edo_tcp_accept(&extra, lis), -ETIMEDOUT);
     printf("    %d connections, %d accepts timed out\n", ar.n, timeouts);
     free(seen);
     CHECK_OK(edo_close(lis));
@@ -961,7 +961,7 @@ static void *wait_in_call(void *arg)
         char addr[48];
         edo_io *lis = test_listen(addr, sizeof addr, 4), *conn = NULL;
         atomic_fetch_add(&e->waiting, 1);
-        int rc = edo_tcp_accept(lis, &conn);
+        int rc = edo_tcp_accept(&conn, lis);
         if (rc == 0)
             edo_close(conn);
         edo_close(lis);
@@ -1395,7 +1395,7 @@ static void *crowd_acceptor(void *arg)
     crowd *cw = arg;
     for (int i = 0; i < cw->clients; i++) {
         edo_io *conn;
-        int rc = edo_tcp_accept(cw->lis, &conn);
+        int rc = edo_tcp_accept(&conn, cw->lis);
         if (rc < 0)
             return VAL(rc);
         CHECK_OK(edo_spawn(NULL, crowd_echo, conn));

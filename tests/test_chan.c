@@ -593,7 +593,7 @@ static void *bcast_root(void *unused)
 
     /* Lag: ten sent to a receiver that keeps four. */
     edo_bcast_rx *rx;
-    CHECK_OK(edo_bcast_subscribe(b, &rx));
+    CHECK_OK(edo_bcast_subscribe(&rx, b));
     for (long i = 0; i < 10; i++)
         CHECK_EQ(edo_bcast_send(b, &i), 1);
     uint64_t missed = 0;
@@ -616,7 +616,7 @@ static void *bcast_root(void *unused)
     int count = TEST_SCALE(20000, 5000, 2000);
     for (int i = 0; i < R; i++) {
         cs[i] = (bc){ b, count, NULL, 0, 0 };
-        CHECK_OK(edo_bcast_subscribe(b, &cs[i].rx));
+        CHECK_OK(edo_bcast_subscribe(&cs[i].rx, b));
         CHECK_OK(edo_spawn(&ts[i], bcast_reader, &cs[i]));
     }
     for (long i = 0; i < count; i++) {

@@ -99,7 +99,7 @@ static void *acceptor_task(void *arg)
     server *s = arg;
     for (;;) {
         edo_io *conn;
-        int rc = edo_tcp_accept(s->lis, &conn);
+        int rc = edo_tcp_accept(&conn, s->lis);
         if (rc == -ECANCELED)
             return NULL;
         CHECK_MSG(rc >= 0 || edo_retryable(rc), "accept: %s", edo_strerror(rc));
@@ -209,7 +209,7 @@ static void *reset_root(void *unused)
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, resetter_thread, &rs), 0);
     big_write b = { 0 };
-    CHECK_OK(edo_tcp_accept(lis, &b.io));
+    CHECK_OK(edo_tcp_accept(&b.io, lis));
     edo_task *bw;
     CHECK_OK(edo_spawn(&bw, big_writer, &b));
 
@@ -251,7 +251,7 @@ static void *reset_root(void *unused)
     int raw = test_raw_connect(addr, 1000, &ok);
     CHECK(ok);
     edo_io *conn;
-    CHECK_OK(edo_tcp_accept(lis, &conn));
+    CHECK_OK(edo_tcp_accept(&conn, lis));
     reset_close(raw);
     char c;
     edo_io_set_timeout(conn, 5000, 0);
@@ -308,7 +308,7 @@ static void *half_close_root(void *unused)
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, half_close_thread, &h), 0);
     edo_io *conn;
-    CHECK_OK(edo_tcp_accept(lis, &conn));
+    CHECK_OK(edo_tcp_accept(&conn, lis));
     edo_io_set_timeout(conn, 10000, 10000);
     unsigned char *got = malloc(REQ_LEN + 3);
     size_t have = 0;
@@ -349,7 +349,7 @@ static void *silent_root(void *unused)
     /* Nobody connects. */
     edo_io_set_timeout(lis, 100, 0);
     int64_t t0 = edo_now();
-    CHECK_ERR(edo_tcp_accept(lis, &conn), -ETIMEDOUT);
+    CHECK_ERR(edo_tcp_accept(&conn, lis), -ETIMEDOUT);
     CHECK_GE(edo_now() - t0, 100);
     CHECK_LT(edo_now() - t0, 5000);
 
@@ -357,7 +357,7 @@ static void *silent_root(void *unused)
     bool ok;
     int raw = test_raw_connect(addr, 1000, &ok);
     CHECK(ok);
-    CHECK_OK(edo_tcp_accept(lis, &conn));
+    CHECK_OK(edo_tcp_accept(&conn, lis));
     edo_io_set_timeout(conn, 100, 0);
     char buf[16];
     t0 = edo_now();
@@ -662,7 +662,7 @@ static void *emfile_acceptor(void *arg)
     emfile_env *env = arg;
     while (atomic_load(&env->accepted) < EMFILE_CLIENTS) {
         edo_io *conn;
-        int rc = edo_tcp_accept(env->lis, &conn);
+        int rc = edo_tcp_accept(&conn, env->lis);
         atomic_fetch_add(&env->accept_returns, 1);
         if (rc < 0) {
             CHECK_MSG(rc == -EMFILE || rc == -ENFILE, "accept: %s", edo_strerror(rc));

@@ -317,12 +317,12 @@ static void *ws_waker(void *arg)
          * started; either way the abort must reach it. */
         intptr_t tag = t->k * 100000 + round;
         edo_task *sl;
-        CHECK_OK(edo_runtime_spawn(e->rt, &sl, ws_sleeper, VAL(tag)));
+        CHECK_OK(edo_runtime_spawn(&sl, e->rt, ws_sleeper, VAL(tag)));
         for (int i = 0; i < WS_READERS; i++) {
             uint64_t one = 1;
             CHECK_EQ(write(e->efd[(i + t->k * 8) % WS_READERS], &one, sizeof one), 8);
             if (i % WS_SPAWN_EVERY == 0)
-                CHECK_OK(edo_runtime_spawn(e->rt, NULL, ws_detached, e));
+                CHECK_OK(edo_runtime_spawn(NULL, e->rt, ws_detached, e));
             if (test_rng_next(&r) % 8 == 0)
                 test_spin(&r, 2000);
         }
@@ -891,7 +891,7 @@ static void case_shutdown_spread(void)
     /* No thread is in edo_block_on: the workers run them on their own. */
     for (int i = 0; i < SD_TASKS; i++) {
         args[i] = (sd_arg){ e, i % SD_KINDS };
-        CHECK_OK(edo_runtime_spawn(rt, &ts[i], sd_task, &args[i]));
+        CHECK_OK(edo_runtime_spawn(&ts[i], rt, sd_task, &args[i]));
     }
     thread_wait_at_least(&e->started, SD_TASKS, 10000, "tasks at their waits");
     /* A blocking call still in line for a thread when the shutdown begins is dropped, not
@@ -942,7 +942,7 @@ static void case_shutdown_spread(void)
     sd_joins j2 = { .n = 1 };
     edo_task *slow;
     j2.ts = &slow;
-    CHECK_OK(edo_runtime_spawn(rt, &slow, sd_slow_task, NULL));
+    CHECK_OK(edo_runtime_spawn(&slow, rt, sd_slow_task, NULL));
     thread_wait_at_least(&sd_slow_started, 2, 10000, "slow blocking calls");
     CHECK_EQ(pthread_create(&th, NULL, sd_join_all, &j2), 0);
     t0 = test_clock_ms();
@@ -1038,7 +1038,7 @@ static void *sw_server(void *arg)
 {
     sw_env *e = arg;
     edo_io *c;
-    CHECK_OK(edo_tcp_accept(e->lis, &c));
+    CHECK_OK(edo_tcp_accept(&c, e->lis));
     edo_io_set_timeout(c, 5000, 5000);
     char buf[64];
     CHECK_OK(edo_read_exact(c, buf, sizeof buf, NULL));
@@ -1163,7 +1163,7 @@ static void *fm_spawner(void *arg)
     for (uintptr_t j = 0; j < FM_PER; j += FM_BATCH) {
         uintptr_t n = FM_PER - j < FM_BATCH ? FM_PER - j : FM_BATCH;
         for (uintptr_t i = 0; i < n; i++)
-            CHECK_OK(edo_runtime_spawn(t->env->rt, &ts[i], fm_task, (void *)(base + j + i)));
+            CHECK_OK(edo_runtime_spawn(&ts[i], t->env->rt, fm_task, (void *)(base + j + i)));
         for (uintptr_t i = 0; i < n; i++) {
             void *res = NULL;
             CHECK_EQ(edo_join(ts[i], &res), 0);

@@ -291,7 +291,7 @@ static void *kinds_root(void *unused)
     edo_watch *w;
     CHECK_OK(edo_notify_new(&n));
     CHECK_OK(edo_bcast_new(&b, sizeof(long), 2));
-    CHECK_OK(edo_bcast_subscribe(b, &rx));
+    CHECK_OK(edo_bcast_subscribe(&rx, b));
     int v0 = 7;
     CHECK_OK(edo_watch_new(&w, sizeof(int), &v0));
     uint64_t seen = edo_watch_get(w, NULL);

@@ -765,7 +765,7 @@ static void *victim_task(void *arg)
         }
         break;
     case AT_ACCEPT:
-        v->rc = edo_tcp_accept(v->io, &conn);
+        v->rc = edo_tcp_accept(&conn, v->io);
         break;
     case AT_CONNECT:
         v->rc = edo_tcp_connect(&conn, v->addr, 0);
@@ -1078,7 +1078,7 @@ static void case_foreign_thread(void)
     /* Spawned while no thread drives the runtime: runs once one does. */
     edo_task *early_t;
     remote early_r = { &d, 3, NULL };
-    CHECK_OK(edo_runtime_spawn(d.rt, &early_t, remote_task, &early_r));
+    CHECK_OK(edo_runtime_spawn(&early_t, d.rt, remote_task, &early_r));
     CHECK_NE(edo_task_id(early_t), 0);
 
     pthread_t th;
@@ -1088,10 +1088,10 @@ static void case_foreign_thread(void)
 
     for (uintptr_t i = 0; i < N; i++) {
         rs[i] = (remote){ &d, i, NULL };
-        CHECK_OK(edo_runtime_spawn(d.rt, &ts[i], remote_task, &rs[i]));
+        CHECK_OK(edo_runtime_spawn(&ts[i], d.rt, remote_task, &rs[i]));
     }
     for (int i = 0; i < M; i++)
-        CHECK_OK(edo_runtime_spawn(d.rt, NULL, remote_detached, &d));
+        CHECK_OK(edo_runtime_spawn(NULL, d.rt, remote_detached, &d));
     void *res;
     for (uintptr_t i = 0; i < N; i++) {
         res = NULL;
@@ -1104,7 +1104,7 @@ static void case_foreign_thread(void)
 
     /* A foreign thread aborts and joins. */
     edo_task *t;
-    CHECK_OK(edo_runtime_spawn(d.rt, &t, sleep_long, VAL(21)));
+    CHECK_OK(edo_runtime_spawn(&t, d.rt, sleep_long, VAL(21)));
     test_sleep_us(2000);
     edo_abort(t);
     CHECK_ERR(edo_join(t, &res), -ECANCELED);
@@ -1153,7 +1153,7 @@ static void *parked_task(void *arg)
         }
         break;
     case AT_ACCEPT:
-        rc = edo_tcp_accept(p->io, &conn);
+        rc = edo_tcp_accept(&conn, p->io);
         break;
     case AT_CONNECT:
         rc = edo_tcp_connect(&conn, p->addr, 0);
@@ -1238,7 +1238,7 @@ static void case_free_with_parked_tasks(void)
     atomic_int unwound = 0;
     parked p = { .kind = AT_YIELD, .unwound = &unwound };
     CHECK_OK(edo_runtime_new(&rt, NULL));
-    CHECK_OK(edo_runtime_spawn(rt, NULL, parked_task, &p));
+    CHECK_OK(edo_runtime_spawn(NULL, rt, parked_task, &p));
     edo_runtime_free(rt);
     CHECK_EQ(atomic_load(&unwound), 1);
     CHECK_EQ(test_count_fds(), fds_before);
@@ -1276,8 +1276,8 @@ static void case_free_abandons_abort_ignoring_task(void)
     edo_runtime *rt;
     CHECK_OK(edo_runtime_new(&rt, &o));
     foreign_join fj = { NULL, 1, (void *)1 };
-    CHECK_OK(edo_runtime_spawn(rt, &fj.t, abort_ignoring_task, &spins));
-    CHECK_OK(edo_runtime_spawn(rt, NULL, sleep_long, NULL)); /* a well-behaved neighbour */
+    CHECK_OK(edo_runtime_spawn(&fj.t, rt, abort_ignoring_task, &spins));
+    CHECK_OK(edo_runtime_spawn(NULL, rt, sleep_long, NULL)); /* a well-behaved neighbour */
     CHECK_EQ(edo_block_on(rt, ret_arg, NULL, NULL), 0);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, join_from_thread, &fj), 0);
@@ -1295,14 +1295,72 @@ static void case_free_abandons_abort_ignoring_task(void)
 
 /* ---------------------------------------------------------------------------------------- */
 
-static int main_fn(void *arg)
+static void *main_fn(void *arg)
 {
     CHECK(edo_runtime_current() != NULL);
     CHECK(edo_self() != NULL);
     /* Left running: edo_main's shutdown aborts it. */
     CHECK_OK(edo_spawn(NULL, sleep_long, NULL));
     CHECK_EQ(edo_sleep(1), 0);
-    return *(int *)arg;
+    return edo_int_result(*(int *)arg);
+}
+
+/* Tasks that outlive edo_main's root: each holds a pointer into the root's frame. */
+static atomic_int outlive_done, outlive_touched_late, outlive_root_gone;
+
+static void *outlive_cleanup_child(void *arg)
+{
+    (void)arg;
+    while (edo_yield() == 0)
+        ;
+    atomic_fetch_add(&outlive_done, 1);
+    return NULL;
+}
+
+static void *outlive_sleeper(void *arg)
+{
+    int *root_local = arg;
+    int rc = edo_sleep(1000000);
+    if (rc == 0 || atomic_load(&outlive_root_gone) == 0)
+        atomic_fetch_add(&outlive_touched_late, 1); /* woke normally: it would use root_local */
+    else
+        (void)root_local;
+    /* Cleanup that spawns: edo_main must end that task too. */
+    edo_spawn(NULL, outlive_cleanup_child, NULL);
+    atomic_fetch_add(&outlive_done, 1);
+    return NULL;
+}
+
+static void *outlive_spinner(void *arg)
+{
+    volatile int *root_local = arg;
+    while (edo_yield() == 0)
+        if (atomic_load(&outlive_root_gone) == 0)
+            (*root_local)++;
+    atomic_fetch_add(&outlive_done, 1);
+    return NULL;
+}
+
+static void *outlive_root(void *arg)
+{
+    int local = 0;
+    CHECK_OK(edo_spawn(NULL, outlive_sleeper, &local));
+    CHECK_OK(edo_spawn(NULL, outlive_spinner, &local));
+    CHECK_EQ(edo_sleep(5), 0);
+    atomic_store(&outlive_root_gone, 1);
+    return arg;
+}
+
+/* When the root returns, edo_main aborts every other task (a sleeping one, a busy one, and
+ * one spawned by cleanup code) and returns only after each has run its cleanup. */
+static void case_edo_main_ends_the_others(void)
+{
+    int64_t t0 = test_clock_ms();
+    CHECK_EQ(edo_main(outlive_root, edo_int_result(3)), 3);
+    CHECK_EQ(atomic_load(&outlive_done), 3);
+    CHECK_EQ(atomic_load(&outlive_touched_late), 0);
+    /* The sleeper's 1000 s sleep was cut short, not waited for (a generous bound). */
+    CHECK(test_clock_ms() - t0 < 60000);
 }
 
 static void case_edo_main(void)
@@ -1707,6 +1765,7 @@ static const test_case cases[] = {
     TEST_CASE(case_free_with_parked_tasks),
     TEST_CASE(case_free_abandons_abort_ignoring_task),
     TEST_CASE(case_edo_main),
+    TEST_CASE(case_edo_main_ends_the_others),
     TEST_CASE(case_signal_wait),
     TEST_CASE(case_signal_first_wait_race),
     TEST_CASE(case_signal_take),

@@ -91,7 +91,7 @@ static void *echo_acceptor(void *arg)
     atomic_store(&env->listening, 1);
     while (env->served < ECHO_CLIENTS) {
         edo_io *conn;
-        int rc = edo_tcp_accept(lis, &conn);
+        int rc = edo_tcp_accept(&conn, lis);
         if (rc < 0) {
             CHECK_MSG(edo_retryable(rc), "accept: %s", edo_strerror(rc));
             continue;
@@ -219,7 +219,7 @@ static void *addr_root(void *unused)
     int port = test_port_of(addr);
     CHECK(port > 0 && port < 65536);
     CHECK_OK(edo_tcp_connect(&c, addr, 5000));
-    CHECK_OK(edo_tcp_accept(lis, &s));
+    CHECK_OK(edo_tcp_accept(&s, lis));
     CHECK_OK(edo_local_addr(c, la, sizeof la));
     CHECK_OK(edo_peer_addr(c, pa, sizeof pa));
     CHECK_OK(edo_local_addr(s, sla, sizeof sla));
@@ -257,7 +257,7 @@ static void *addr_root(void *unused)
         char lo[48];
         snprintf(lo, sizeof lo, "127.0.0.1:%d", test_port_of(addr));
         CHECK_OK(edo_tcp_connect(&c, lo, 5000));
-        CHECK_OK(edo_tcp_accept(lis, &s));
+        CHECK_OK(edo_tcp_accept(&s, lis));
         CHECK_OK(edo_close(c));
         CHECK_OK(edo_close(s));
         CHECK_OK(edo_close(lis));
@@ -295,7 +295,7 @@ static void *ipv6_root(void *unused)
     CHECK_OK(edo_local_addr(lis, addr, sizeof addr));
     CHECK_MSG(strncmp(addr, "[::1]:", 6) == 0 && test_port_of(addr) > 0, "listening on %s", addr);
     CHECK_OK(edo_tcp_connect(&c, addr, 5000));
-    CHECK_OK(edo_tcp_accept(lis, &s));
+    CHECK_OK(edo_tcp_accept(&s, lis));
     CHECK_OK(edo_peer_addr(c, pa, sizeof pa));
     CHECK_STR_EQ(pa, addr);
     CHECK_OK(edo_peer_addr(s, pa, sizeof pa));
@@ -328,7 +328,7 @@ static void *ipv6_root(void *unused)
         char v4[48];
         snprintf(v4, sizeof v4, "127.0.0.1:%d", test_port_of(addr));
         CHECK_OK(edo_tcp_connect(&c, v4, 5000));
-        CHECK_OK(edo_tcp_accept(lis, &s));
+        CHECK_OK(edo_tcp_accept(&s, lis));
         CHECK_OK(edo_close(c));
         CHECK_OK(edo_close(s));
     }
@@ -655,7 +655,7 @@ static void *rp_accept_task(void *arg)
     rp_acceptor *a = arg;
     edo_io *conn;
     int rc;
-    while ((rc = edo_tcp_accept(a->lis, &conn)) >= 0) {
+    while ((rc = edo_tcp_accept(&conn, a->lis)) >= 0) {
         char b;
         CHECK_EQ(edo_read(conn, &b, 1), 1);
         CHECK_EQ(edo_write(conn, &b, 1), 1);
@@ -732,7 +732,7 @@ static void *parked_on_io(void *arg)
     edo_io *conn;
     if (c->kind == 0)
         return VAL(edo_read(c->io, buf, sizeof buf));
-    return VAL(edo_tcp_accept(c->io, &conn));
+    return VAL(edo_tcp_accept(&conn, c->io));
 }
 
 static void *close_wakes_root(void *unused)

@@ -386,7 +386,7 @@ static void *deadline_root(void *unused)
     CHECK_ERR(edo_sleep_until(EDO_NEVER), -ETIMEDOUT);
     char addr[48];
     edo_io *lis = test_listen(addr, sizeof addr, 4), *conn;
-    CHECK_ERR(edo_tcp_accept(lis, &conn), -ETIMEDOUT);
+    CHECK_ERR(edo_tcp_accept(&conn, lis), -ETIMEDOUT);
     edo_task *t;
     CHECK_OK(edo_spawn(&t, short_sleep, VAL(300)));
     /* The join fails for us; the handle stays valid. */

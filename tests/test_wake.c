@@ -111,7 +111,7 @@ static void *wake_before_park_root(void *unused)
             bool established;
             l->wfd = test_raw_connect(addr, 1000, &established);
             CHECK(established);
-            CHECK_OK(edo_tcp_accept(lis, &l->rio));
+            CHECK_OK(edo_tcp_accept(&l->rio, lis));
             CHECK_OK(edo_close(lis));
             /* The writer thread blocks in write(); a non-blocking socket would not. */
             CHECK_SYS(fcntl(l->wfd, F_SETFL, 0));
@@ -362,13 +362,13 @@ static void *storm_spawner(void *arg)
         uint64_t x = test_rng_next(&r);
         if (x % 8 == 0) {
             edo_task *t;
-            CHECK_OK(edo_runtime_spawn(s->rt, &t, storm_task, &s->ran[idx]));
+            CHECK_OK(edo_runtime_spawn(&t, s->rt, storm_task, &s->ran[idx]));
             void *res = NULL;
             CHECK_EQ(edo_join(t, &res), 0);
             CHECK(res == &s->ran[idx]);
             atomic_fetch_add(&s->joined, 1);
         } else {
-            CHECK_OK(edo_runtime_spawn(s->rt, NULL, storm_task, &s->ran[idx]));
+            CHECK_OK(edo_runtime_spawn(NULL, s->rt, storm_task, &s->ran[idx]));
         }
         x >>= 3;
         if (x % 32 == 0)

@@ -95,7 +95,7 @@ typedef struct edo_bcast_rx edo_bcast_rx;
 int edo_bcast_new(edo_bcast **b, size_t elem_size, size_t capacity);
 
 /* A new receiver, which gets every message sent from now on. Any thread. */
-int edo_bcast_subscribe(edo_bcast *b, edo_bcast_rx **rx);
+int edo_bcast_subscribe(edo_bcast_rx **rx, edo_bcast *b);
 
 /* Sends a copy of *msg to every receiver. Returns the number of receivers subscribed (0
  * is no error: nobody listened), or -EPIPE once closed. Never waits. Any thread. */

@@ -300,7 +300,7 @@ static void wait_root(edo_runtime *rt, edo_task *root)
     }
 }
 
-int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
+int edo_block_on(edo_runtime *rt, edo_task_fn fn, void *arg, void **result)
 {
     if (result)
         *result = NULL;
@@ -310,7 +310,7 @@ int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
     if (rt->threaded) {
         if (edo__worker_current())
             return -EPERM;
-        int rc = edo_runtime_spawn_at(rt, &root, &edo__root_opts, fn, arg, "edo_block_on");
+        int rc = edo_runtime_spawn_at(&root, rt, &edo__root_opts, fn, arg, "edo_block_on");
         if (rc == 0)
             wait_root(rt, root);
         return rc < 0 ? rc : edo_join(root, result);
@@ -318,7 +318,7 @@ int edo_block_on(edo_runtime *rt, void *(*fn)(void *), void *arg, void **result)
     int rc = drive_begin(rt);
     if (rc < 0)
         return rc;
-    rc = edo_runtime_spawn_at(rt, &root, &edo__root_opts, fn, arg, "edo_block_on");
+    rc = edo_runtime_spawn_at(&root, rt, &edo__root_opts, fn, arg, "edo_block_on");
     if (rc == 0) {
         edo__sched_loop(&rt->workers[0], root, EDO_NEVER);
         rc = edo_join(root, result);
@@ -392,19 +392,43 @@ void edo_runtime_free(edo_runtime *rt)
     runtime_destroy(rt);
 }
 
+static void abort_other(edo_task *t, void *self)
+{
+    if (t != self)
+        edo_abort(t);
+}
+
+/* The root of edo_main has returned: the others are aborted now, while the root's task
+ * still stands, and waited for, so none runs on after edo_main. The aborts are repeated
+ * for tasks spawned meanwhile (by cleanup code). After the grace period, or if the root
+ * itself is aborted, edo_runtime_free does the rest (and reports the stragglers). */
+static void end_the_others(edo_runtime *rt)
+{
+    int64_t give_up_at = edo__real_ms() + rt->shutdown_timeout_ms;
+    while (edo__live(rt) > 1 && edo__real_ms() < give_up_at) {
+        edo__task_each(rt, abort_other, edo_self());
+        if (edo_sleep(1) < 0)
+            return;
+    }
+}
+
 struct main_call {
-    int (*fn)(void *);
+    edo_task_fn fn;
     void *arg;
 };
 
 static void *main_task(void *arg)
 {
     struct main_call *mc = arg;
-    return (void *)(intptr_t)mc->fn(mc->arg);
+    void *res = mc->fn(mc->arg);
+    end_the_others(edo_runtime_current());
+    return res;
 }
 
-int edo_main(int (*fn)(void *), void *arg)
+int edo_main(edo_task_fn fn, void *arg)
 {
+    if (!fn)
+        return 1;
     edo_runtime *rt;
     int rc = edo_runtime_new(&rt, NULL);
     if (rc < 0) {
@@ -419,6 +443,6 @@ int edo_main(int (*fn)(void *), void *arg)
         fprintf(stderr, "edo: main task: %s\n", edo_strerror(rc));
         return 1;
     }
-    int status = (int)(intptr_t)res;
+    int status = edo_result_int(res);
     return status < 0 ? 1 : status;
 }

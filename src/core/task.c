@@ -230,7 +230,7 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
 
 const edo_spawn_opts edo__root_opts = { .name = "main" };
 
-int edo_runtime_spawn_at(edo_runtime *rt, edo_task **out, const edo_spawn_opts *opts,
+int edo_runtime_spawn_at(edo_task **out, edo_runtime *rt, const edo_spawn_opts *opts,
                          edo_task_fn fn, void *arg, const char *site)
 {
     if (!rt)
@@ -263,7 +263,7 @@ int edo_spawn_at(edo_task **out, const edo_spawn_opts *opts, edo_task_fn fn, voi
     edo__worker *w = edo__worker_current();
     if (!w || !w->current)
         return -EPERM;
-    return edo_runtime_spawn_at(w->rt, out, opts, fn, arg, site);
+    return edo_runtime_spawn_at(out, w->rt, opts, fn, arg, site);
 }
 
 void edo__task_abandon(edo_task *t)

@@ -896,7 +896,7 @@ static int accept_one(edo_io *lis, int64_t deadline)
     return fd >= 0 ? fd : -edo__errno();
 }
 
-int edo_tcp_accept(edo_io *lis, edo_io **out)
+int edo_tcp_accept(edo_io **out, edo_io *lis)
 {
     if (!out)
         return -EINVAL;

@@ -57,7 +57,7 @@ void edo_bcast_free(edo_bcast *b)
     free(b);
 }
 
-int edo_bcast_subscribe(edo_bcast *b, edo_bcast_rx **out)
+int edo_bcast_subscribe(edo_bcast_rx **out, edo_bcast *b)
 {
     if (!b || !out)
         return -EINVAL;
