@@ -694,7 +694,7 @@ static void on_room(struct client *c, int rc, struct chat_msg *m)
             return;
         }
         if (rc < 0)
-            return; /* -EAGAIN: all taken. (-EPIPE, closed, cannot be: it never closes.) */
+            return; /* -EAGAIN: all taken. (-EDO_ECLOSED, closed, cannot be: it never closes.) */
         if (m->from != c->id) { /* its own lines are not sent back */
             rc = out_put(&c->out, m->text, m->len);
             if (rc < 0) {

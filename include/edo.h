@@ -6,19 +6,42 @@
  * complete. This header is the whole public API; every function is documented where it is
  * declared.
  *
- * Conventions
- *  - Functions that can fail return an int or ssize_t: >= 0 on success, a negative errno
- *    value on failure (-ETIMEDOUT, -ECANCELED, -ECONNRESET, ...). edo_strerror() turns it
- *    into text. errno is never the channel for an error.
- *  - Functions that create an object take a pointer to where to store it as their first
- *    argument and return 0 or -errno.
- *  - Times are milliseconds. Deadlines are absolute, on the clock of edo_now() (monotonic);
- *    EDO_NEVER means no deadline.
- *  - Calls marked "suspends" may only be made from a task. They return -ECANCELED once the
- *    task has been aborted and -ETIMEDOUT once the task's deadline (edo_set_deadline) or the
- *    call's own timeout has passed.
+ * The rules every function here keeps (a new one keeps them too)
+ *  - Errors are values. A call that can fail returns an int or ssize_t: >= 0 on success, a
+ *    negative error code on failure: a negated errno value (-ECONNRESET, -ETIMEDOUT, ...) or
+ *    one of edo's own below (-EDO_ECLOSED, ...), which lie above every errno value.
+ *    edo_strerror() turns either into text that is true for edo's calls. errno is never the
+ *    channel for an error. Calls that cannot fail return void.
+ *  - One outcome, one code. The codes every suspending call shares: -ECANCELED means the
+ *    calling task was aborted, -ETIMEDOUT that its deadline or the call's timeout passed.
+ *    A different outcome never reuses them: a joined task that was aborted is
+ *    -EDO_EABORTED, a closed channel -EDO_ECLOSED, an empty join set -EDO_EEMPTY, a call
+ *    made outside a task that needs one -EDO_ENOTASK, -ESHUTDOWN a runtime that is
+ *    shutting down.
+ *  - Out-pointer first. A function that makes an object or hands out a new handle stores
+ *    it through its first argument and returns 0 or -errno: edo_spawn(&task, ...),
+ *    edo_tcp_accept(&conn, lis), edo_chan_new(&ch, ...). On failure *out is NULL. Extra
+ *    results of other calls (a task's result, a count done, an id) come last and may be
+ *    NULL when not wanted.
+ *  - NULL handles. Passing NULL where an object is expected returns -EINVAL (or false, 0,
+ *    or NULL from a call that returns those); the functions that free or close (edo_close,
+ *    edo_chan_free, edo_detach, ...) and edo_abort accept NULL and do nothing.
+ *  - One task-function type, edo_task_fn: void *fn(void *arg), for edo_spawn,
+ *    edo_runtime_spawn, edo_block_on, edo_main and join sets; edo_int_result(n) carries an
+ *    int through the void * it returns.
+ *  - Time is in milliseconds. Deadlines are absolute, on the clock of edo_now()
+ *    (monotonic); EDO_NEVER means none. There is one timeout story: every call that
+ *    suspends ends with -ETIMEDOUT at the earliest of the task's deadline scope
+ *    (edo_deadline_begin, edo_timeout_begin), the call's own timeout (edo_tcp_connect's
+ *    argument, edo_io_set_timeout for an io's reads and writes, edo_select's
+ *    edo_case_timeout/deadline case), whichever comes first; and what arrived in time
+ *    wins: a call whose event came before the deadline succeeds, even if the task resumes
+ *    only after it.
+ *  - Calls marked "suspends" may only be made from a task (elsewhere: -EDO_ENOTASK).
  *  - A task may resume on a different thread than the one it suspended on. Do not keep a
  *    pointer to thread-local data (including &errno) across a call that suspends.
+ *  - Names: edo_ for what is public, EDO_ for constants; edo_THING_new / _free pairs own
+ *    memory, edo_THING_close ends use and wakes waiters.
  */
 #ifndef EDO_H
 #define EDO_H
@@ -44,7 +67,17 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------- */
 /* Errors                                                                                   */
 
-/* Text for a negative errno value (or a positive one). Never NULL; thread-safe. */
+/* edo's own error codes, returned negated (-EDO_ECLOSED). Above every errno value. */
+#define EDO_EABORTED 10001 /* the task waited for (edo_join, a join set) was aborted */
+#define EDO_ECLOSED 10002  /* the channel, broadcast, watch or semaphore is closed */
+#define EDO_EEMPTY 10003   /* nothing to wait for: the join set is empty */
+#define EDO_ENOTASK 10004  /* the call needs a task and was made outside one */
+#define EDO_EINTASK 10005  /* the call must not be made from a task (edo_block_on, ...) */
+
+/* Text for a negative error code (or a positive one): edo's own codes, and errno values
+ * with the meaning they have in edo's calls where the C library's text would mislead
+ * (-ETIMEDOUT is "Timed out", not "Connection timed out"; -ECANCELED says the task was
+ * aborted; -ESHUTDOWN that the runtime is shutting down). Never NULL; thread-safe. */
 const char *edo_strerror(int err);
 
 /* True for errors after which the same call may simply be made again: a listener's
@@ -115,24 +148,24 @@ void edo_deadline_end(int64_t saved);
  * runtime (a TCP peer elsewhere, a child process, a thread of the program) are not waited
  * for before the clock jumps: in a test that waits for those with a timeout, turn
  * auto-advance off or keep the clock running. Works with any number of workers. Also at
- * start: edo_runtime_opts.start_paused. Returns 0 (also if already paused), or -EPERM
+ * start: edo_runtime_opts.start_paused. Returns 0 (also if already paused), or -EDO_ENOTASK
  * outside a task. */
 int edo_time_pause(void);
 
 /* Lets the calling task's runtime's clock run again, from where it stands (it never goes
  * back, so it stays behind or ahead of CLOCK_MONOTONIC by what the pause changed). 0 or
- * -EPERM outside a task. */
+ * -EDO_ENOTASK outside a task. */
 int edo_time_resume(void);
 
 /* Moves the paused clock of the calling task's runtime forward by ms, fires every timer
  * that is then due, and yields, so that (with one worker) the tasks those timers woke have
  * run when it returns. The clock stops some 146 years after its start: a step past that
- * goes only that far. Returns 0, -EINVAL if the clock is not paused or ms < 0, -EPERM
+ * goes only that far. Returns 0, -EINVAL if the clock is not paused or ms < 0, -EDO_ENOTASK
  * outside a task, -ECANCELED if the caller was aborted (the clock has moved even then). */
 int edo_time_advance(int64_t ms);
 
 /* Turns auto-advance of the calling task's runtime's paused clock on (the default) or
- * off. Off, a paused clock moves only by edo_time_advance. 0 or -EPERM outside a task. */
+ * off. Off, a paused clock moves only by edo_time_advance. 0 or -EDO_ENOTASK outside a task. */
 int edo_time_auto_advance(bool on);
 
 /* Whether the calling task's runtime's clock is paused (false outside a task). */
@@ -207,7 +240,8 @@ int edo_runtime_new(edo_runtime **rt, const edo_runtime_opts *opts);
  * are left where they are when the root task returns (they go on at the next
  * edo_block_on, or are aborted by edo_runtime_free). With worker threads, the root task
  * runs on them like any other and the calling thread only waits; several threads may
- * call edo_block_on at once. Must not be called from a task. Returns 0, -ECANCELED if the
+ * call edo_block_on at once. Must not be called from a task (-EDO_EINTASK).
+ * Returns 0, -EDO_EABORTED if the
  * root task was aborted, or -errno. */
 int edo_block_on(edo_runtime *rt, edo_task_fn fn, void *arg, void **result);
 
@@ -215,7 +249,7 @@ int edo_block_on(edo_runtime *rt, edo_task_fn fn, void *arg, void **result);
  * (their calls that suspend fail with -ECANCELED, so they unwind through their own
  * cleanup), then frees the runtime; the stacks go to the process's stack cache. Tasks that
  * still have not finished after the grace period (shutdown_timeout_ms, 5 s by default) are
- * listed on stderr and abandoned: they never run again, a join of one returns -ECANCELED,
+ * listed on stderr and abandoned: they never run again, a join of one returns -EDO_EABORTED,
  * and its memory goes with its last handle. Must not be called from a task. */
 void edo_runtime_free(edo_runtime *rt);
 
@@ -259,8 +293,14 @@ int edo_worker_index(void);
 int edo_main(edo_task_fn fn, void *arg);
 
 /* A task returns a void *; these carry an integer (a count, a status, -errno) through it. */
-static inline void *edo_int_result(intptr_t v) { return (void *)v; }
-static inline int edo_result_int(const void *result) { return (int)(intptr_t)result; }
+static inline void *edo_int_result(intptr_t v)
+{
+    return (void *)v;
+}
+static inline int edo_result_int(const void *result)
+{
+    return (int)(intptr_t)result;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tasks                                                                                    */
@@ -273,7 +313,7 @@ typedef struct edo_spawn_opts {
 } edo_spawn_opts;
 
 /* Spawns fn(arg) as a new task and returns 0 or -errno (-ENOMEM, -EAGAIN when the system
- * is out of memory maps, -ESHUTDOWN when the runtime is shutting down, -EPERM outside a
+ * is out of memory maps, -ESHUTDOWN when the runtime is shutting down, -EDO_ENOTASK outside a
  * task: use edo_runtime_spawn there).
  *
  * With task == NULL the task is detached: nobody joins it and its memory is reclaimed when
@@ -293,15 +333,16 @@ typedef struct edo_spawn_opts {
     edo_runtime_spawn_at((task), (rt), NULL, (fn), (arg), EDO__HERE)
 
 /* Waits until the task has returned, stores its return value in *result (if result is not
- * NULL) and releases the handle. Returns 0, or -ECANCELED if the task was aborted before
- * it returned (*result is then what it returned while unwinding).
+ * NULL) and releases the handle. Returns 0, or -EDO_EABORTED if the task was aborted
+ * before it returned (*result is then what it returned while unwinding; a task abandoned
+ * at shutdown gives NULL).
  * If the caller's deadline passes first, it returns -ETIMEDOUT and the handle stays
- * valid: join it again, or abort or detach it. If the caller is aborted while it waits,
- * the task is detached (it runs on and is reclaimed when it returns) and edo_join returns
- * -ECANCELED. So the handle is released by every return except -ETIMEDOUT.
- * -EDEADLK: a task joining itself; -EINVAL: another task is already joining it (both
- * leave the handle valid). Suspends when called from a task; from a thread outside the
- * runtime it blocks that thread. */
+ * valid: join it again, or abort or detach it. If the caller itself is aborted while it
+ * waits, the task is detached (it runs on and is reclaimed when it returns) and edo_join
+ * returns -ECANCELED. So the handle is released by every return except -ETIMEDOUT and
+ * the two below. -EDEADLK: a task joining itself; -EINVAL: another task is already
+ * joining it (both leave the handle valid), or task is NULL. Suspends when called from a
+ * task; from a thread outside the runtime it blocks that thread. */
 int edo_join(edo_task *task, void **result);
 
 /* Releases the handle without waiting: the task runs on and is reclaimed when it
@@ -313,11 +354,11 @@ void edo_detach(edo_task *task);
  * the rules of edo_spawn's (NULL: detached); edo_join waits for fn to return and gives
  * its result. The pool starts threads as needed, up to the runtime's blocking_threads
  * (then calls wait in line), and stops the ones idle for blocking_keep_alive_ms.
- * edo_abort before fn has started means it never starts (a join reports -ECANCELED); a
+ * edo_abort before fn has started means it never starts (a join reports -EDO_EABORTED); a
  * running fn cannot be interrupted and edo_aborted() is not defined inside it. Returns 0,
- * -EPERM outside a task, -ESHUTDOWN during shutdown, -EAGAIN when no thread can be
+ * -EDO_ENOTASK outside a task, -ESHUTDOWN during shutdown, -EAGAIN when no thread can be
  * started, or -ENOMEM. At shutdown, calls still running after shutdown_timeout_ms are
- * abandoned: their joins report -ECANCELED and their threads finish on their own. */
+ * abandoned: their joins report -EDO_EABORTED and their threads finish on their own. */
 #define edo_spawn_blocking(task, fn, arg) edo_spawn_blocking_at((task), (fn), (arg), EDO__HERE)
 
 /* Asks the task to stop: its current suspension and every later one returns -ECANCELED
@@ -407,18 +448,19 @@ int edo_io_wrap(edo_io **io, int fd);
 /* The descriptor, for setsockopt and the like. Do not close it yourself. */
 int edo_io_fd(const edo_io *io);
 
-/* Per-call timeouts for reads (edo_read, edo_read_exact, edo_tcp_accept) and writes
- * (edo_write, edo_write_all, edo_writev): each such call fails with -ETIMEDOUT if it
- * cannot complete within that many milliseconds. 0 or a negative value: none (the
- * default). Bytes already transferred by a failing write_all/read_exact are reported in
- * its *done argument. */
-void edo_io_set_timeout(edo_io *io, int64_t read_ms, int64_t write_ms);
+/* Per-call timeouts for reads (edo_read, edo_read_lent, edo_read_exact, edo_tcp_accept,
+ * and edo_select's edo_case_read) and writes (edo_write, edo_write_all, edo_writev,
+ * edo_case_write): each such call fails with -ETIMEDOUT if it cannot complete within that
+ * many milliseconds of its start, or earlier at the task's deadline. 0 or a negative value:
+ * none (the default). Bytes already transferred by a failing write_all/read_exact are
+ * reported in its *done argument. Returns 0, or -EINVAL for a NULL io. */
+int edo_io_set_timeout(edo_io *io, int64_t read_ms, int64_t write_ms);
 
 /* Closes the descriptor and frees io. Tasks parked on io elsewhere are woken and fail with
  * -EBADF; from a task, edo_close waits for them to leave io first. Called from outside the
  * runtime while tasks still use io, it returns 0 at once and the last of them to leave
  * closes and frees it. Returns 0 or -errno from close(2) (the descriptor is closed either
- * way). io must not be used after edo_close. */
+ * way). io must not be used after edo_close. NULL: nothing to do, 0. */
 int edo_close(edo_io *io);
 
 /* Creates a listening TCP socket on "host:port" (see edo_parse_addr) with SO_REUSEADDR.
@@ -525,7 +567,7 @@ int edo_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *ssl
  * that what it needs is in place: it fails with -EMFILE or -ENOMEM when the runtime's
  * descriptor for signals cannot be made, and then nothing has changed. Returns 0 or
  * -errno (-EINVAL for SIGKILL, SIGSTOP, the C library's own signals or a number out of
- * range, -EPERM outside a task, -EMFILE also when 64 runtimes have taken signals at once).
+ * range, -EDO_ENOTASK outside a task, -EMFILE also when 64 runtimes have taken signals at once).
  * Signals already taken over are left as they are. They stay edo's until the last runtime
  * that took them is freed; then their old dispositions come back, and what arrived
  * meanwhile and was not waited for is dropped.

@@ -660,7 +660,7 @@ static void *abort_root(void *unused)
         int jrc = edo_join(t, NULL);
         CHECK_LT(edo_now() - t0, PROMPT_MS);
         /* 0: the read had the data and the task returned before the abort came. */
-        CHECK_MSG(jrc == -ECANCELED || (sender && jrc == 0 && a.rc > 0), "join: %d, read: %zd", jrc,
+        CHECK_MSG(jrc == -EDO_EABORTED || (sender && jrc == 0 && a.rc > 0), "join: %d, read: %zd", jrc,
                   a.rc);
         size_t first = 0;
         if (sender) {
@@ -759,7 +759,7 @@ static void abort_and_join(edo_task *t, edo_wait_reason why, const char *what)
     int64_t t0 = edo_now();
     edo_abort(t);
     void *res;
-    CHECK_ERR(edo_join(t, &res), -ECANCELED);
+    CHECK_ERR(edo_join(t, &res), -EDO_EABORTED);
     CHECK_MSG(INT(res) == -ECANCELED, "%s returned %d (%s), not -ECANCELED", what, (int)INT(res),
               edo_strerror((int)INT(res)));
     CHECK_MSG(edo_now() - t0 < PROMPT_MS, "%s took %d ms to end after its abort", what,

@@ -59,14 +59,14 @@ static void *close_root(void *unused)
     edo_chan_close(ch);
     CHECK(edo_chan_closed(ch));
     int x = 7;
-    CHECK_ERR(edo_chan_send(ch, &x), -EPIPE);
-    CHECK_ERR(edo_chan_try_send(ch, &x), -EPIPE);
+    CHECK_ERR(edo_chan_send(ch, &x), -EDO_ECLOSED);
+    CHECK_ERR(edo_chan_try_send(ch, &x), -EDO_ECLOSED);
     for (int i = 0; i < 3; i++) {
         CHECK_OK(edo_chan_recv(ch, &x));
         CHECK_EQ(x, i);
     }
-    CHECK_ERR(edo_chan_recv(ch, &x), -EPIPE);
-    CHECK_ERR(edo_chan_try_recv(ch, &x), -EPIPE);
+    CHECK_ERR(edo_chan_recv(ch, &x), -EDO_ECLOSED);
+    CHECK_ERR(edo_chan_try_recv(ch, &x), -EDO_ECLOSED);
     edo_chan_free(ch);
     return NULL;
 }
@@ -166,7 +166,7 @@ static void *mpmc_consumer(void *arg)
         CHECK_EQ(atomic_fetch_add(&m->seen[x.producer * 100000 + x.seq], 1), 0);
         atomic_fetch_add(&m->received, 1);
     }
-    CHECK_EQ(rc, -EPIPE);
+    CHECK_EQ(rc, -EDO_ECLOSED);
     return NULL;
 }
 
@@ -278,11 +278,11 @@ static void *oneshot_root(void *unused)
     test_wait_parked(t, EDO_WAIT_CHAN);
     int v = 5;
     CHECK_OK(edo_chan_send(o, &v));
-    CHECK_ERR(edo_chan_send(o, &v), -EPIPE);
+    CHECK_ERR(edo_chan_send(o, &v), -EDO_ECLOSED);
     void *r;
     CHECK_OK(edo_join(t, &r));
     CHECK_EQ(INT(r), 5);
-    CHECK_ERR(edo_chan_recv(o, &v), -EPIPE);
+    CHECK_ERR(edo_chan_recv(o, &v), -EDO_ECLOSED);
     edo_chan_free(o);
 
     /* Sent before anyone receives: kept; then closed. */
@@ -293,7 +293,7 @@ static void *oneshot_root(void *unused)
     v = 0;
     CHECK_OK(edo_chan_recv(o, &v));
     CHECK_EQ(v, 6);
-    CHECK_ERR(edo_chan_recv(o, &v), -EPIPE);
+    CHECK_ERR(edo_chan_recv(o, &v), -EDO_ECLOSED);
     edo_chan_free(o);
 
     /* Closed unsent: the receiver is told. */
@@ -302,7 +302,7 @@ static void *oneshot_root(void *unused)
     test_wait_parked(t, EDO_WAIT_CHAN);
     edo_chan_close(o);
     CHECK_OK(edo_join(t, &r));
-    CHECK_EQ(INT(r), -EPIPE);
+    CHECK_EQ(INT(r), -EDO_ECLOSED);
     edo_chan_free(o);
     return NULL;
 }
@@ -341,11 +341,11 @@ static void *close_wakes_root(void *unused)
     for (int i = 0; i < 3; i++) {
         void *r;
         CHECK_OK(edo_join(s[i], &r));
-        CHECK_EQ(INT(r), -EPIPE);
+        CHECK_EQ(INT(r), -EDO_ECLOSED);
     }
     CHECK_OK(edo_chan_recv(ch, &v));
     CHECK_EQ(v, 1); /* only the message sent before */
-    CHECK_ERR(edo_chan_recv(ch, &v), -EPIPE);
+    CHECK_ERR(edo_chan_recv(ch, &v), -EDO_ECLOSED);
     edo_chan_free(ch);
 
     CHECK_OK(edo_chan_new(&ch, sizeof(int), 4));
@@ -358,7 +358,7 @@ static void *close_wakes_root(void *unused)
     for (int i = 0; i < 3; i++) {
         void *res;
         CHECK_OK(edo_join(r[i], &res));
-        CHECK_EQ(INT(res), -EPIPE);
+        CHECK_EQ(INT(res), -EDO_ECLOSED);
     }
     edo_chan_free(ch);
     return NULL;
@@ -413,7 +413,7 @@ static void *withdraw_root(void *unused)
     CHECK_OK(edo_spawn(&t, blocked_recv, ch));
     test_wait_parked(t, EDO_WAIT_CHAN);
     edo_abort(t);
-    CHECK_ERR(edo_join(t, &r), -ECANCELED);
+    CHECK_ERR(edo_join(t, &r), -EDO_EABORTED);
     CHECK_EQ(INT(r), -ECANCELED);
     v = 4;
     CHECK_OK(edo_chan_send(ch, &v));
@@ -421,7 +421,7 @@ static void *withdraw_root(void *unused)
     CHECK_OK(edo_spawn(&t, blocked_send, ch));
     test_wait_parked(t, EDO_WAIT_CHAN);
     edo_abort(t);
-    CHECK_ERR(edo_join(t, &r), -ECANCELED);
+    CHECK_ERR(edo_join(t, &r), -EDO_EABORTED);
     CHECK_EQ(INT(r), -ECANCELED);
     CHECK_OK(edo_chan_recv(ch, &v));
     CHECK_EQ(v, 4);
@@ -513,7 +513,7 @@ static void *foreign_thread(void *arg)
         CHECK_EQ(v, i * 2);
     }
     int v;
-    CHECK_ERR(edo_chan_recv(f->to_thread, &v), -EPIPE);
+    CHECK_ERR(edo_chan_recv(f->to_thread, &v), -EDO_ECLOSED);
     return NULL;
 }
 
@@ -564,7 +564,7 @@ static void *bcast_reader(void *arg)
         long v;
         uint64_t missed = 0;
         int rc = edo_bcast_recv(c->rx, &v, &missed);
-        if (rc == -EPIPE)
+        if (rc == -EDO_ECLOSED)
             break;
         if (rc == -EOVERFLOW) {
             CHECK_GT(missed, 0);
@@ -625,7 +625,7 @@ static void *bcast_root(void *unused)
             edo_yield();
     }
     edo_bcast_close(b);
-    CHECK_ERR(edo_bcast_send(b, &v), -EPIPE);
+    CHECK_ERR(edo_bcast_send(b, &v), -EDO_ECLOSED);
     long total = 0;
     for (int i = 0; i < R; i++) {
         CHECK_OK(edo_join(ts[i], NULL));
@@ -660,7 +660,7 @@ static void *watch_reader(void *arg)
         r->last = v;
         r->changes++;
     }
-    CHECK_EQ(rc, -EPIPE);
+    CHECK_EQ(rc, -EDO_ECLOSED);
     return NULL;
 }
 
@@ -703,7 +703,7 @@ static void *watch_root(void *unused)
     }
     edo_sleep(5);
     edo_watch_close(w);
-    CHECK_ERR(edo_watch_send(w, &v), -EPIPE);
+    CHECK_ERR(edo_watch_send(w, &v), -EDO_ECLOSED);
     for (int i = 0; i < R; i++) {
         CHECK_OK(edo_join(ts[i], NULL));
         CHECK_EQ(rs[i].last, 12 + n); /* every reader ends on the latest value */
@@ -775,7 +775,7 @@ static void *notify_root(void *unused)
     test_wait_parked(ts[0], EDO_WAIT_NOTIFY);
     edo_abort(ts[0]);
     void *r;
-    CHECK_ERR(edo_join(ts[0], &r), -ECANCELED);
+    CHECK_ERR(edo_join(ts[0], &r), -EDO_EABORTED);
     CHECK_EQ(INT(r), -ECANCELED);
     edo_notify_one(n);
     CHECK_OK(edo_notify_wait(n)); /* the permit was stored, not given to the dead */

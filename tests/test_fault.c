@@ -121,7 +121,7 @@ static void server_start(server *s)
 static void server_stop(server *s)
 {
     edo_abort(s->acceptor);
-    CHECK_ERR(edo_join(s->acceptor, NULL), -ECANCELED);
+    CHECK_ERR(edo_join(s->acceptor, NULL), -EDO_EABORTED);
     CHECK_OK(edo_close(s->lis));
 }
 

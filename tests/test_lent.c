@@ -287,7 +287,7 @@ static void *errors_root(void *arg)
     test_wait_parked(t, EDO_WAIT_READ);
     edo_abort(t);
     void *res;
-    CHECK_ERR(edo_join(t, &res), -ECANCELED); /* an aborted task's join says so */
+    CHECK_ERR(edo_join(t, &res), -EDO_EABORTED); /* an aborted task's join says so */
     fill_stream(msg, 100, 2, 0);
     CHECK_OK(edo_write_all(c, msg, 100, NULL));
     CHECK_EQ(edo_read_lent(s, &b), 100);

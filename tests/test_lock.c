@@ -11,7 +11,7 @@
  *    readers after it, waiters served in order (a run of readers together), a writer
  *    that times out or is aborted lets the readers behind it in.
  *  - semaphore: a large request at the head holds back smaller ones (and try_acquire keeps
- *    their turn), its withdrawal (timeout, abort) serves them, close (-EPIPE), available(),
+ *    their turn), its withdrawal (timeout, abort) serves them, close (-EDO_ECLOSED), available(),
  *    bad arguments.
  *  - barrier: rounds reused many times by N tasks with exactly one leader each, a waiter
  *    that times out or is aborted does not count.
@@ -55,7 +55,7 @@ static intptr_t join(edo_task *t)
 static intptr_t join_aborted(edo_task *t)
 {
     void *res = NULL;
-    CHECK_ERR(bounded_join(t, &res), -ECANCELED);
+    CHECK_ERR(bounded_join(t, &res), -EDO_EABORTED);
     return INT(res);
 }
 
@@ -519,7 +519,7 @@ static void *mutex_abort_root(void *unused)
         }
         void *res;
         int jrc = bounded_join(a, &res);
-        CHECK(jrc == 0 || jrc == -ECANCELED);
+        CHECK(jrc == 0 || jrc == -EDO_EABORTED);
         CHECK(INT(res) == 0 || INT(res) == -ECANCELED);
         CHECK_EQ(join(b), 0);
         int n = atomic_load(&log.n);
@@ -935,12 +935,12 @@ static void *sem_close_root(void *unused)
     edo_task *a = spawn_parked(sem_taker, &two);
     edo_task *b = spawn_parked(sem_taker, &one);
     edo_sem_close(s);
-    CHECK_ERR(join(a), -EPIPE);
-    CHECK_ERR(join(b), -EPIPE);
+    CHECK_ERR(join(a), -EDO_ECLOSED);
+    CHECK_ERR(join(b), -EDO_ECLOSED);
     /* Closed: acquires fail even with permits free; releases still count. */
     CHECK_EQ(edo_sem_available(s), 1);
-    CHECK_ERR(edo_sem_acquire(s, 1), -EPIPE);
-    CHECK_ERR(edo_sem_try_acquire(s, 1), -EPIPE);
+    CHECK_ERR(edo_sem_acquire(s, 1), -EDO_ECLOSED);
+    CHECK_ERR(edo_sem_try_acquire(s, 1), -EDO_ECLOSED);
     edo_sem_release(s, 2);
     CHECK_EQ(edo_sem_available(s), 3);
     edo_sem_close(s);
@@ -1326,7 +1326,7 @@ static void *stress_root(void *unused)
         for (int i = 0; i < STRESS_TASKS; i++) {
             void *res;
             int rc = bounded_join(ts[i], &res);
-            CHECK_MSG(rc == 0 || rc == -ECANCELED, "join of stress task %d: %s", i,
+            CHECK_MSG(rc == 0 || rc == -EDO_EABORTED, "join of stress task %d: %s", i,
                       edo_strerror(rc));
             aborted += rc == -ECANCELED;
         }

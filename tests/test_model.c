@@ -129,7 +129,7 @@ static void *consumer(void *arg)
         int rc = recv_once(md, md->mode[MAXP + a->id], &r, &m);
         if (rc == 0) {
             record(md, last, &m);
-        } else if (rc == -EPIPE || rc == -ECANCELED) {
+        } else if (rc == -EDO_ECLOSED || rc == -ECANCELED) {
             break;
         } else {
             CHECK_MSG(rc == -ETIMEDOUT || rc == -EAGAIN, "recv: %s", edo_strerror(rc));
@@ -181,7 +181,7 @@ static void *chan_model_root(void *arg)
     edo_chan_close(md->ch);
     for (int i = 0; i < md->nc; i++) {
         int rc = edo_join(ct[i], NULL);
-        CHECK(rc == 0 || rc == -ECANCELED);
+        CHECK(rc == 0 || rc == -EDO_EABORTED);
     }
     /* What no consumer took is still in the channel, in order. */
     int last[MAXP];
@@ -316,7 +316,7 @@ static void *notify_model_root(void *arg)
         CHECK_OK(edo_join(pt[i], NULL));
     for (int i = 0; i < md->nc; i++) {
         int rc = edo_join(ct[i], NULL);
-        CHECK(rc == 0 || rc == -ECANCELED);
+        CHECK(rc == 0 || rc == -EDO_EABORTED);
     }
     CHECK_EQ(atomic_load(&md->taken) + atomic_load(&md->avail), md->total);
     CHECK_EQ(atomic_load(&md->taken), md->total); /* consumer 0 was never aborted */

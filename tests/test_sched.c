@@ -328,7 +328,7 @@ static void *ws_waker(void *arg)
         }
         edo_abort(sl);
         void *res = NULL;
-        CHECK_ERR(edo_join(sl, &res), -ECANCELED);
+        CHECK_ERR(edo_join(sl, &res), -EDO_EABORTED);
         CHECK_EQ(INT(res), tag);
         atomic_fetch_add(&e->aborts_joined, 1);
     }
@@ -570,7 +570,7 @@ static void case_tls_migration(void)
 /* blocking_pool: edo_spawn_blocking runs its function on another thread and hands back its */
 /* result through edo_join; the pool runs at most blocking_threads calls at once and queues */
 /* the rest; detached calls run; a queued call aborted before it starts never runs and its */
-/* join reports -ECANCELED; outside a task the call is refused with -EPERM; and threads    */
+/* join reports -EDO_EABORTED; outside a task the call is refused with -EDO_ENOTASK; and threads    */
 /* left idle for blocking_keep_alive_ms exit.                                               */
 
 enum { BP_THREADS = 16, BP_BATCH = 64, BP_SLEEP_MS = 50, BP_DETACHED = 32 };
@@ -681,7 +681,7 @@ static void *blocking_root(void *arg)
         CHECK_EQ(edo_join(held[i], &res), 0);
         CHECK_EQ(INT(res), 7);
     }
-    CHECK_ERR(edo_join(victim, NULL), -ECANCELED);
+    CHECK_ERR(edo_join(victim, NULL), -EDO_EABORTED);
     CHECK_EQ(edo_sleep(50), 0);
     CHECK_EQ(atomic_load(&e->victim_ran), 0);
 
@@ -733,12 +733,12 @@ static void case_blocking_pool(void)
     bp_env e = { 0 };
     edo_task *t = NULL;
     /* Outside a task: refused, with or without a runtime around. */
-    CHECK_ERR(edo_spawn_blocking(&t, bp_count, &e), -EPERM);
-    CHECK_ERR(edo_spawn_blocking(NULL, bp_count, &e), -EPERM);
+    CHECK_ERR(edo_spawn_blocking(&t, bp_count, &e), -EDO_ENOTASK);
+    CHECK_ERR(edo_spawn_blocking(NULL, bp_count, &e), -EDO_ENOTASK);
     edo_runtime_opts o = { .blocking_threads = BP_THREADS, .blocking_keep_alive_ms = 50 };
     edo_runtime *rt = rt_new(&o);
-    CHECK_ERR(edo_spawn_blocking(&t, bp_count, &e), -EPERM);
-    CHECK_ERR(edo_spawn_blocking(NULL, bp_count, &e), -EPERM);
+    CHECK_ERR(edo_spawn_blocking(&t, bp_count, &e), -EDO_ENOTASK);
+    CHECK_ERR(edo_spawn_blocking(NULL, bp_count, &e), -EDO_ENOTASK);
     test_sleep_us(20000);
     CHECK_EQ(atomic_load(&e.detached_ran), 0);
     CHECK_OK(edo_block_on(rt, blocking_root, &e, NULL));
@@ -751,7 +751,7 @@ static void case_blocking_pool(void)
 /* a read that never gets data, joining a 1.5 s blocking call, yielding in a loop, and    */
 /* ignoring their abort for 200 ms. edo_runtime_free must unwind them all wherever they    */
 /* are, wait for the blocking calls, return well within the grace period, leak nothing    */
-/* (ASan), and a foreign thread's joins report -ECANCELED. Then a blocking call outliving  */
+/* (ASan), and a foreign thread's joins report -EDO_EABORTED. Then a blocking call outliving  */
 /* a 500 ms grace period is abandoned: the free returns after about 500 ms and the call's  */
 /* thread finishes later without touching the freed runtime (ASan and TSan watch it).      */
 
@@ -927,7 +927,7 @@ static void case_shutdown_spread(void)
     CHECK_EQ(atomic_load(&e->blocking_done), SD_EACH);
     CHECK_EQ(pthread_join(th, NULL), 0);
     for (int i = 0; i < SD_TASKS; i++) {
-        CHECK_MSG(j->rc[i] == -ECANCELED, "join of %s task %d: %d (%s)", sd_names[args[i].kind], i,
+        CHECK_MSG(j->rc[i] == -EDO_EABORTED, "join of %s task %d: %d (%s)", sd_names[args[i].kind], i,
                   j->rc[i], edo_strerror(j->rc[i]));
         CHECK_EQ(INT(j->res[i]), 100 + args[i].kind);
     }
@@ -956,7 +956,7 @@ static void case_shutdown_spread(void)
     CHECK_LT(took, 2500); /* did not wait for the calls (loose: the machine may be loaded) */
     CHECK_EQ(done_then, 0);
     CHECK_EQ(pthread_join(th, NULL), 0);
-    CHECK_ERR(j2.rc[0], -ECANCELED);
+    CHECK_ERR(j2.rc[0], -EDO_EABORTED);
     CHECK_EQ(INT(j2.res[0]), 5);
     /* The abandoned calls finish on their own threads, after the runtime is gone. */
     thread_wait_at_least(&sd_slow_done, 2, 10000, "abandoned blocking calls");

@@ -38,11 +38,11 @@ static void *basic_root(void *unused)
     CHECK_GE(edo_now() - t0, 20);
     CHECK_EQ(edo_chan_len(a) + edo_chan_len(b), 0);
 
-    /* A closed channel's receive fires with -EPIPE. */
+    /* A closed channel's receive fires with -EDO_ECLOSED. */
     edo_chan_close(a);
     edo_case cc[] = { edo_case_recv(a, &x), edo_case_timeout(1000) };
     CHECK_EQ(edo_select(cc, 2), 0);
-    CHECK_EQ(cc[0].rc, -EPIPE);
+    CHECK_EQ(cc[0].rc, -EDO_ECLOSED);
 
     /* Send cases: room wins; a full channel loses to the timer and sends nothing. */
     v = 9;
@@ -65,7 +65,7 @@ static void *basic_root(void *unused)
     void *r;
     CHECK_EQ(pthread_create(&th, NULL, foreign_select, NULL), 0);
     CHECK_EQ(pthread_join(th, &r), 0);
-    CHECK_EQ(INT(r), -EPERM);
+    CHECK_EQ(INT(r), -EDO_ENOTASK);
 
     /* Only off cases: waits until the task's deadline. */
     edo_case off = edo_case_off();
@@ -379,7 +379,7 @@ static void *abort_root(void *unused)
         void *r;
         if (round == 0) {
             edo_abort(t);
-            CHECK_ERR(edo_join(t, &r), -ECANCELED);
+            CHECK_ERR(edo_join(t, &r), -EDO_EABORTED);
             CHECK_EQ(INT(r), -ECANCELED);
         } else {
             CHECK_OK(edo_join(t, &r));

@@ -704,9 +704,9 @@ static void *reuseport_root(void *unused)
     edo_abort(t1);
     edo_abort(t2);
     void *res;
-    CHECK_ERR(edo_join(t1, &res), -ECANCELED);
+    CHECK_ERR(edo_join(t1, &res), -EDO_EABORTED);
     CHECK_EQ(INT(res), -ECANCELED);
-    CHECK_ERR(edo_join(t2, &res), -ECANCELED);
+    CHECK_ERR(edo_join(t2, &res), -EDO_EABORTED);
     CHECK_EQ(INT(res), -ECANCELED);
     CHECK_OK(edo_close(l1));
     CHECK_OK(edo_close(l2));

@@ -271,7 +271,7 @@ static void *wheel_levels_root(void *unused)
                   "a %" PRId64 " ms sleep is %s after 3 days", far[i], test_state_name(info.state));
         edo_abort(tf[i]);
         void *res;
-        CHECK_ERR(edo_join(tf[i], &res), -ECANCELED);
+        CHECK_ERR(edo_join(tf[i], &res), -EDO_EABORTED);
         CHECK_EQ(INT(res), -ECANCELED);
     }
     return NULL;
@@ -527,7 +527,7 @@ static void *ghost_reuse_root(void *unused)
             edo_abort(ts[i]);
         for (int i = 0; i < K; i++) {
             void *res;
-            CHECK_ERR(edo_join(ts[i], &res), -ECANCELED);
+            CHECK_ERR(edo_join(ts[i], &res), -EDO_EABORTED);
             CHECK_EQ(INT(res), -ECANCELED);
         }
         /* ...then their successors, on the same stacks, sleep through the moment those
@@ -673,7 +673,7 @@ static void *far_alone_root(void *arg)
     CHECK_LT(edo_now() - t0, 2000);
     edo_abort(far);
     void *res = NULL;
-    CHECK_ERR(edo_join(far, &res), -ECANCELED);
+    CHECK_ERR(edo_join(far, &res), -EDO_EABORTED);
     CHECK_ERR(INT(res), -ECANCELED);
     return NULL;
 }
@@ -820,10 +820,10 @@ static void *clock_api_root(void *unused)
 
 static void case_paused_clock_api(void)
 {
-    CHECK_ERR(edo_time_pause(), -EPERM);
-    CHECK_ERR(edo_time_resume(), -EPERM);
-    CHECK_ERR(edo_time_advance(1), -EPERM);
-    CHECK_ERR(edo_time_auto_advance(true), -EPERM);
+    CHECK_ERR(edo_time_pause(), -EDO_ENOTASK);
+    CHECK_ERR(edo_time_resume(), -EDO_ENOTASK);
+    CHECK_ERR(edo_time_advance(1), -EDO_ENOTASK);
+    CHECK_ERR(edo_time_auto_advance(true), -EDO_ENOTASK);
     CHECK(!edo_time_paused());
     test_run(clock_api_root, NULL);
 }

@@ -5,7 +5,7 @@
  * timeouts and frees at random moments; a token freed with live children keeps them
  * working; trees deep and wide enough that a recursive cancel or free would overflow a
  * task's stack; waiters that gave up leave nothing behind. Join sets: results in the order
- * tasks finish, -ECHILD when empty, abort_all, free with tasks still running (also from an
+ * tasks finish, -EDO_EEMPTY when empty, abort_all, free with tasks still running (also from an
  * aborted caller), many tasks through one set across workers, and a next cut short by a
  * deadline or an abort that leaves the set as it was. Deadline scopes: nested ones, an
  * inner one that cannot extend the outer, around sleeps, reads, joins and receives.
@@ -620,7 +620,7 @@ static void *leave_nothing_root(void *unused)
         void *res;
         int rc = edo_join(ts[i], &res);
         if (i & 1) {
-            CHECK_ERR(rc, -ECANCELED);
+            CHECK_ERR(rc, -EDO_EABORTED);
             CHECK_EQ(INT(res), -ECANCELED);
         } else {
             CHECK_EQ(rc, 0);
@@ -631,7 +631,7 @@ static void *leave_nothing_root(void *unused)
     CHECK_OK(edo_spawn(&ts[0], token_waiter, tok));
     edo_abort(ts[0]);
     void *res;
-    CHECK_ERR(edo_join(ts[0], &res), -ECANCELED);
+    CHECK_ERR(edo_join(ts[0], &res), -EDO_EABORTED);
     CHECK_EQ(INT(res), -ECANCELED);
 
     /* New waiters on the reused stacks: the cancel finds them and only them. */
@@ -746,7 +746,7 @@ static void *select_root(void *unused)
         void *res;
         int rc = edo_join(ts[i], &res);
         if (i & 1) {
-            CHECK_ERR(rc, -ECANCELED);
+            CHECK_ERR(rc, -EDO_EABORTED);
             CHECK_EQ(INT(res), -ECANCELED);
         } else {
             CHECK_EQ(rc, 0);
@@ -896,7 +896,7 @@ static void *order_root(void *unused)
         CHECK_EQ(id, ids[perm[k]]);
         CHECK_EQ(edo_joinset_len(js), K - k - 1);
     }
-    CHECK_ERR(edo_joinset_next(js, NULL, NULL), -ECHILD);
+    CHECK_ERR(edo_joinset_next(js, NULL, NULL), -EDO_EEMPTY);
 
     /* One at a time while next waits: each goes to the waiting next. */
     for (int k = 0; k < K; k++) {
@@ -937,7 +937,7 @@ static void *order_root(void *unused)
         CHECK_EQ(edo_joinset_next(js, &res, NULL), 0);
         CHECK_EQ(INT(res), i);
     }
-    CHECK_ERR(edo_joinset_next(js, NULL, NULL), -ECHILD);
+    CHECK_ERR(edo_joinset_next(js, NULL, NULL), -EDO_EEMPTY);
     edo_joinset_free(js);
     for (int k = 0; k < K; k++)
         edo_token_free(g[k].tok);
@@ -971,7 +971,7 @@ static void *empty_root(void *unused)
     CHECK_EQ(edo_joinset_len(js), 0);
     void *res = VAL(1);
     uint64_t id = 1;
-    CHECK_ERR(edo_joinset_next(js, &res, &id), -ECHILD);
+    CHECK_ERR(edo_joinset_next(js, &res, &id), -EDO_EEMPTY);
     CHECK(res == NULL);
     CHECK_EQ(id, 0);
     edo_joinset_abort_all(js); /* on an empty set: nothing */
@@ -982,7 +982,7 @@ static void *empty_root(void *unused)
     for (int i = 0; i < 3; i++)
         CHECK_EQ(edo_joinset_next(js, NULL, NULL), 0);
     CHECK_EQ(edo_joinset_len(js), 0);
-    CHECK_ERR(edo_joinset_next(js, NULL, NULL), -ECHILD);
+    CHECK_ERR(edo_joinset_next(js, NULL, NULL), -EDO_EEMPTY);
 
     /* Two tasks wait in next for one task: one gets it, the other hears the set is
      * empty. */
@@ -1000,7 +1000,7 @@ static void *empty_root(void *unused)
     void *r0, *r1;
     CHECK_EQ(edo_join(t[0], &r0), 0);
     CHECK_EQ(edo_join(t[1], &r1), 0);
-    CHECK((INT(r0) == 0 && INT(r1) == -ECHILD) || (INT(r0) == -ECHILD && INT(r1) == 0));
+    CHECK((INT(r0) == 0 && INT(r1) == -EDO_EEMPTY) || (INT(r0) == -EDO_EEMPTY && INT(r1) == 0));
     next_call *got = INT(r0) == 0 ? &nc[0] : &nc[1];
     CHECK_EQ(INT(got->res), 5);
     CHECK_EQ(got->id, gid);
@@ -1070,14 +1070,14 @@ static void *abort_all_root(void *unused)
             qseen[q] = true;
             continue;
         }
-        CHECK_ERR(rc, -ECANCELED);
+        CHECK_ERR(rc, -EDO_EABORTED);
         intptr_t i = INT(res) - 1000;
         CHECK(i >= 0 && i < N);
         CHECK(!seen[i]);
         seen[i] = true;
         CHECK_EQ(id, ids[i]);
     }
-    CHECK_ERR(edo_joinset_next(js, NULL, NULL), -ECHILD);
+    CHECK_ERR(edo_joinset_next(js, NULL, NULL), -EDO_EEMPTY);
     edo_joinset_free(js);
     return NULL;
 }
@@ -1147,7 +1147,7 @@ static void *free_root(void *unused)
         edo_task *t;
         CHECK_OK(edo_spawn(&t, free_in_task, &fj));
         int rc = edo_join(t, NULL);
-        CHECK_EQ(rc, mode == 1 ? -ECANCELED : 0);
+        CHECK_EQ(rc, mode == 1 ? -EDO_EABORTED : 0);
         CHECK_EQ(atomic_load(&u.unwound), 20);
     }
 
@@ -1165,7 +1165,7 @@ static void *free_root(void *unused)
         CHECK_OK(edo_joinset_spawn(js, slow_unwinder, &u, NULL));
     edo_joinset_abort_all(js);
     for (int i = 0; i < 10; i++)
-        CHECK_ERR(edo_joinset_next(js, NULL, NULL), -ECANCELED);
+        CHECK_ERR(edo_joinset_next(js, NULL, NULL), -EDO_EABORTED);
     CHECK_EQ(atomic_load(&u.unwound), 10);
     edo_joinset_free(js);
     return NULL;
@@ -1226,7 +1226,7 @@ static void *many_consumer(void *arg)
         void *res;
         uint64_t id;
         int rc = edo_joinset_next(m->js, &res, &id);
-        if (rc == -ECHILD) {
+        if (rc == -EDO_EEMPTY) {
             /* Caught up with the spawner, or the other consumer took the last one. */
             edo_sleep(1);
             continue;
@@ -1264,7 +1264,7 @@ static void *many_root(void *unused)
                   (unsigned long long)m.got[i], (unsigned long long)m.ids[i]);
     }
     CHECK_EQ(edo_joinset_len(m.js), 0);
-    CHECK_ERR(edo_joinset_next(m.js, NULL, NULL), -ECHILD);
+    CHECK_ERR(edo_joinset_next(m.js, NULL, NULL), -EDO_EEMPTY);
     edo_joinset_free(m.js);
     free(m.ids);
     free(m.got);
@@ -1308,7 +1308,7 @@ static void *next_deadline_root(void *unused)
     test_wait_parked(t, EDO_WAIT_JOIN);
     edo_abort(t);
     void *r;
-    CHECK_ERR(edo_join(t, &r), -ECANCELED);
+    CHECK_ERR(edo_join(t, &r), -EDO_EABORTED);
     CHECK_EQ(INT(r), -ECANCELED);
     CHECK_EQ(nc.id, 0);
     CHECK_EQ(edo_joinset_len(js), 1);
@@ -1321,7 +1321,7 @@ static void *next_deadline_root(void *unused)
     edo_deadline_end(scope);
     CHECK_EQ(INT(res), 9);
     CHECK_EQ(id, gid);
-    CHECK_ERR(edo_joinset_next(js, NULL, NULL), -ECHILD);
+    CHECK_ERR(edo_joinset_next(js, NULL, NULL), -EDO_EEMPTY);
     edo_joinset_free(js);
     edo_token_free(g.tok);
     return NULL;
@@ -1471,7 +1471,7 @@ static void *scope_calls_root(void *unused)
     edo_deadline_end(scope);
     edo_abort(t);
     void *res;
-    CHECK_ERR(edo_join(t, &res), -ECANCELED);
+    CHECK_ERR(edo_join(t, &res), -EDO_EABORTED);
     CHECK_EQ(INT(res), -ECANCELED);
 
     /* A sleep, a token and a channel. */

@@ -300,7 +300,7 @@ static void *abort_race_root(void *unused)
                       "round %d: the abort never returned", i);
         }
         void *res = NULL;
-        CHECK_ERR(edo_join(t, &res), -ECANCELED);
+        CHECK_ERR(edo_join(t, &res), -EDO_EABORTED);
         CHECK_EQ(INT(res), i);
     }
     CHECK_EQ(pthread_join(th, NULL), 0);

@@ -10,7 +10,7 @@
  *    pool (edo_spawn_blocking's threads), which the task waits for. The API and the
  *    results are the same on both. Listing a directory has no io_uring operation and uses
  *    the blocking pool on both.
- *  - Calls only from a task (-EPERM elsewhere). Errors are -errno, as from the system
+ *  - Calls only from a task (-EDO_ENOTASK elsewhere). Errors are -errno, as from the system
  *    call of the same name (-ENOENT, -EEXIST, -EISDIR, -ENOTDIR, -EBADF, -EACCES, ...).
  *  - Cancellation and deadlines: a call made once the task is aborted or past its
  *    deadline fails with -ECANCELED or -ETIMEDOUT and does nothing. A call already under

@@ -18,7 +18,7 @@
  *    copies elem_size bytes from its argument into the channel and a receive copies them
  *    out. To pass larger or shared data, send pointers (elem_size = sizeof(void *)); who
  *    owns the pointed-to memory is then the program's convention.
- *  - "Closed" is -EPIPE throughout: a send to a closed channel fails with it, and a receive
+ *  - "Closed" is -EDO_ECLOSED throughout: a send to a closed channel fails with it, and a receive
  *    fails with it once the channel is closed and everything sent before has been received.
  */
 #ifndef EDO_SYNC_H
@@ -37,13 +37,13 @@ typedef struct edo_chan edo_chan;
 
 /* Creates a channel for messages of elem_size bytes (1 to 65536) holding at most capacity
  * messages: a send waits while it is full. capacity EDO_UNBOUNDED: never full (a send can
- * then fail only with -ENOMEM or -EPIPE). capacity 0: a rendezvous, where a send waits
+ * then fail only with -ENOMEM or -EDO_ECLOSED). capacity 0: a rendezvous, where a send waits
  * until a receiver takes its message. Any thread. */
 int edo_chan_new(edo_chan **ch, size_t elem_size, size_t capacity);
 
 /* A channel for exactly one message: the first send succeeds without waiting and closes
- * the channel, so later sends fail with -EPIPE and a receive gets the message, then
- * -EPIPE. A receive also gets -EPIPE if it is closed unsent (edo_chan_close). For a
+ * the channel, so later sends fail with -EDO_ECLOSED and a receive gets the message, then
+ * -EDO_ECLOSED. A receive also gets -EDO_ECLOSED if it is closed unsent (edo_chan_close). For a
  * reply whose asker may give up (deadline, abort) while the answerer still holds the
  * channel, the last of the two to be done with it frees it: a count of two, decremented
  * atomically by each, is enough. */
@@ -51,7 +51,7 @@ int edo_oneshot_new(edo_chan **ch, size_t elem_size);
 
 /* Sends a copy of *msg: hands it to a waiting receiver, or queues it, or waits while the
  * channel is full (suspends). Returns 0 (the message will be received unless the
- * channel is freed first), -EPIPE if the channel is closed (also while waiting: the message
+ * channel is freed first), -EDO_ECLOSED if the channel is closed (also while waiting: the message
  * is then not sent), -ENOMEM (unbounded), or the wait's -ETIMEDOUT/-ECANCELED (not sent).
  * Any thread. */
 int edo_chan_send(edo_chan *ch, const void *msg);
@@ -60,7 +60,7 @@ int edo_chan_send(edo_chan *ch, const void *msg);
  * waits). Any thread. */
 int edo_chan_try_send(edo_chan *ch, const void *msg);
 
-/* Receives the oldest message into *msg (suspends while there is none). Returns 0, -EPIPE
+/* Receives the oldest message into *msg (suspends while there is none). Returns 0, -EDO_ECLOSED
  * once the channel is closed and empty, or the wait's -ETIMEDOUT/-ECANCELED (nothing was
  * taken). Any thread. */
 int edo_chan_recv(edo_chan *ch, void *msg);
@@ -68,8 +68,8 @@ int edo_chan_recv(edo_chan *ch, void *msg);
 /* edo_chan_recv without waiting: -EAGAIN if there is no message. Any thread. */
 int edo_chan_try_recv(edo_chan *ch, void *msg);
 
-/* Closes the channel: sends fail with -EPIPE from now on (waiting senders too, their
- * messages unsent); receivers still get every message sent before, then -EPIPE. Any
+/* Closes the channel: sends fail with -EDO_ECLOSED from now on (waiting senders too, their
+ * messages unsent); receivers still get every message sent before, then -EDO_ECLOSED. Any
  * thread; closing twice does nothing. */
 void edo_chan_close(edo_chan *ch);
 
@@ -98,12 +98,12 @@ int edo_bcast_new(edo_bcast **b, size_t elem_size, size_t capacity);
 int edo_bcast_subscribe(edo_bcast_rx **rx, edo_bcast *b);
 
 /* Sends a copy of *msg to every receiver. Returns the number of receivers subscribed (0
- * is no error: nobody listened), or -EPIPE once closed. Never waits. Any thread. */
+ * is no error: nobody listened), or -EDO_ECLOSED once closed. Never waits. Any thread. */
 int edo_bcast_send(edo_bcast *b, const void *msg);
 
 /* Receives the receiver's next message (suspends while there is none). Returns 0;
  * -EOVERFLOW if messages were overwritten before this receiver got them: *missed (if not
- * NULL) says how many, and the next call returns the oldest message still kept; -EPIPE
+ * NULL) says how many, and the next call returns the oldest message still kept; -EDO_ECLOSED
  * once the channel is closed and the receiver has had everything; or the wait's
  * -ETIMEDOUT/-ECANCELED. One task at a time per receiver. */
 int edo_bcast_recv(edo_bcast_rx *rx, void *msg, uint64_t *missed);
@@ -119,7 +119,8 @@ uint64_t edo_bcast_lag(const edo_bcast_rx *rx);
 /* Frees a receiver. Any thread, but not while a task waits on it. */
 void edo_bcast_unsubscribe(edo_bcast_rx *rx);
 
-/* Closes the channel: sends fail with -EPIPE; receivers get what is kept, then -EPIPE. */
+/* Closes the channel: sends fail with -EDO_ECLOSED; receivers get what is kept, then -EDO_ECLOSED.
+ */
 void edo_bcast_close(edo_bcast *b);
 
 /* Frees the channel; every receiver must have been unsubscribed. */
@@ -135,7 +136,7 @@ typedef struct edo_watch edo_watch;
 int edo_watch_new(edo_watch **w, size_t elem_size, const void *initial);
 
 /* Replaces the value with a copy of *val and wakes every task waiting for a change.
- * Returns 0 or -EPIPE once closed. Any thread. */
+ * Returns 0 or -EDO_ECLOSED once closed. Any thread. */
 int edo_watch_send(edo_watch *w, const void *val);
 
 /* Copies the current value into *val (if not NULL) and returns its version (>= 1). Any
@@ -145,11 +146,11 @@ uint64_t edo_watch_get(edo_watch *w, void *val);
 /* Waits until the version is newer than *seen (suspends), then copies the value into *val
  * (if not NULL) and stores its version in *seen. Start with *seen = 0 to get the current
  * value at once, or with what edo_watch_get returned. Changes between two calls are
- * coalesced: only the latest value is seen. Returns 0, -EPIPE once closed with no newer
+ * coalesced: only the latest value is seen. Returns 0, -EDO_ECLOSED once closed with no newer
  * value, or the wait's -ETIMEDOUT/-ECANCELED. Any thread. */
 int edo_watch_recv(edo_watch *w, void *val, uint64_t *seen);
 
-/* Closes the watch: sends fail with -EPIPE, waiting receivers return -EPIPE. */
+/* Closes the watch: sends fail with -EDO_ECLOSED, waiting receivers return -EDO_ECLOSED. */
 void edo_watch_close(edo_watch *w);
 
 void edo_watch_free(edo_watch *w);
@@ -211,11 +212,11 @@ typedef struct edo_sem edo_sem;
 int edo_sem_new(edo_sem **s, uint64_t permits);
 
 /* Takes n permits at once (suspends until n are free and every earlier waiter is
- * served). Returns 0; -EINVAL if n is 0 or more than EDO_SEM_MAX; -EPIPE once the
+ * served). Returns 0; -EINVAL if n is 0 or more than EDO_SEM_MAX; -EDO_ECLOSED once the
  * semaphore is closed; or -ETIMEDOUT/-ECANCELED (no permit taken). Any thread. */
 int edo_sem_acquire(edo_sem *s, uint64_t n);
 
-/* Without waiting: 0 or -EAGAIN (also when others wait, to keep their turn), -EPIPE once
+/* Without waiting: 0 or -EAGAIN (also when others wait, to keep their turn), -EDO_ECLOSED once
  * closed, -EINVAL for a bad n. */
 int edo_sem_try_acquire(edo_sem *s, uint64_t n);
 
@@ -225,7 +226,7 @@ void edo_sem_release(edo_sem *s, uint64_t n);
 /* Permits free now. */
 uint64_t edo_sem_available(edo_sem *s);
 
-/* Closes the semaphore: waiting and later acquires fail with -EPIPE. Releases still
+/* Closes the semaphore: waiting and later acquires fail with -EDO_ECLOSED. Releases still
  * count. Any thread. */
 void edo_sem_close(edo_sem *s);
 
@@ -315,7 +316,7 @@ int edo_joinset_new(edo_joinset **js);
 
 /* Waits for the next task of the set to finish (suspends) and takes it out of the set:
  * its result in *result and its id in *id (each if not NULL). Returns 0, -ECANCELED if
- * that task was aborted (result: what it returned while unwinding), -ECHILD if the set
+ * that task was aborted (result: what it returned while unwinding), -EDO_EEMPTY if the set
  * is empty (also for every task still waiting here when the last one is taken), or
  * -ETIMEDOUT/-ECANCELED of the wait (then no task was taken out and *id is 0, which tells
  * this -ECANCELED from an aborted task's). */
@@ -347,13 +348,13 @@ int edo_joinset_spawn_at(edo_joinset *js, edo_task_fn fn, void *arg, uint64_t *i
  *     edo_case cs[] = { edo_case_recv(msgs, &m), edo_case_read(sock),
  *                       edo_case_cancel(stop), edo_case_timeout(1000) };
  *     switch (edo_select(cs, 4)) {
- *     case 0: if (cs[0].rc == -EPIPE) ...   the channel is closed ... break;
+ *     case 0: if (cs[0].rc == -EDO_ECLOSED) ...   the channel is closed ... break;
  *     case 1: ...   edo_try_read(sock, ...) ... break;
  *     ...
  *     }
  *
  * A case's own result is in its .rc: 0, or the error its operation completed with (a
- * receive on a closed channel: -EPIPE; on a broadcast receiver that lagged: -EOVERFLOW; a
+ * receive on a closed channel: -EDO_ECLOSED; on a broadcast receiver that lagged: -EOVERFLOW; a
  * descriptor already closed: -EBADF; another task already waiting on the same descriptor
  * direction or task: -EBUSY). Build cases with the functions below; do not fill the
  * struct by hand. */
@@ -425,7 +426,10 @@ static inline edo_case edo_case_join(edo_task *t)
 }
 
 /* io is readable (EDO_READ) or writable: data or end of stream, or buffer space, or an
- * error, is there now. Follow with edo_try_read or edo_try_write, which never wait. */
+ * error, is there now. Follow with edo_try_read or edo_try_write, which never wait. An
+ * io with a timeout for that direction (edo_io_set_timeout) bounds the case as it bounds a
+ * call: once that long has passed since edo_select began, the case completes with
+ * rc = -ETIMEDOUT. */
 static inline edo_case edo_case_read(edo_io *io)
 {
     return (edo_case){ .kind = EDO__CASE_READ, .obj = io };
@@ -455,8 +459,10 @@ static inline edo_case edo_case_off(void)
 }
 
 /* Waits for the first of n (1 to 64) cases (suspends), completes it and returns its index;
- * its result is in cases[index].rc. Returns -EINVAL for a bad case or n, -EPERM outside a
- * task, or -ETIMEDOUT/-ECANCELED of the task (no case completed). */
+ * its result is in cases[index].rc. What arrived in time wins: a case that became ready
+ * before a deadline is chosen over the deadline, even when the task resumes after it. Returns
+ * -EINVAL for a bad case or n, -EDO_ENOTASK outside a task, or -ETIMEDOUT/-ECANCELED of the task
+ * (no case completed). */
 int edo_select(edo_case *cases, int n);
 
 #endif /* EDO_SYNC_H */

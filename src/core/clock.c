@@ -160,7 +160,7 @@ int edo_time_pause(void)
 {
     edo_runtime *rt = task_runtime();
     if (!rt)
-        return -EPERM;
+        return -EDO_ENOTASK;
     edo__clock *c = &rt->clock;
     pthread_mutex_lock(&c->lock);
     if (!atomic_load(&c->paused)) {
@@ -183,7 +183,7 @@ int edo_time_resume(void)
 {
     edo_runtime *rt = task_runtime();
     if (!rt)
-        return -EPERM;
+        return -EDO_ENOTASK;
     edo__clock *c = &rt->clock;
     pthread_mutex_lock(&c->lock);
     if (atomic_load(&c->paused)) {
@@ -201,7 +201,7 @@ int edo_time_advance(int64_t ms)
 {
     edo_runtime *rt = task_runtime();
     if (!rt)
-        return -EPERM;
+        return -EDO_ENOTASK;
     if (ms < 0)
         return -EINVAL;
     edo__clock *c = &rt->clock;
@@ -226,7 +226,7 @@ int edo_time_auto_advance(bool on)
 {
     edo_runtime *rt = task_runtime();
     if (!rt)
-        return -EPERM;
+        return -EDO_ENOTASK;
     atomic_store(&rt->clock.auto_advance, on);
     if (on)
         wake_all_workers(rt); /* as for edo_time_pause */

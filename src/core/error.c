@@ -11,8 +11,27 @@ const char *edo_strerror(int err)
 {
     if (err < 0)
         err = -err;
-    if (err == 0)
+    switch (err) {
+    case 0:
         return "Success";
+    case EDO_EABORTED:
+        return "Task was aborted";
+    case EDO_ECLOSED:
+        return "Closed";
+    case EDO_EEMPTY:
+        return "Nothing to wait for";
+    case EDO_ENOTASK:
+        return "Not called from an edo task";
+    case EDO_EINTASK:
+        return "Not allowed from an edo task";
+    /* errno values whose C library text says something else than edo means by them */
+    case ETIMEDOUT:
+        return "Timed out";
+    case ECANCELED:
+        return "Canceled: the task was aborted";
+    case ESHUTDOWN:
+        return "Runtime is shutting down";
+    }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
     /* Unlike strerror, returns a constant string: safe from any thread. */
     const char *s = strerrordesc_np(err);
@@ -20,10 +39,6 @@ const char *edo_strerror(int err)
         return s;
 #else
     switch (err) {
-    case ECANCELED:
-        return "Operation canceled";
-    case ETIMEDOUT:
-        return "Connection timed out";
     case ECONNRESET:
         return "Connection reset by peer";
     case ECONNREFUSED:

@@ -296,9 +296,11 @@ static int pool_kick_locked(edo__pool *p)
 
 int edo_spawn_blocking_at(edo_task **out, edo_task_fn fn, void *arg, const char *site)
 {
+    if (out)
+        *out = NULL;
     edo__worker *w = edo__worker_current();
     if (!w || !w->current)
-        return -EPERM;
+        return -EDO_ENOTASK;
     if (!fn)
         return -EINVAL;
     edo_runtime *rt = w->rt;
@@ -354,7 +356,7 @@ int edo__pool_run(void (*fn)(void *arg), void *arg, edo_wait_reason why, bool al
     edo__worker *w = edo__worker_current();
     edo_task *self = w ? w->current : NULL;
     if (!self)
-        return -EPERM;
+        return -EDO_ENOTASK;
     if (!always) {
         if (atomic_load_explicit(&self->aborted, memory_order_acquire))
             return -ECANCELED;
@@ -490,7 +492,7 @@ void edo__pool_free(edo_runtime *rt)
     if (p->nrunning)
         fprintf(stderr,
                 "edo: %d blocking call(s) still running at shutdown; they are abandoned "
-                "(joins report -ECANCELED) and their threads end when they return\n",
+                "(joins report -EDO_EABORTED) and their threads end when they return\n",
                 p->nrunning);
     for (edo_task *t = p->running; t; t = t->all_next) {
         t->abandoned = true;

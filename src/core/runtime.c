@@ -261,7 +261,7 @@ static void stop_threads(edo_runtime *rt)
 static int drive_begin(edo_runtime *rt)
 {
     if (edo__worker_current())
-        return -EPERM; /* from a task, or inside another runtime */
+        return -EDO_EINTASK; /* from a task, or inside another runtime */
     if (atomic_exchange(&rt->driving, true))
         return -EBUSY;
     edo__worker *w = &rt->workers[0];
@@ -309,7 +309,7 @@ int edo_block_on(edo_runtime *rt, edo_task_fn fn, void *arg, void **result)
     edo_task *root;
     if (rt->threaded) {
         if (edo__worker_current())
-            return -EPERM;
+            return -EDO_EINTASK;
         int rc = edo_runtime_spawn_at(&root, rt, &edo__root_opts, fn, arg, "edo_block_on");
         if (rc == 0)
             wait_root(rt, root);
@@ -380,7 +380,7 @@ void edo_runtime_free(edo_runtime *rt)
     if (left) {
         fprintf(stderr,
                 "edo: %llu task(s) did not finish within %d ms of shutdown; they are "
-                "abandoned where they are (joins report -ECANCELED):\n",
+                "abandoned where they are (joins report -EDO_EABORTED):\n",
                 (unsigned long long)left, (int)rt->shutdown_timeout_ms);
         edo__task_each(rt, abandon_one, NULL);
     }

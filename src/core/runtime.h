@@ -335,7 +335,7 @@ int edo__runtime_new(edo_runtime **out, const edo_runtime_opts *opts, edo__drive
  * deadline (fn may be using the caller's buffers), and the abort shows at the task's next
  * suspension point. Before fn starts (at entry, or while it waits in line for a thread),
  * an abort or the task's deadline takes the call back: -ECANCELED or -ETIMEDOUT, and fn
- * never runs. always: it runs and is waited for even then (a close). Also -EPERM outside
+ * never runs. always: it runs and is waited for even then (a close). Also -EDO_ENOTASK outside
  * a task, -ESHUTDOWN once the pool is closed, -ECANCELED if shutdown dropped it before it
  * started, -EAGAIN or -ENOMEM when the pool has no thread and cannot start one. `why` is
  * what the task shows as waiting on. */

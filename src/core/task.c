@@ -233,6 +233,8 @@ const edo_spawn_opts edo__root_opts = { .name = "main" };
 int edo_runtime_spawn_at(edo_task **out, edo_runtime *rt, const edo_spawn_opts *opts,
                          edo_task_fn fn, void *arg, const char *site)
 {
+    if (out)
+        *out = NULL;
     if (!rt)
         return -EINVAL;
     edo__worker *w = edo__worker_current();
@@ -260,9 +262,11 @@ int edo_runtime_spawn_at(edo_task **out, edo_runtime *rt, const edo_spawn_opts *
 int edo_spawn_at(edo_task **out, const edo_spawn_opts *opts, edo_task_fn fn, void *arg,
                  const char *site)
 {
+    if (out)
+        *out = NULL;
     edo__worker *w = edo__worker_current();
     if (!w || !w->current)
-        return -EPERM;
+        return -EDO_ENOTASK;
     return edo_runtime_spawn_at(out, w->rt, opts, fn, arg, site);
 }
 
@@ -326,7 +330,7 @@ int edo__park(edo_wait_reason why, int64_t deadline)
     edo__worker *w = edo__worker_current();
     edo_task *t = w ? w->current : NULL;
     if (!t)
-        return -EPERM;
+        return -EDO_ENOTASK;
     if (atomic_load_explicit(&t->aborted, memory_order_acquire)) {
         /* A task that loops on calls failing with -ECANCELED must still let the others
          * (and a shutdown's grace period) run. */
@@ -414,7 +418,7 @@ int edo_yield(void)
     edo__worker *w = edo__worker_current();
     edo_task *t = w ? w->current : NULL;
     if (!t)
-        return -EPERM;
+        return -EDO_ENOTASK;
     if (atomic_load_explicit(&t->aborted, memory_order_acquire)) {
         edo__budget_spend(); /* as in edo__park */
         return -ECANCELED;
@@ -437,7 +441,7 @@ static int join_result(edo_task *t, void **result)
 {
     if (result)
         *result = t->result;
-    int rc = t->cancelled ? -ECANCELED : 0;
+    int rc = t->cancelled ? -EDO_EABORTED : 0;
     edo__task_unref(t);
     return rc;
 }
@@ -466,6 +470,8 @@ int edo_join(edo_task *t, void **result)
         if (atomic_load_explicit(&t->state, memory_order_acquire) != EDO__DONE)
             rc = edo__park(EDO_WAIT_JOIN, EDO_NEVER);
         edo__slot_disarm(&t->joiner, self);
+        if (rc == -ETIMEDOUT && atomic_load_explicit(&t->state, memory_order_acquire) == EDO__DONE)
+            break; /* it returned in time; the joiner resumed late */
         if (rc == -ECANCELED)
             edo_detach(t); /* an aborted caller cannot wait: it lets the task go */
         if (rc < 0)
@@ -614,6 +620,8 @@ static void list_one(edo_task *t, void *arg)
 
 size_t edo_task_list(edo_runtime *rt, int (*fn)(const edo_task_info *, void *), void *arg)
 {
+    if (!rt || !fn)
+        return 0;
     struct list_walk lw = { fn, arg, 0, false };
     edo__task_each(rt, list_one, &lw);
     return lw.n;

@@ -9,7 +9,7 @@ int edo_sleep_until(int64_t deadline)
 {
     edo_task *t = edo__task_current();
     if (!t)
-        return -EPERM;
+        return -EDO_ENOTASK;
     for (;;) {
         int rc = edo__park(EDO_WAIT_SLEEP, deadline);
         if (rc == -ETIMEDOUT)

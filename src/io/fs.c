@@ -334,7 +334,7 @@ static ssize_t op_call(fs_op *op)
 {
     edo_task *self = edo__task_current();
     if (!self)
-        return -EPERM;
+        return -EDO_ENOTASK;
     int rc = may_start(self);
     if (rc < 0)
         return rc;
@@ -368,7 +368,7 @@ static ssize_t op_call(fs_op *op)
 int edo_fs_open(const char *path, int flags, mode_t mode)
 {
     if (!path)
-        return -EFAULT;
+        return -EINVAL;
     fs_op op = { .kind = OP_OPEN, .path = path, .flags = flags, .mode = mode };
     return (int)op_call(&op);
 }
@@ -376,7 +376,7 @@ int edo_fs_open(const char *path, int flags, mode_t mode)
 int edo_fs_close(int fd)
 {
     if (!edo__task_current())
-        return -EPERM;
+        return -EDO_ENOTASK;
     fs_op op = { .kind = OP_CLOSE, .fd = fd };
     /* Also after an abort or past the deadline: a close never leaks the descriptor. */
 #ifdef EDO_HAVE_URING
@@ -457,7 +457,7 @@ int edo_fs_fdatasync(int fd)
 static int stat_call(int kind, const char *path, int fd, struct stat *st)
 {
     if ((kind != OP_FSTAT && !path) || !st)
-        return -EFAULT;
+        return -EINVAL;
     fs_op op = { .kind = kind, .path = path, .fd = fd, .st = st };
     return (int)op_call(&op);
 }
@@ -480,7 +480,7 @@ int edo_fs_fstat(int fd, struct stat *st)
 static int path_call(int kind, const char *path, const char *path2, mode_t mode)
 {
     if (!path || (kind == OP_RENAME && !path2))
-        return -EFAULT;
+        return -EINVAL;
     fs_op op = { .kind = kind, .path = path, .path2 = path2, .mode = mode };
     return (int)op_call(&op);
 }
@@ -563,7 +563,7 @@ int edo_fs_pread_exact(int fd, void *buf, size_t len, off_t off, size_t *done)
     if (done)
         *done = 0;
     if (!edo__task_current())
-        return -EPERM;
+        return -EDO_ENOTASK;
     return read_exact_with(&edo_ops, fd, buf, len, off, done);
 }
 
@@ -572,7 +572,7 @@ int edo_fs_pwrite_all(int fd, const void *buf, size_t len, off_t off, size_t *do
     if (done)
         *done = 0;
     if (!edo__task_current())
-        return -EPERM;
+        return -EDO_ENOTASK;
     return write_all_with(&edo_ops, fd, buf, len, off, done);
 }
 
@@ -687,7 +687,7 @@ static int whole_call(struct whole_job *j, void (*job)(void *), bool writing)
 {
     edo_task *self = edo__task_current();
     if (!self)
-        return -EPERM;
+        return -EDO_ENOTASK;
     int rc = may_start(self);
     if (rc < 0)
         return rc;
@@ -705,11 +705,11 @@ static int whole_call(struct whole_job *j, void (*job)(void *), bool writing)
 int edo_fs_read_file(const char *path, void **data, size_t *len, size_t max)
 {
     if (!data || !len)
-        return -EFAULT;
+        return -EINVAL;
     *data = NULL;
     *len = 0;
     if (!path)
-        return -EFAULT;
+        return -EINVAL;
     struct whole_job j = { .path = path, .data = data, .len = len, .max = max };
     return whole_call(&j, read_file_job, false);
 }
@@ -717,7 +717,7 @@ int edo_fs_read_file(const char *path, void **data, size_t *len, size_t max)
 int edo_fs_write_file(const char *path, const void *data, size_t len, mode_t mode)
 {
     if (!path || (!data && len))
-        return -EFAULT;
+        return -EINVAL;
     struct whole_job j = { .path = path, .wdata = data, .wlen = len, .mode = mode };
     return whole_call(&j, write_file_job, true);
 }
@@ -822,11 +822,11 @@ static void list_job_run(void *arg)
 int edo_fs_list(const char *path, edo_fs_entry **entries, size_t *count)
 {
     if (!entries || !count)
-        return -EFAULT;
+        return -EINVAL;
     *entries = NULL;
     *count = 0;
     if (!path)
-        return -EFAULT;
+        return -EINVAL;
     struct list_job j = { .path = path };
     int rc = edo__pool_run(list_job_run, &j, EDO_WAIT_READ, false);
     if (rc < 0)

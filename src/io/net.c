@@ -28,7 +28,7 @@ int edo__io_new(edo_io **out, int fd, int flags)
     *out = NULL;
     edo__worker *w = edo__worker_current();
     if (!w || !w->current)
-        return -EPERM;
+        return -EDO_ENOTASK;
     edo_io *io = calloc(1, sizeof *io);
     if (!io)
         return -ENOMEM;
@@ -66,7 +66,7 @@ int edo_io_wrap(edo_io **out, int fd)
         return -EINVAL;
     *out = NULL;
     if (!edo__task_current())
-        return -EPERM; /* before anything: below, -EPERM means epoll refused the fd */
+        return -EDO_ENOTASK;
     struct stat st;
     if (fstat(fd, &st) < 0)
         return -errno;
@@ -106,10 +106,13 @@ int edo_io_fd(const edo_io *io)
     return io ? io->fd : -1;
 }
 
-void edo_io_set_timeout(edo_io *io, int64_t read_ms, int64_t write_ms)
+int edo_io_set_timeout(edo_io *io, int64_t read_ms, int64_t write_ms)
 {
+    if (!io)
+        return -EINVAL;
     io->rd.timeout_ms = read_ms > 0 ? read_ms : 0;
     io->wr.timeout_ms = write_ms > 0 ? write_ms : 0;
+    return 0;
 }
 
 static void io_leave(edo_io *io);
@@ -117,7 +120,7 @@ static void io_leave(edo_io *io);
 static int io_enter(edo_io *io)
 {
     if (!io)
-        return -EBADF;
+        return -EINVAL;
     if (atomic_fetch_add(&io->state, 1) & EDO__IO_CLOSING) {
         io_leave(io); /* may be the last to leave a closing io */
         return -EBADF;
@@ -314,7 +317,7 @@ static void close_wake_all(edo_io *io)
 int edo_close(edo_io *io)
 {
     if (!io)
-        return -EBADF;
+        return 0;
     edo_task *self = edo__task_current();
     edo_task *who = self ? self : EDO__IO_FOREIGN_CLOSER;
     edo_task *none = NULL;
@@ -365,7 +368,7 @@ static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why,
 {
     edo_task *self = edo__task_current();
     if (!self)
-        return -EPERM;
+        return -EDO_ENOTASK;
     if (!(io->flags & EDO__IO_POLLABLE))
         return -EAGAIN;
     int rc = io_register(io);
@@ -377,6 +380,11 @@ static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why,
     if (atomic_load(&d->events) == seen && !atomic_load(&io->closing))
         rc = edo__park(why, deadline);
     edo__slot_disarm(&d->waiter, self);
+    /* What arrived in time wins: an edge that came before the deadline, with the task
+     * resuming only after it, is still tried (the caller's next wait, if the call would
+     * block after all, fails at once). */
+    if (rc == -ETIMEDOUT && atomic_load(&d->events) != seen)
+        rc = 0;
     if (rc == 0 && atomic_load(&io->closing))
         rc = -EBADF;
     return rc;
@@ -721,7 +729,7 @@ void edo__io_sel_disarm(edo_io *io, int what, edo_task *self)
 int edo_shutdown(edo_io *io)
 {
     if (!io)
-        return -EBADF;
+        return -EINVAL;
 #ifdef EDO_HAVE_URING
     if ((io->flags & EDO__IO_OPS) && edo__task_current()) {
         op_args a = { .fd = io->fd };
@@ -735,7 +743,7 @@ int edo_tcp_nodelay(edo_io *io, bool on)
 {
     int v = on;
     if (!io)
-        return -EBADF;
+        return -EINVAL;
     return setsockopt(io->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0 ? -errno : 0;
 }
 
@@ -818,7 +826,7 @@ int edo_local_addr(const edo_io *io, char *buf, size_t len)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (!io)
-        return -EBADF;
+        return -EINVAL;
     if (getsockname(io->fd, (struct sockaddr *)&ss, &sl) < 0)
         return -errno;
     return format_addr(&ss, buf, len);
@@ -829,7 +837,7 @@ int edo_peer_addr(const edo_io *io, char *buf, size_t len)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (!io)
-        return -EBADF;
+        return -EINVAL;
     if (getpeername(io->fd, (struct sockaddr *)&ss, &sl) < 0)
         return -errno;
     return format_addr(&ss, buf, len);
@@ -848,7 +856,7 @@ int edo_tcp_listen_with(edo_io **out, const char *addr, const edo_listen_opts *o
     if (rc < 0)
         return rc;
     if (!edo__task_current())
-        return -EPERM;
+        return -EDO_ENOTASK;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -963,7 +971,7 @@ int edo_tcp_connect(edo_io **out, const char *addr, int64_t timeout_ms)
     if (rc < 0)
         return rc;
     if (!edo__task_current())
-        return -EPERM;
+        return -EDO_ENOTASK;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;

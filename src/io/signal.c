@@ -108,7 +108,7 @@ static int take(const int *sigs, int nsig, sigset_t *want)
 {
     edo__worker *w = edo__worker_current();
     if (!w || !w->current)
-        return -EPERM;
+        return -EDO_ENOTASK;
     if (!sigs || nsig <= 0)
         return -EINVAL;
     edo_runtime *rt = w->rt;

@@ -519,7 +519,7 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
     edo__worker *w = edo__worker_current();
     edo_task *self = w ? w->current : NULL;
     if (!self)
-        return -EPERM;
+        return -EDO_ENOTASK;
     if (!final) {
         if (atomic_load_explicit(&self->aborted, memory_order_acquire))
             return -ECANCELED;
@@ -623,7 +623,7 @@ ssize_t edo__uring_read_lent(edo__uring_slot *slot, int fd, bool socket, edo_buf
 {
     edo__worker *w = edo__worker_current();
     if (!w || !w->current)
-        return -EPERM;
+        return -EDO_ENOTASK;
     edo__ring *r = w->driver_data; /* the ring the read goes to, and whose buffer it gets */
     edo_runtime *rt = w->rt;
     int rc = -ENOBUFS;

@@ -59,7 +59,10 @@ void edo_bcast_free(edo_bcast *b)
 
 int edo_bcast_subscribe(edo_bcast_rx **out, edo_bcast *b)
 {
-    if (!b || !out)
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!b)
         return -EINVAL;
     edo_bcast_rx *rx = malloc(sizeof *rx);
     *out = rx;
@@ -91,7 +94,7 @@ int edo_bcast_send(edo_bcast *b, const void *msg)
     edo__spin_lock(&b->lock);
     if (b->closed) {
         edo__spin_unlock(&b->lock);
-        return -EPIPE;
+        return -EDO_ECLOSED;
     }
     memcpy(b->ring + (b->tail % b->cap) * b->elem, msg, b->elem);
     b->tail++;
@@ -130,7 +133,7 @@ static int recv_locked(edo_bcast_rx *rx, void *msg, uint64_t *missed)
         rx->next++;
         return 0;
     }
-    return b->closed ? -EPIPE : -EAGAIN;
+    return b->closed ? -EDO_ECLOSED : -EAGAIN;
 }
 
 static void withdraw(void *obj, edo__waiter *w, edo__wakeups *wk)

@@ -183,16 +183,16 @@ static void fail_all(edo__waitq *q, int rc, edo__wakeups *wk)
 static void close_locked(edo_chan *ch, edo__wakeups *wk)
 {
     atomic_store_explicit(&ch->closed, true, memory_order_relaxed);
-    fail_all(&ch->sendq, -EPIPE, wk);
+    fail_all(&ch->sendq, -EDO_ECLOSED, wk);
     /* Receivers wait only while the channel is empty: all of them get "closed". */
-    fail_all(&ch->recvq, -EPIPE, wk);
+    fail_all(&ch->recvq, -EDO_ECLOSED, wk);
 }
 
 /* Under the lock: sends msg, or -EAGAIN if that needs a wait. */
 static int send_locked(edo_chan *ch, const void *msg, edo__wakeups *wk)
 {
     if (atomic_load_explicit(&ch->closed, memory_order_relaxed))
-        return -EPIPE;
+        return -EDO_ECLOSED;
     edo__waiter *r = edo__waitq_claim(&ch->recvq);
     if (r) {
         memcpy(r->buf, msg, ch->elem);
@@ -236,7 +236,7 @@ static int recv_locked(edo_chan *ch, void *out, edo__wakeups *wk)
         edo__complete(wk, s, 0);
         return 0;
     }
-    return atomic_load_explicit(&ch->closed, memory_order_relaxed) ? -EPIPE : -EAGAIN;
+    return atomic_load_explicit(&ch->closed, memory_order_relaxed) ? -EDO_ECLOSED : -EAGAIN;
 }
 
 static void withdraw_send(void *obj, edo__waiter *w, edo__wakeups *wk)

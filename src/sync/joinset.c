@@ -97,7 +97,7 @@ static void take_one(edo_joinset *js, edo__wakeups *wk)
         return;
     edo__waiter *w;
     while ((w = edo__waitq_claim(&js->waiters)))
-        edo__complete(wk, w, -ECHILD);
+        edo__complete(wk, w, -EDO_EEMPTY);
 }
 
 static void *member_main(void *arg)
@@ -183,7 +183,7 @@ static int deliver(member *m, void **result, uint64_t *id)
         *result = m->result;
     if (id)
         *id = m->id;
-    int rc = m->cancelled ? -ECANCELED : 0;
+    int rc = m->cancelled ? -EDO_EABORTED : 0;
     free(m);
     return rc;
 }
@@ -214,7 +214,7 @@ int edo_joinset_next(edo_joinset *js, void **result, uint64_t *id)
     }
     if (!atomic_load_explicit(&js->len, memory_order_relaxed)) {
         edo__spin_unlock(&js->lock);
-        return -ECHILD;
+        return -EDO_EEMPTY;
     }
     edo__waiter w;
     edo__waiter_init(&w);
@@ -222,7 +222,7 @@ int edo_joinset_next(edo_joinset *js, void **result, uint64_t *id)
     edo__spin_unlock(&js->lock);
     int rc = edo__wait(&w, &js->lock, EDO_WAIT_JOIN, withdraw, js);
     if (rc < 0)
-        return rc; /* the wait's own error, or -ECHILD: the set emptied meanwhile */
+        return rc; /* the wait's own error, or -EDO_EEMPTY: the set emptied meanwhile */
     return deliver(w.buf, result, id);
 }
 

@@ -115,6 +115,17 @@ static int io_what(const edo_case *c)
     return c->kind == EDO__CASE_READ ? EDO_READ : EDO_WRITE;
 }
 
+/* When a read or write case gives up: its io's timeout for that direction
+ * (edo_io_set_timeout), counted from the start of the select, as for a call. */
+static int64_t io_case_deadline(const edo_case *c, int64_t started)
+{
+    if (c->kind != EDO__CASE_READ && c->kind != EDO__CASE_WRITE)
+        return EDO_NEVER;
+    const edo_io *io = c->obj;
+    int64_t ms = (c->kind == EDO__CASE_READ ? io->rd : io->wr).timeout_ms;
+    return ms > 0 ? started + ms : EDO_NEVER;
+}
+
 /* The second pass for case i: EDO__SEL_* (DONE: claimed, outcome in w[i].rc). */
 static int arm_case(sel *s, int i, edo__wakeups *wk)
 {
@@ -175,7 +186,7 @@ static int arm_case(sel *s, int i, edo__wakeups *wk)
 }
 
 /* After a wake: claims the first case found ready among those only the task can see. */
-static void check_ready(sel *s)
+static void check_ready(sel *s, int64_t started)
 {
     for (int i = 0; i < s->n && atomic_load(&s->group.winner) < 0; i++) {
         edo_case *c = &s->c[i];
@@ -198,6 +209,8 @@ static void check_ready(sel *s)
         case EDO__CASE_WRITE: {
             /* Re-arms the slot if the edge that woke us emptied it. */
             int r = s->armed[i] ? edo__io_sel_ready(c->obj, io_what(c), s->self) : 0;
+            if (r == 0 && edo_now() >= io_case_deadline(c, started))
+                r = -ETIMEDOUT; /* the io's own timeout: this case's outcome */
             ready = r != 0;
             w->rc = r < 0 ? r : 0;
             break;
@@ -289,9 +302,10 @@ int edo_select(edo_case *cases, int n)
             return -EINVAL;
     edo_task *self = edo__task_current();
     if (!self)
-        return -EPERM;
+        return -EDO_ENOTASK;
 
     int start = (int)(next_random() % (uint32_t)n);
+    int64_t started = edo_now();
     edo__waiter wbuf[SEL_STACK];
     bool abuf[SEL_STACK];
     sel s = { .c = cases, .n = n, .self = self, .w = wbuf, .armed = abuf };
@@ -331,6 +345,9 @@ int edo_select(edo_case *cases, int n)
             int i = (start + k) % n;
             if (cases[i].kind == EDO__CASE_TIMER && cases[i].deadline < deadline)
                 deadline = cases[i].deadline;
+            int64_t io_dl = io_case_deadline(&cases[i], started);
+            if (io_dl < deadline)
+                deadline = io_dl;
             edo__wakeups wk = { NULL };
             int res = arm_case(&s, i, &wk);
             edo__wakeups_run(&wk);
@@ -342,7 +359,7 @@ int edo_select(edo_case *cases, int n)
         int err = 0;
         while (!retry && atomic_load_explicit(&s.group.winner, memory_order_acquire) < 0) {
             int rc = edo__park(EDO_WAIT_SELECT, deadline);
-            check_ready(&s);
+            check_ready(&s, started);
             if (rc < 0 && !claim_self(&s, n)) /* n: given up; fails if a case won */
                 break;
             if (rc < 0)

@@ -62,13 +62,13 @@ int edo_sem_new(edo_sem **s, uint64_t permits)
 }
 
 /* Without waiting and without the spinlock: 0, -EAGAIN (too few permits, or others
- * wait), or -EPIPE. */
+ * wait), or -EDO_ECLOSED. */
 static int try_take(edo_sem *sem, uint64_t n)
 {
     uint64_t s = atomic_load_explicit(&sem->state, memory_order_relaxed);
     for (;;) {
         if (s & CLOSED)
-            return -EPIPE;
+            return -EDO_ECLOSED;
         if ((s & WAITERS) || permits_of(s) < n)
             return -EAGAIN;
         if (atomic_compare_exchange_weak_explicit(&sem->state, &s, s - (n << SHIFT),
@@ -116,7 +116,7 @@ int edo_sem_acquire(edo_sem *sem, uint64_t n)
     for (;;) {
         if (s & CLOSED) {
             edo__spin_unlock(&sem->lock);
-            return -EPIPE;
+            return -EDO_ECLOSED;
         }
         if (s & WAITERS)
             break; /* behind the others, whatever is free */
@@ -182,7 +182,7 @@ void edo_sem_close(edo_sem *sem)
     edo__spin_lock(&sem->lock);
     edo__waiter *w;
     while ((w = edo__waitq_claim(&sem->q)))
-        edo__complete(&wk, w, -EPIPE);
+        edo__complete(&wk, w, -EDO_ECLOSED);
     /* Set CLOSED before clearing WAITERS: a fast acquire must never see neither. */
     atomic_fetch_or_explicit(&sem->state, CLOSED, memory_order_relaxed);
     atomic_fetch_and_explicit(&sem->state, ~(uint64_t)WAITERS, memory_order_release);

@@ -50,7 +50,7 @@ int edo_watch_send(edo_watch *w, const void *val)
     edo__spin_lock(&w->lock);
     if (w->closed) {
         edo__spin_unlock(&w->lock);
-        return -EPIPE;
+        return -EDO_ECLOSED;
     }
     memcpy(w->val, val, w->elem);
     w->version++;
@@ -93,7 +93,7 @@ static int recv_locked(edo_watch *w, void *val, uint64_t *seen)
         *seen = w->version;
         return 0;
     }
-    return w->closed ? -EPIPE : -EAGAIN;
+    return w->closed ? -EDO_ECLOSED : -EAGAIN;
 }
 
 int edo__watch_try_recv(edo_watch *w, void *val, uint64_t *seen)
