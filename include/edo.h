@@ -60,9 +60,7 @@ extern "C" {
 /* The library is built with hidden visibility; what this header declares is its ABI. */
 #pragma GCC visibility push(default)
 
-#define EDO_VERSION_MAJOR 0
-#define EDO_VERSION_MINOR 4
-#define EDO_VERSION_PATCH 0
+#include "edo/version.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Errors                                                                                   */
