@@ -498,10 +498,7 @@ static void *deadline_root(void *unused)
     return NULL;
 }
 
-static void case_read_deadline_then_data(void)
-{
-    test_run_fds_closed(deadline_root, NULL);
-}
+static const test_root case_read_deadline_then_data = { .fn = deadline_root, .fds_closed = true };
 
 /* The same when the peer's bytes race with the deadline: each read returns data or
  * -ETIMEDOUT, and over the whole run the bytes read are exactly the bytes sent. */
@@ -580,10 +577,7 @@ static void *race_root(void *unused)
     return NULL;
 }
 
-static void case_read_deadline_racing_data(void)
-{
-    test_run_fds_closed(race_root, NULL);
-}
+static const test_root case_read_deadline_racing_data = { .fn = race_root, .fds_closed = true };
 
 /* Abort instead of a deadline: an aborted task calls nothing that suspends any more, so
  * it only frees its buffer and takes a new block; another task reads what comes next. */
@@ -694,10 +688,7 @@ static void *abort_root(void *unused)
     return NULL;
 }
 
-static void case_read_abort_then_data(void)
-{
-    test_run_fds_closed(abort_root, NULL);
-}
+static const test_root case_read_abort_then_data = { .fn = abort_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Abort of a task parked in accept, connect and write                                      */
@@ -842,20 +833,11 @@ static void *abort_write_root(void *unused)
     return NULL;
 }
 
-static void case_abort_accept(void)
-{
-    test_run_fds_closed(abort_accept_root, NULL);
-}
+static const test_root case_abort_accept = { .fn = abort_accept_root, .fds_closed = true };
 
-static void case_abort_connect(void)
-{
-    test_run_fds_closed(abort_connect_root, NULL);
-}
+static const test_root case_abort_connect = { .fn = abort_connect_root, .fds_closed = true };
 
-static void case_abort_write(void)
-{
-    test_run_fds_closed(abort_write_root, NULL);
-}
+static const test_root case_abort_write = { .fn = abort_write_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Accepts that give up while clients arrive                                                */
@@ -933,10 +915,7 @@ static void *accept_deadline_root(void *unused)
     return NULL;
 }
 
-static void case_accept_deadline(void)
-{
-    test_run_fds_closed(accept_deadline_root, NULL);
-}
+static const test_root case_accept_deadline = { .fn = accept_deadline_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Shutting a runtime down while its tasks wait in calls                                    */
@@ -1105,10 +1084,7 @@ static void *write_deadline_root(void *unused)
     return NULL;
 }
 
-static void case_write_deadline(void)
-{
-    test_run_fds_closed(write_deadline_root, NULL);
-}
+static const test_root case_write_deadline = { .fn = write_deadline_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* edo_close while a read is in flight                                                      */
@@ -1196,10 +1172,7 @@ static void *close_by_task_root(void *unused)
     return NULL;
 }
 
-static void case_close_by_task(void)
-{
-    test_run_fds_closed(close_by_task_root, NULL);
-}
+static const test_root case_close_by_task = { .fn = close_by_task_root, .fds_closed = true };
 
 typedef struct outside_closer {
     edo_io *io;
@@ -1250,10 +1223,7 @@ static void *close_by_thread_root(void *unused)
     return NULL;
 }
 
-static void case_close_by_thread(void)
-{
-    test_run_fds_closed(close_by_thread_root, NULL);
-}
+static const test_root case_close_by_thread = { .fn = close_by_thread_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* A worker stuck in one task while a call of another task waits on it                     */
@@ -1682,10 +1652,7 @@ static void *big_root(void *unused)
     return NULL;
 }
 
-static void case_write_all_slow_reader(void)
-{
-    test_run_fds_closed(big_root, NULL);
-}
+static const test_root case_write_all_slow_reader = { .fn = big_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Pipes and regular files through edo_io_wrap                                              */
@@ -1861,10 +1828,7 @@ static void *file_root(void *unused)
     return NULL;
 }
 
-static void case_regular_file(void)
-{
-    test_run_fds_closed(file_root, NULL);
-}
+static const test_root case_regular_file = { .fn = file_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -1925,10 +1889,7 @@ static void *many_ready_root(void *unused)
     return NULL;
 }
 
-static void case_many_ready_waits(void)
-{
-    test_run_fds_closed(many_ready_root, NULL);
-}
+static const test_root case_many_ready_waits = { .fn = many_ready_root, .fds_closed = true };
 
 static const test_case cases[] = {
     TEST_CASE_ONCE(case_names),

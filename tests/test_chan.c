@@ -44,10 +44,7 @@ static void *basic_root(void *unused)
     return NULL;
 }
 
-static void case_chan_basic(void)
-{
-    test_run(basic_root, NULL);
-}
+static const test_root case_chan_basic = { .fn = basic_root };
 
 static void *close_root(void *unused)
 {
@@ -71,10 +68,7 @@ static void *close_root(void *unused)
     return NULL;
 }
 
-static void case_chan_close_drains(void)
-{
-    test_run(close_root, NULL);
-}
+static const test_root case_chan_close_drains = { .fn = close_root };
 
 typedef struct prod {
     edo_chan *ch;
@@ -140,10 +134,7 @@ static void *mpsc_root(void *unused)
     return NULL;
 }
 
-static void case_chan_mpsc_order(void)
-{
-    test_run(mpsc_root, NULL);
-}
+static const test_root case_chan_mpsc_order = { .fn = mpsc_root };
 
 /* Several receivers too: each message goes to exactly one. */
 typedef struct mpmc {
@@ -227,10 +218,7 @@ static void *unbounded_root(void *unused)
     return NULL;
 }
 
-static void case_chan_unbounded(void)
-{
-    test_run(unbounded_root, NULL);
-}
+static const test_root case_chan_unbounded = { .fn = unbounded_root };
 
 static void *rendezvous_sender(void *arg)
 {
@@ -257,10 +245,7 @@ static void *rendezvous_root(void *unused)
     return NULL;
 }
 
-static void case_chan_rendezvous(void)
-{
-    test_run(rendezvous_root, NULL);
-}
+static const test_root case_chan_rendezvous = { .fn = rendezvous_root };
 
 static void *oneshot_recv(void *arg)
 {
@@ -307,10 +292,7 @@ static void *oneshot_root(void *unused)
     return NULL;
 }
 
-static void case_chan_oneshot(void)
-{
-    test_run(oneshot_root, NULL);
-}
+static const test_root case_chan_oneshot = { .fn = oneshot_root };
 
 static void *blocked_send(void *arg)
 {
@@ -364,10 +346,7 @@ static void *close_wakes_root(void *unused)
     return NULL;
 }
 
-static void case_chan_close_wakes(void)
-{
-    test_run(close_wakes_root, NULL);
-}
+static const test_root case_chan_close_wakes = { .fn = close_wakes_root };
 
 /* A wait cut short leaves nothing behind: a later message lands in the channel, not in
  * the buffer of a receiver that has gone; a sender that gave up never delivers. */
@@ -430,10 +409,7 @@ static void *withdraw_root(void *unused)
     return NULL;
 }
 
-static void case_chan_withdraw(void)
-{
-    test_run(withdraw_root, NULL);
-}
+static const test_root case_chan_withdraw = { .fn = withdraw_root };
 
 /* Receivers with tiny timeouts race a sender: every message reported sent is received
  * exactly once (by a receive that returned 0, or by the final drain). */
@@ -542,10 +518,7 @@ static void *foreign_root(void *unused)
     return NULL;
 }
 
-static void case_chan_foreign_threads(void)
-{
-    test_run(foreign_root, NULL);
-}
+static const test_root case_chan_foreign_threads = { .fn = foreign_root };
 
 /* ---- broadcast ----------------------------------------------------------------------- */
 
@@ -637,10 +610,7 @@ static void *bcast_root(void *unused)
     return NULL;
 }
 
-static void case_bcast(void)
-{
-    test_run(bcast_root, NULL);
-}
+static const test_root case_bcast = { .fn = bcast_root };
 
 /* ---- watch --------------------------------------------------------------------------- */
 
@@ -713,10 +683,7 @@ static void *watch_root(void *unused)
     return NULL;
 }
 
-static void case_watch(void)
-{
-    test_run(watch_root, NULL);
-}
+static const test_root case_watch = { .fn = watch_root };
 
 /* ---- notify -------------------------------------------------------------------------- */
 
@@ -783,10 +750,7 @@ static void *notify_root(void *unused)
     return NULL;
 }
 
-static void case_notify(void)
-{
-    test_run(notify_root, NULL);
-}
+static const test_root case_notify = { .fn = notify_root };
 
 /* A condition guarded by notify: producers bump a counter and notify_one, consumers take
  * from it; with wait_since no wake-up can be lost, or the consumers would hang. */
@@ -847,10 +811,7 @@ static void *nq_root(void *unused)
     return NULL;
 }
 
-static void case_notify_no_lost_wakeup(void)
-{
-    test_run(nq_root, NULL);
-}
+static const test_root case_notify_no_lost_wakeup = { .fn = nq_root };
 
 static const test_case cases[] = {
     TEST_CASE(case_chan_basic),

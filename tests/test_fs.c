@@ -1617,10 +1617,7 @@ static void *pipe_root(void *unused)
     return NULL;
 }
 
-static void case_pipe_short_read(void)
-{
-    test_run(pipe_root, NULL);
-}
+static const test_root case_pipe_short_read = { .fn = pipe_root };
 
 static const test_case cases[] = {
     TEST_CASE(case_outside_task),

@@ -209,10 +209,7 @@ static void *mutex_exclusion_root(void *unused)
     return NULL;
 }
 
-static void case_mutex_exclusion(void)
-{
-    test_run(mutex_exclusion_root, NULL);
-}
+static const test_root case_mutex_exclusion = { .fn = mutex_exclusion_root };
 
 typedef struct fifo {
     edo_mutex *m;
@@ -287,10 +284,7 @@ static void *mutex_fifo_root(void *unused)
     return NULL;
 }
 
-static void case_mutex_fifo(void)
-{
-    test_run(mutex_fifo_root, NULL);
-}
+static const test_root case_mutex_fifo = { .fn = mutex_fifo_root };
 
 static void *try_lock_thread(void *arg)
 {
@@ -323,10 +317,7 @@ static void *mutex_try_lock_root(void *unused)
     return NULL;
 }
 
-static void case_mutex_try_lock(void)
-{
-    test_run(mutex_try_lock_root, NULL);
-}
+static const test_root case_mutex_try_lock = { .fn = mutex_try_lock_root };
 
 typedef struct timed_arg {
     edo_mutex *m;
@@ -414,10 +405,7 @@ static void *mutex_timeout_root(void *unused)
     return NULL;
 }
 
-static void case_mutex_timeout(void)
-{
-    test_run(mutex_timeout_root, NULL);
-}
+static const test_root case_mutex_timeout = { .fn = mutex_timeout_root };
 
 /* A waiter whose deadline comes at about the moment the holder unlocks: either it got the
  * mutex (0: it holds it, even though its deadline passed) or not (-ETIMEDOUT: it holds
@@ -471,10 +459,7 @@ static void *mutex_timeout_race_root(void *unused)
     return NULL;
 }
 
-static void case_mutex_timeout_race(void)
-{
-    test_run(mutex_timeout_race_root, NULL);
-}
+static const test_root case_mutex_timeout_race = { .fn = mutex_timeout_race_root };
 
 static void *mutex_abort_root(void *unused)
 {
@@ -532,10 +517,7 @@ static void *mutex_abort_root(void *unused)
     return NULL;
 }
 
-static void case_mutex_abort(void)
-{
-    test_run(mutex_abort_root, NULL);
-}
+static const test_root case_mutex_abort = { .fn = mutex_abort_root };
 
 static void *excl_thread(void *arg)
 {
@@ -581,10 +563,7 @@ static void *mutex_threads_root(void *unused)
     return NULL;
 }
 
-static void case_mutex_threads(void)
-{
-    test_run(mutex_threads_root, NULL);
-}
+static const test_root case_mutex_threads = { .fn = mutex_threads_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Read-write lock                                                                          */
@@ -634,10 +613,7 @@ static void *rw_shared_root(void *unused)
     return NULL;
 }
 
-static void case_rw_shared(void)
-{
-    test_run(rw_shared_root, NULL);
-}
+static const test_root case_rw_shared = { .fn = rw_shared_root };
 
 typedef struct rw_arg {
     rw *s;
@@ -700,10 +676,7 @@ static void *rw_exclusive_root(void *unused)
     return NULL;
 }
 
-static void case_rw_exclusive(void)
-{
-    test_run(rw_exclusive_root, NULL);
-}
+static const test_root case_rw_exclusive = { .fn = rw_exclusive_root };
 
 /* Takes the lock as a reader or a writer (timeout a->ms), logs its id with the number of
  * readers and writers inside (id * 100 + readers * 10 + writers, itself included), holds
@@ -796,10 +769,7 @@ static void *rw_order_root(void *unused)
     return NULL;
 }
 
-static void case_rw_order(void)
-{
-    test_run(rw_order_root, NULL);
-}
+static const test_root case_rw_order = { .fn = rw_order_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Semaphore                                                                                */
@@ -912,10 +882,7 @@ static void *sem_fair_root(void *unused)
     return NULL;
 }
 
-static void case_sem_fair(void)
-{
-    test_run(sem_fair_root, NULL);
-}
+static const test_root case_sem_fair = { .fn = sem_fair_root };
 
 static void *sem_close_root(void *unused)
 {
@@ -949,10 +916,7 @@ static void *sem_close_root(void *unused)
     return NULL;
 }
 
-static void case_sem_close(void)
-{
-    test_run(sem_close_root, NULL);
-}
+static const test_root case_sem_close = { .fn = sem_close_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Barrier                                                                                  */
@@ -1010,10 +974,7 @@ static void *bar_rounds_root(void *unused)
     return NULL;
 }
 
-static void case_bar_rounds(void)
-{
-    test_run(bar_rounds_root, NULL);
-}
+static const test_root case_bar_rounds = { .fn = bar_rounds_root };
 
 typedef struct bar_arg {
     edo_barrier *b;
@@ -1059,10 +1020,7 @@ static void *bar_leave_root(void *unused)
     return NULL;
 }
 
-static void case_bar_leave(void)
-{
-    test_run(bar_leave_root, NULL);
-}
+static const test_root case_bar_leave = { .fn = bar_leave_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Threads outside the runtime                                                              */
@@ -1144,10 +1102,7 @@ static void *foreign_root(void *unused)
     return NULL;
 }
 
-static void case_foreign(void)
-{
-    test_run(foreign_root, NULL);
-}
+static const test_root case_foreign = { .fn = foreign_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Stress: timeouts and aborts racing unlocks and releases, threads outside the runtime too */
@@ -1352,10 +1307,7 @@ static void *stress_root(void *unused)
     return NULL;
 }
 
-static void case_stress(void)
-{
-    test_run(stress_root, NULL);
-}
+static const test_root case_stress = { .fn = stress_root };
 
 static const test_case cases[] = {
     TEST_CASE(case_mutex_exclusion),

@@ -267,10 +267,7 @@ static void *fits_root(void *arg)
     return NULL;
 }
 
-static void case_deep_but_bounded(void)
-{
-    test_run(fits_root, NULL);
-}
+static const test_root case_deep_but_bounded = { .fn = fits_root };
 
 static const test_case cases[] = {
     TEST_CASE(case_deep_but_bounded),       TEST_CASE(case_overflow_named),

@@ -265,10 +265,7 @@ static void *addr_root(void *unused)
     return NULL;
 }
 
-static void case_addresses(void)
-{
-    test_run_fds_closed(addr_root, NULL);
-}
+static const test_root case_addresses = { .fn = addr_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -435,10 +432,7 @@ static void *bad_addr_root(void *unused)
     return NULL;
 }
 
-static void case_bad_addresses(void)
-{
-    test_run_fds_closed(bad_addr_root, NULL);
-}
+static const test_root case_bad_addresses = { .fn = bad_addr_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -456,10 +450,7 @@ static void *refused_root(void *unused)
     return NULL;
 }
 
-static void case_connect_refused(void)
-{
-    test_run_fds_closed(refused_root, NULL);
-}
+static const test_root case_connect_refused = { .fn = refused_root, .fds_closed = true };
 
 static void *connect_timeout_root(void *unused)
 {
@@ -493,10 +484,7 @@ static void *connect_timeout_root(void *unused)
     return NULL;
 }
 
-static void case_connect_timeout(void)
-{
-    test_run_fds_closed(connect_timeout_root, NULL);
-}
+static const test_root case_connect_timeout = { .fn = connect_timeout_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -569,10 +557,7 @@ static void *writev_root(void *unused)
     return NULL;
 }
 
-static void case_writev(void)
-{
-    test_run(writev_root, NULL);
-}
+static const test_root case_writev = { .fn = writev_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -614,10 +599,7 @@ static void *shutdown_root(void *unused)
     return NULL;
 }
 
-static void case_shutdown_eof(void)
-{
-    test_run(shutdown_root, NULL);
-}
+static const test_root case_shutdown_eof = { .fn = shutdown_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -636,10 +618,7 @@ static void *nodelay_root(void *unused)
     return NULL;
 }
 
-static void case_nodelay(void)
-{
-    test_run(nodelay_root, NULL);
-}
+static const test_root case_nodelay = { .fn = nodelay_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -713,10 +692,7 @@ static void *reuseport_root(void *unused)
     return NULL;
 }
 
-static void case_reuseport(void)
-{
-    test_run_fds_closed(reuseport_root, NULL);
-}
+static const test_root case_reuseport = { .fn = reuseport_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -761,10 +737,7 @@ static void *close_wakes_root(void *unused)
     return NULL;
 }
 
-static void case_close_wakes_parked(void)
-{
-    test_run_fds_closed(close_wakes_root, NULL);
-}
+static const test_root case_close_wakes_parked = { .fn = close_wakes_root, .fds_closed = true };
 
 /* edo_close from outside the runtime, while a task is parked on the io: it cannot wait, so
  * the parked task, woken with -EBADF, is the one that frees it (ASan checks the order). */
@@ -850,10 +823,7 @@ static void *io_wait_root(void *unused)
     return NULL;
 }
 
-static void case_io_wait(void)
-{
-    test_run(io_wait_root, NULL);
-}
+static const test_root case_io_wait = { .fn = io_wait_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -885,10 +855,7 @@ static void *file_root(void *unused)
     return NULL;
 }
 
-static void case_io_wrap(void)
-{
-    test_run_fds_closed(file_root, NULL);
-}
+static const test_root case_io_wrap = { .fn = file_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 

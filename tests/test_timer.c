@@ -88,10 +88,7 @@ static void *many_sleepers_root(void *unused)
     return NULL;
 }
 
-static void case_many_sleepers(void)
-{
-    run_paused(many_sleepers_root, NULL);
-}
+static const test_root case_many_sleepers = { .fn = many_sleepers_root, .paused = true };
 
 /* On the real clock, across workers' wheels: never early, and not far late, measured from
  * each sleeper's own start. (The order is the paused clock's to check: on a machine that
@@ -106,10 +103,7 @@ static void *real_sleepers_root(void *unused)
     return NULL;
 }
 
-static void case_many_sleepers_real(void)
-{
-    test_run(real_sleepers_root, NULL);
-}
+static const test_root case_many_sleepers_real = { .fn = real_sleepers_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -159,10 +153,7 @@ static void *sleep_until_root(void *unused)
     return NULL;
 }
 
-static void case_sleep_until(void)
-{
-    run_paused(sleep_until_root, NULL);
-}
+static const test_root case_sleep_until = { .fn = sleep_until_root, .paused = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -198,10 +189,7 @@ static void *sleep_zero_root(void *unused)
     return NULL;
 }
 
-static void case_sleep_zero_negative(void)
-{
-    run_paused(sleep_zero_root, NULL);
-}
+static const test_root case_sleep_zero_negative = { .fn = sleep_zero_root, .paused = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -277,10 +265,7 @@ static void *wheel_levels_root(void *unused)
     return NULL;
 }
 
-static void case_wheel_levels(void)
-{
-    run_paused(wheel_levels_root, NULL);
-}
+static const test_root case_wheel_levels = { .fn = wheel_levels_root, .paused = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -483,10 +468,8 @@ static void *ghost_same_task_root(void *unused)
     return NULL;
 }
 
-static void case_cancelled_timer_same_task(void)
-{
-    run_paused(ghost_same_task_root, NULL);
-}
+static const test_root case_cancelled_timer_same_task = { .fn = ghost_same_task_root,
+                                                          .paused = true };
 
 enum { GHOST_MS = 150 };
 
@@ -544,10 +527,8 @@ static void *ghost_reuse_root(void *unused)
     return NULL;
 }
 
-static void case_cancelled_timer_reused_task(void)
-{
-    run_paused(ghost_reuse_root, NULL);
-}
+static const test_root case_cancelled_timer_reused_task = { .fn = ghost_reuse_root,
+                                                            .paused = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -618,10 +599,7 @@ static void *under_load_root(void *unused)
     return NULL;
 }
 
-static void case_timers_under_load(void)
-{
-    test_run(under_load_root, NULL);
-}
+static const test_root case_timers_under_load = { .fn = under_load_root };
 
 /* ---------------------------------------------------------------------------------------- */
 

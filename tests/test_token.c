@@ -140,10 +140,7 @@ static void *tree_root(void *unused)
     return NULL;
 }
 
-static void case_token_tree(void)
-{
-    test_run(tree_root, NULL);
-}
+static const test_root case_token_tree = { .fn = tree_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Many waiters on one token, on a chain of tokens                                          */
@@ -182,10 +179,7 @@ static void *many_waiters_root(void *unused)
     return NULL;
 }
 
-static void case_token_many_waiters(void)
-{
-    test_run(many_waiters_root, NULL);
-}
+static const test_root case_token_many_waiters = { .fn = many_waiters_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Cancel from a thread outside the runtime                                                 */
@@ -256,10 +250,7 @@ static void *foreign_root(void *unused)
     return NULL;
 }
 
-static void case_token_foreign_cancel(void)
-{
-    test_run(foreign_root, NULL);
-}
+static const test_root case_token_foreign_cancel = { .fn = foreign_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Cancels racing waits, timeouts and each other                                            */
@@ -383,10 +374,7 @@ static void *race_root(void *unused)
     return NULL;
 }
 
-static void case_token_cancel_races_waits(void)
-{
-    test_run(race_root, NULL);
-}
+static const test_root case_token_cancel_races_waits = { .fn = race_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Freeing tokens that have live children                                                   */
@@ -504,10 +492,7 @@ static void *free_children_root(void *unused)
     return NULL;
 }
 
-static void case_token_free_with_children(void)
-{
-    test_run(free_children_root, NULL);
-}
+static const test_root case_token_free_with_children = { .fn = free_children_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Deep and wide trees: cancel and free must not recurse                                    */
@@ -569,10 +554,7 @@ static void *deep_root(void *unused)
     return NULL;
 }
 
-static void case_token_deep_tree(void)
-{
-    test_run(deep_root, NULL);
-}
+static const test_root case_token_deep_tree = { .fn = deep_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Waiters that gave up leave nothing behind                                                */
@@ -649,10 +631,7 @@ static void *leave_nothing_root(void *unused)
     return NULL;
 }
 
-static void case_token_waiters_leave_nothing(void)
-{
-    test_run(leave_nothing_root, NULL);
-}
+static const test_root case_token_waiters_leave_nothing = { .fn = leave_nothing_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tokens in edo_select                                                                     */
@@ -798,10 +777,7 @@ static void *select_root(void *unused)
     return NULL;
 }
 
-static void case_token_select(void)
-{
-    test_run(select_root, NULL);
-}
+static const test_root case_token_select = { .fn = select_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: finish order                                                                  */
@@ -944,10 +920,7 @@ static void *order_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_finish_order(void)
-{
-    test_run(order_root, NULL);
-}
+static const test_root case_joinset_finish_order = { .fn = order_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: empty, length, several tasks in next                                          */
@@ -1016,10 +989,7 @@ static void *empty_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_empty(void)
-{
-    test_run(empty_root, NULL);
-}
+static const test_root case_joinset_empty = { .fn = empty_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: abort_all                                                                     */
@@ -1082,10 +1052,7 @@ static void *abort_all_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_abort_all(void)
-{
-    test_run(abort_all_root, NULL);
-}
+static const test_root case_joinset_abort_all = { .fn = abort_all_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: free with tasks still running                                                 */
@@ -1171,10 +1138,7 @@ static void *free_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_free_running(void)
-{
-    test_run(free_root, NULL);
-}
+static const test_root case_joinset_free_running = { .fn = free_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: many tasks across workers                                                     */
@@ -1271,10 +1235,7 @@ static void *many_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_many(void)
-{
-    test_run(many_root, NULL);
-}
+static const test_root case_joinset_many = { .fn = many_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: next with a deadline, next aborted                                            */
@@ -1327,10 +1288,7 @@ static void *next_deadline_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_next_deadline(void)
-{
-    run_paused(next_deadline_root, NULL);
-}
+static const test_root case_joinset_next_deadline = { .fn = next_deadline_root, .paused = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Deadline scopes                                                                          */
@@ -1389,10 +1347,7 @@ static void *nested_root(void *unused)
     return NULL;
 }
 
-static void case_deadline_nested(void)
-{
-    run_paused(nested_root, NULL);
-}
+static const test_root case_deadline_nested = { .fn = nested_root, .paused = true };
 
 static void *inner_longer_root(void *unused)
 {
@@ -1506,10 +1461,7 @@ static void *scope_calls_root(void *unused)
     return NULL;
 }
 
-static void case_deadline_scope_calls(void)
-{
-    run_paused(scope_calls_root, NULL);
-}
+static const test_root case_deadline_scope_calls = { .fn = scope_calls_root, .paused = true };
 
 static const test_case cases[] = {
     TEST_CASE(case_token_tree),

@@ -129,10 +129,7 @@ static void *wake_before_park_root(void *unused)
     return NULL;
 }
 
-static void case_wake_before_park(void)
-{
-    test_run(wake_before_park_root, NULL);
-}
+static const test_root case_wake_before_park = { .fn = wake_before_park_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Wake during park: a foreign thread aborts the task at a random moment of a tight loop of */
@@ -317,10 +314,7 @@ static void *abort_race_root(void *unused)
     return NULL;
 }
 
-static void case_abort_race(void)
-{
-    test_run(abort_race_root, NULL);
-}
+static const test_root case_abort_race = { .fn = abort_race_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Spawn storms from foreign threads while the runtime thread idles and wakes.              */
@@ -518,10 +512,7 @@ static void *timer_vs_wake_root(void *unused)
     return NULL;
 }
 
-static void case_timer_vs_wake(void)
-{
-    test_run(timer_vs_wake_root, NULL);
-}
+static const test_root case_timer_vs_wake = { .fn = timer_vs_wake_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Two runtimes on two threads ping-pong over a socketpair: each wake crosses threads.      */
