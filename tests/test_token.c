@@ -34,6 +34,38 @@ static void join_expect(edo_task *t, intptr_t want)
     CHECK_EQ(INT(res), want);
 }
 
+/* Joins a task aborted in its wait: the join says so, and the wait returned -ECANCELED. */
+static void join_cancelled(edo_task *t)
+{
+    void *res = VAL(-12345);
+    CHECK_ERR(edo_join(t, &res), -ECANCELED);
+    CHECK_EQ(INT(res), -ECANCELED);
+}
+
+/* Aborts the odd ones of ts[0..n) once each is parked on why, then joins them all: the
+ * odd ones were cancelled, the even ones (which gave up by themselves) returned even_rc. */
+static void abort_odd_join_all(edo_task **ts, int n, edo_wait_reason why, intptr_t even_rc)
+{
+    for (int i = 1; i < n; i += 2) {
+        test_wait_parked(ts[i], why);
+        edo_abort(ts[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        if (i & 1)
+            join_cancelled(ts[i]);
+        else
+            join_expect(ts[i], even_rc);
+    }
+}
+
+/* A chain of three tokens: root, its child mid, and mid's child leaf. */
+static void token_chain(edo_token **root, edo_token **mid, edo_token **leaf)
+{
+    CHECK_OK(edo_token_new(root, NULL));
+    CHECK_OK(edo_token_new(mid, *root));
+    CHECK_OK(edo_token_new(leaf, *mid));
+}
+
 /* Whether a task with this id is still alive (listed). A task of a join set leaves the
  * list only after it has reported to its set. */
 static int match_id(const edo_task_info *info, void *arg)
@@ -208,9 +240,7 @@ static void *foreign_root(void *unused)
 {
     /* Waiters parked on every level, then the thread cancels the root. */
     edo_token *root, *mid, *leaf;
-    CHECK_OK(edo_token_new(&root, NULL));
-    CHECK_OK(edo_token_new(&mid, root));
-    CHECK_OK(edo_token_new(&leaf, mid));
+    token_chain(&root, &mid, &leaf);
     edo_token *toks[3] = { root, mid, leaf };
     enum { N = 30 };
     edo_task *ts[N];
@@ -422,9 +452,7 @@ static void *free_children_root(void *unused)
     /* The middle of a chain freed: the leaf still hears the root's cancel, and a task
      * waiting on it wakes. */
     edo_token *root, *mid, *leaf;
-    CHECK_OK(edo_token_new(&root, NULL));
-    CHECK_OK(edo_token_new(&mid, root));
-    CHECK_OK(edo_token_new(&leaf, mid));
+    token_chain(&root, &mid, &leaf);
     edo_token_free(mid);
     edo_task *t;
     CHECK_OK(edo_spawn(&t, token_waiter, leaf));
@@ -594,27 +622,11 @@ static void *leave_nothing_root(void *unused)
     /* Half time out, half are aborted while they wait. */
     for (int i = 0; i < n; i++)
         CHECK_OK(edo_spawn(&ts[i], i & 1 ? token_waiter : timed_waiter, tok));
-    for (int i = 1; i < n; i += 2) {
-        test_wait_parked(ts[i], EDO_WAIT_NOTIFY);
-        edo_abort(ts[i]);
-    }
-    for (int i = 0; i < n; i++) {
-        void *res;
-        int rc = edo_join(ts[i], &res);
-        if (i & 1) {
-            CHECK_ERR(rc, -ECANCELED);
-            CHECK_EQ(INT(res), -ECANCELED);
-        } else {
-            CHECK_EQ(rc, 0);
-            CHECK_EQ(INT(res), -ETIMEDOUT);
-        }
-    }
+    abort_odd_join_all(ts, n, EDO_WAIT_NOTIFY, -ETIMEDOUT);
     /* An aborted task does not even start to wait. */
     CHECK_OK(edo_spawn(&ts[0], token_waiter, tok));
     edo_abort(ts[0]);
-    void *res;
-    CHECK_ERR(edo_join(ts[0], &res), -ECANCELED);
-    CHECK_EQ(INT(res), -ECANCELED);
+    join_cancelled(ts[0]);
 
     /* New waiters on the reused stacks: the cancel finds them and only them. */
     edo_spawn_opts big = { .stack_size = PATTERN_BYTES + 32768 };
@@ -717,21 +729,7 @@ static void *select_root(void *unused)
         js[i] = (sel_job){ tok, ch, i & 1 ? 60000 : (int64_t)(i % 5) };
         CHECK_OK(edo_spawn(&ts[i], select_task, &js[i]));
     }
-    for (int i = 1; i < n; i += 2) {
-        test_wait_parked(ts[i], EDO_WAIT_SELECT);
-        edo_abort(ts[i]);
-    }
-    for (int i = 0; i < n; i++) {
-        void *res;
-        int rc = edo_join(ts[i], &res);
-        if (i & 1) {
-            CHECK_ERR(rc, -ECANCELED);
-            CHECK_EQ(INT(res), -ECANCELED);
-        } else {
-            CHECK_EQ(rc, 0);
-            CHECK_EQ(INT(res), 2);
-        }
-    }
+    abort_odd_join_all(ts, n, EDO_WAIT_SELECT, 2);
     for (int i = 0; i < n; i++)
         CHECK_OK(edo_spawn(&ts[i], pattern_waiter, tok));
     for (int i = 0; i < n; i++)
@@ -1425,9 +1423,7 @@ static void *scope_calls_root(void *unused)
     check_timed_out(t0, 40);
     edo_deadline_end(scope);
     edo_abort(t);
-    void *res;
-    CHECK_ERR(edo_join(t, &res), -ECANCELED);
-    CHECK_EQ(INT(res), -ECANCELED);
+    join_cancelled(t);
 
     /* A sleep, a token and a channel. */
     t0 = edo_now();
