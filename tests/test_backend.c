@@ -43,6 +43,23 @@ static void fatal_sigpipe(int sig)
     abort();
 }
 
+/* test_run_fds_closed(root) with a SIGPIPE delivered to the process made fatal; then, if
+ * check_pending, a check that none is left pending on this thread either (it would be
+ * delivered once the old action is back). */
+static void run_sigpipe_fatal(void *(*root)(void *), bool check_pending)
+{
+    struct sigaction dfl = { .sa_handler = fatal_sigpipe }, old;
+    sigemptyset(&dfl.sa_mask);
+    CHECK_SYS(sigaction(SIGPIPE, &dfl, &old));
+    test_run_fds_closed(root, NULL);
+    if (check_pending) {
+        sigset_t pending;
+        CHECK_SYS(sigpending(&pending));
+        CHECK_MSG(!sigismember(&pending, SIGPIPE), "a SIGPIPE is pending");
+    }
+    CHECK_SYS(sigaction(SIGPIPE, &old, NULL));
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The environment                                                                          */
 
@@ -1126,24 +1143,49 @@ static void *read_until_closed(void *arg)
     return NULL;
 }
 
+/* Round i's stream and a task whose call on it waits: a TCP pair on odd rounds, else a
+ * socketpair whose peer is a plain descriptor (*raw, else -1); on every fourth round from
+ * the third a write into a full send path instead of a read. The caller closes cr->io
+ * while the call waits, and then the peer (close_peer). */
+static edo_task *spawn_closed_reader(int i, closed_reader *cr, edo_io **c, int *raw)
+{
+    edo_io *s;
+    *c = NULL;
+    *raw = -1;
+    if (i % 2)
+        test_tcp_pair(c, &s);
+    else
+        s = test_socketpair(raw);
+    cr->io = s;
+    cr->write = i % 4 == 2;
+    atomic_init(&cr->worker, -1);
+    atomic_init(&cr->rc, 1);
+    if (cr->write)
+        fill_socket(s, *c ? edo_io_fd(*c) : *raw);
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, read_until_closed, cr));
+    return t;
+}
+
+static void close_peer(edo_io *c, int raw)
+{
+    if (c)
+        CHECK_OK(edo_close(c));
+    if (raw >= 0)
+        close(raw);
+}
+
 static void *close_by_task_root(void *unused)
 {
     int rounds = TEST_SCALE(200, 100, 50), cross = 0;
     bool one_worker = edo_runtime_workers(edo_runtime_current()) == 1;
     int64_t worst = 0;
     for (int i = 0; i < rounds; i++) {
-        edo_io *c = NULL, *s;
-        int raw = -1;
-        if (i % 2)
-            test_tcp_pair(&c, &s);
-        else
-            s = test_socketpair(&raw);
-        /* Every fourth round a write, on a socket whose peer never reads. */
-        closed_reader cr = { .io = s, .write = i % 4 == 2, .worker = -1, .rc = 1 };
-        if (cr.write)
-            fill_socket(s, c ? edo_io_fd(c) : raw);
-        edo_task *t;
-        CHECK_OK(edo_spawn(&t, read_until_closed, &cr));
+        edo_io *c;
+        int raw;
+        closed_reader cr;
+        edo_task *t = spawn_closed_reader(i, &cr, &c, &raw);
+        edo_io *s = cr.io;
         /* Closing from another worker than the reader's is the case where the cancel has
          * to travel to the ring that holds the read. The new task waits on this worker;
          * holding the worker for a while (as a stuck task would) lets another one take
@@ -1162,10 +1204,7 @@ static void *close_by_task_root(void *unused)
         worst = took > worst ? took : worst;
         CHECK_ERR(atomic_load(&cr.rc), -EBADF);
         CHECK_LT(took, PROMPT_MS);
-        if (c)
-            CHECK_OK(edo_close(c));
-        if (raw >= 0)
-            close(raw);
+        close_peer(c, raw);
     }
     printf("    %d of %d closes came from another worker than the call's; slowest %d ms\n", cross,
            rounds, (int)worst);
@@ -1192,17 +1231,11 @@ static void *close_by_thread_root(void *unused)
 {
     int rounds = TEST_SCALE(60, 30, 15);
     for (int i = 0; i < rounds; i++) {
-        edo_io *c = NULL, *s;
-        int raw = -1;
-        if (i % 2)
-            test_tcp_pair(&c, &s);
-        else
-            s = test_socketpair(&raw);
-        closed_reader cr = { .io = s, .write = i % 4 == 2, .worker = -1, .rc = 1 };
-        if (cr.write)
-            fill_socket(s, c ? edo_io_fd(c) : raw);
-        edo_task *t;
-        CHECK_OK(edo_spawn(&t, read_until_closed, &cr));
+        edo_io *c;
+        int raw;
+        closed_reader cr;
+        edo_task *t = spawn_closed_reader(i, &cr, &c, &raw);
+        edo_io *s = cr.io;
         test_wait_parked(t, cr.write ? EDO_WAIT_WRITE : EDO_WAIT_READ);
         outside_closer oc = { .io = s };
         pthread_t th;
@@ -1215,10 +1248,7 @@ static void *close_by_thread_root(void *unused)
         WAIT_UNTIL(atomic_load(&oc.done), PROMPT_MS);
         CHECK_EQ(pthread_join(th, NULL), 0);
         CHECK_EQ(oc.rc, 0);
-        if (c)
-            CHECK_OK(edo_close(c));
-        if (raw >= 0)
-            close(raw);
+        close_peer(c, raw);
     }
     return NULL;
 }
@@ -1329,11 +1359,7 @@ static void *stuck_root(void *unused)
 
 static void case_stuck_worker(void)
 {
-    struct sigaction dfl = { .sa_handler = fatal_sigpipe }, old;
-    sigemptyset(&dfl.sa_mask);
-    CHECK_SYS(sigaction(SIGPIPE, &dfl, &old));
-    test_run_fds_closed(stuck_root, NULL);
-    CHECK_SYS(sigaction(SIGPIPE, &old, NULL));
+    run_sigpipe_fatal(stuck_root, false);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1773,15 +1799,7 @@ static void *pipes_root(void *unused)
 
 static void case_pipes(void)
 {
-    struct sigaction dfl = { .sa_handler = fatal_sigpipe }, old;
-    sigemptyset(&dfl.sa_mask);
-    CHECK_SYS(sigaction(SIGPIPE, &dfl, &old));
-    test_run_fds_closed(pipes_root, NULL);
-    /* A SIGPIPE left pending on this thread would be delivered now. */
-    sigset_t pending;
-    CHECK_SYS(sigpending(&pending));
-    CHECK_MSG(!sigismember(&pending, SIGPIPE), "a SIGPIPE is pending");
-    CHECK_SYS(sigaction(SIGPIPE, &old, NULL));
+    run_sigpipe_fatal(pipes_root, true);
 }
 
 enum { FILE_BYTES = 300000 };
