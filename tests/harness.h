@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -438,6 +439,31 @@ static inline edo_io *test_socketpair(int *raw)
     CHECK_OK(edo_io_wrap(&io, sv[0]));
     *raw = sv[1];
     return io;
+}
+
+/* Inside a task: writes 4 KiB at a time until a write fails, and returns that failure;
+ * how picks the call (0 edo_write, 1 edo_write_all, 2 edo_writev with a short piece
+ * first). It fails the test after max writes that all succeeded. each, if not NULL, runs
+ * after every write that did. */
+static inline ssize_t test_write_until_error(edo_io *io, int how, int max, void (*each)(void))
+{
+    static const char data[4096];
+    for (int i = 0; i < max; i++) {
+        ssize_t n;
+        if (how == 0) {
+            n = edo_write(io, data, sizeof data);
+        } else if (how == 1) {
+            n = edo_write_all(io, data, sizeof data, NULL);
+        } else {
+            struct iovec iov[2] = { { (void *)data, 100 }, { (void *)data, sizeof data } };
+            n = edo_writev(io, iov, 2);
+        }
+        if (n < 0)
+            return n;
+        if (each)
+            each();
+    }
+    TEST_FAIL("%d writes succeeded: the failure never came", max);
 }
 
 static inline int test_port_of(const char *addr)

@@ -1714,29 +1714,9 @@ static void *pipe_write(void *arg)
     return NULL;
 }
 
-/* Writes until one fails, and returns that. */
-static ssize_t write_until_error(edo_io *io, int how)
-{
-    static const char zeros[4096];
-    for (int i = 0; i < 1000; i++) {
-        ssize_t n;
-        if (how == 0) {
-            n = edo_write(io, zeros, sizeof zeros);
-        } else if (how == 1) {
-            n = edo_write_all(io, zeros, sizeof zeros, NULL);
-        } else {
-            struct iovec iov[2] = { { (void *)zeros, 10 }, { (void *)zeros, sizeof zeros } };
-            n = edo_writev(io, iov, 2);
-        }
-        if (n < 0)
-            return n;
-    }
-    TEST_FAIL("writes to a pipe without reader kept succeeding");
-}
-
 static void *write_until_epipe(void *arg)
 {
-    return VAL(write_until_error(arg, 1));
+    return VAL(test_write_until_error(arg, 1, 1000, NULL));
 }
 
 static void *pipes_root(void *unused)
@@ -1774,7 +1754,7 @@ static void *pipes_root(void *unused)
         CHECK_SYS(pipe2(p, O_CLOEXEC));
         close(p[0]);
         CHECK_OK(edo_io_wrap(&wr, p[1]));
-        ssize_t rc = write_until_error(wr, k);
+        ssize_t rc = test_write_until_error(wr, k, 1000, NULL);
         CHECK_MSG(rc == -EPIPE, "%s to a pipe without reader: %zd", how[k], rc);
         CHECK_OK(edo_close(wr));
     }
