@@ -212,6 +212,19 @@ static void case_echo_1000_clients(void)
 
 /* ---------------------------------------------------------------------------------------- */
 
+/* A listener on a wildcard address (addr: its local address, which says the port) takes
+ * a connection to 127.0.0.1 at that port. */
+static void check_v4_loopback_connect(edo_io *lis, const char *addr)
+{
+    char lo[48];
+    edo_io *c, *s;
+    snprintf(lo, sizeof lo, "127.0.0.1:%d", test_port_of(addr));
+    CHECK_OK(edo_tcp_connect(&c, lo, 5000));
+    CHECK_OK(edo_tcp_accept(&s, lis));
+    CHECK_OK(edo_close(c));
+    CHECK_OK(edo_close(s));
+}
+
 static void *addr_root(void *unused)
 {
     char addr[48], la[48], pa[48], sla[48], spa[48];
@@ -254,12 +267,7 @@ static void *addr_root(void *unused)
         CHECK_OK(edo_tcp_listen(&lis, any[i], 4));
         CHECK_OK(edo_local_addr(lis, addr, sizeof addr));
         CHECK_MSG(strncmp(addr, "0.0.0.0:", 8) == 0, "%s listens on %s", any[i], addr);
-        char lo[48];
-        snprintf(lo, sizeof lo, "127.0.0.1:%d", test_port_of(addr));
-        CHECK_OK(edo_tcp_connect(&c, lo, 5000));
-        CHECK_OK(edo_tcp_accept(&s, lis));
-        CHECK_OK(edo_close(c));
-        CHECK_OK(edo_close(s));
+        check_v4_loopback_connect(lis, addr);
         CHECK_OK(edo_close(lis));
     }
     return NULL;
@@ -322,12 +330,7 @@ static void *ipv6_root(void *unused)
     CHECK_OK(edo_tcp_listen_with(&lis, "[::]:0", &o));
     if (sys_v6only == 0) {
         CHECK_OK(edo_local_addr(lis, addr, sizeof addr));
-        char v4[48];
-        snprintf(v4, sizeof v4, "127.0.0.1:%d", test_port_of(addr));
-        CHECK_OK(edo_tcp_connect(&c, v4, 5000));
-        CHECK_OK(edo_tcp_accept(&s, lis));
-        CHECK_OK(edo_close(c));
-        CHECK_OK(edo_close(s));
+        check_v4_loopback_connect(lis, addr);
     }
     CHECK_OK(edo_close(lis));
     return NULL;
