@@ -207,6 +207,15 @@ static void *level_task(void *arg)
     return VAL(rc);
 }
 
+/* Joins the level_task t: its sleep succeeded and lasted exactly as long as asked. */
+static void join_level(edo_task *t, const level_arg *l)
+{
+    void *res;
+    CHECK_EQ(edo_join(t, &res), 0);
+    CHECK_EQ(INT(res), 0);
+    CHECK_MSG(l->elapsed == l->ms, "a %" PRId64 " ms sleep took %" PRId64 " ms", l->ms, l->elapsed);
+}
+
 /* Every sleep lasts exactly as long as asked, on every level of the wheel; far ones wait
  * while the near ones fire, and then fire too (a test of a three-day sleep takes
  * microseconds); one beyond the wheel's span and one for ever wait on. */
@@ -230,13 +239,8 @@ static void *wheel_levels_root(void *unused)
         la[i].ms = ms[i];
         CHECK_OK(edo_spawn(&ts[i], level_task, &la[i]));
     }
-    for (int i = 0; i < N; i++) {
-        void *res;
-        CHECK_EQ(edo_join(ts[i], &res), 0);
-        CHECK_EQ(INT(res), 0);
-        CHECK_MSG(la[i].elapsed == ms[i], "a %" PRId64 " ms sleep took %" PRId64 " ms", ms[i],
-                  la[i].elapsed);
-    }
+    for (int i = 0; i < N; i++)
+        join_level(ts[i], &la[i]);
     CHECK_EQ(edo_now() - t0, 5000);
     for (int i = 0; i < F; i++) {
         edo_task_info info;
@@ -244,13 +248,8 @@ static void *wheel_levels_root(void *unused)
         CHECK_MSG(info.state == EDO_TASK_PARKED && info.waiting_on == EDO_WAIT_SLEEP,
                   "a %" PRId64 " ms sleep is %s after 5 s", far[i], test_state_name(info.state));
     }
-    for (int i = 0; i < FIRE; i++) {
-        void *res;
-        CHECK_EQ(edo_join(tf[i], &res), 0);
-        CHECK_EQ(INT(res), 0);
-        CHECK_MSG(lf[i].elapsed == far[i], "a %" PRId64 " ms sleep took %" PRId64 " ms", far[i],
-                  lf[i].elapsed);
-    }
+    for (int i = 0; i < FIRE; i++)
+        join_level(tf[i], &lf[i]);
     CHECK_EQ(edo_now() - t0, far[FIRE - 1]);
     for (int i = FIRE; i < F; i++) {
         edo_task_info info;
