@@ -1111,6 +1111,8 @@ typedef struct closed_reader {
     bool write;        /* a write to a peer that never reads, instead of a read */
     atomic_int worker; /* where the read was made: that worker's ring holds it */
     atomic_llong rc;   /* 1 while the read has not returned */
+    edo_io *peer;      /* the other end: an edo_io, or else */
+    int raw;           /* a plain descriptor (else -1) */
 } closed_reader;
 
 /* Fills io's send path until a write would wait. Setting the buffer sizes turns off the
@@ -1144,35 +1146,33 @@ static void *read_until_closed(void *arg)
 }
 
 /* Round i's stream and a task whose call on it waits: a TCP pair on odd rounds, else a
- * socketpair whose peer is a plain descriptor (*raw, else -1); on every fourth round from
- * the third a write into a full send path instead of a read. The caller closes cr->io
- * while the call waits, and then the peer (close_peer). */
-static edo_task *spawn_closed_reader(int i, closed_reader *cr, edo_io **c, int *raw)
+ * socketpair whose peer is a plain descriptor; on every fourth round from the third a
+ * write into a full send path instead of a read. The caller closes cr->io while the call
+ * waits, and then the peer (close_peer). */
+static edo_task *spawn_closed_reader(closed_reader *cr, int i)
 {
-    edo_io *s;
-    *c = NULL;
-    *raw = -1;
+    cr->peer = NULL;
+    cr->raw = -1;
     if (i % 2)
-        test_tcp_pair(c, &s);
+        test_tcp_pair(&cr->peer, &cr->io);
     else
-        s = test_socketpair(raw);
-    cr->io = s;
+        cr->io = test_socketpair(&cr->raw);
     cr->write = i % 4 == 2;
     atomic_init(&cr->worker, -1);
     atomic_init(&cr->rc, 1);
     if (cr->write)
-        fill_socket(s, *c ? edo_io_fd(*c) : *raw);
+        fill_socket(cr->io, cr->peer ? edo_io_fd(cr->peer) : cr->raw);
     edo_task *t;
     CHECK_OK(edo_spawn(&t, read_until_closed, cr));
     return t;
 }
 
-static void close_peer(edo_io *c, int raw)
+static void close_peer(closed_reader *cr)
 {
-    if (c)
-        CHECK_OK(edo_close(c));
-    if (raw >= 0)
-        close(raw);
+    if (cr->peer)
+        CHECK_OK(edo_close(cr->peer));
+    if (cr->raw >= 0)
+        close(cr->raw);
 }
 
 static void *close_by_task_root(void *unused)
@@ -1181,11 +1181,8 @@ static void *close_by_task_root(void *unused)
     bool one_worker = edo_runtime_workers(edo_runtime_current()) == 1;
     int64_t worst = 0;
     for (int i = 0; i < rounds; i++) {
-        edo_io *c;
-        int raw;
         closed_reader cr;
-        edo_task *t = spawn_closed_reader(i, &cr, &c, &raw);
-        edo_io *s = cr.io;
+        edo_task *t = spawn_closed_reader(&cr, i);
         /* Closing from another worker than the reader's is the case where the cancel has
          * to travel to the ring that holds the read. The new task waits on this worker;
          * holding the worker for a while (as a stuck task would) lets another one take
@@ -1198,13 +1195,13 @@ static void *close_by_task_root(void *unused)
         test_wait_parked(t, cr.write ? EDO_WAIT_WRITE : EDO_WAIT_READ);
         cross += edo_worker_index() != atomic_load(&cr.worker);
         int64_t t0 = edo_now();
-        CHECK_OK(edo_close(s));
+        CHECK_OK(edo_close(cr.io));
         CHECK_EQ(edo_join(t, NULL), 0);
         int64_t took = edo_now() - t0;
         worst = took > worst ? took : worst;
         CHECK_ERR(atomic_load(&cr.rc), -EBADF);
         CHECK_LT(took, PROMPT_MS);
-        close_peer(c, raw);
+        close_peer(&cr);
     }
     printf("    %d of %d closes came from another worker than the call's; slowest %d ms\n", cross,
            rounds, (int)worst);
@@ -1231,13 +1228,10 @@ static void *close_by_thread_root(void *unused)
 {
     int rounds = TEST_SCALE(60, 30, 15);
     for (int i = 0; i < rounds; i++) {
-        edo_io *c;
-        int raw;
         closed_reader cr;
-        edo_task *t = spawn_closed_reader(i, &cr, &c, &raw);
-        edo_io *s = cr.io;
+        edo_task *t = spawn_closed_reader(&cr, i);
         test_wait_parked(t, cr.write ? EDO_WAIT_WRITE : EDO_WAIT_READ);
-        outside_closer oc = { .io = s };
+        outside_closer oc = { .io = cr.io };
         pthread_t th;
         int64_t t0 = edo_now();
         CHECK_EQ(pthread_create(&th, NULL, close_thread, &oc), 0);
@@ -1248,7 +1242,7 @@ static void *close_by_thread_root(void *unused)
         WAIT_UNTIL(atomic_load(&oc.done), PROMPT_MS);
         CHECK_EQ(pthread_join(th, NULL), 0);
         CHECK_EQ(oc.rc, 0);
-        close_peer(c, raw);
+        close_peer(&cr);
     }
     return NULL;
 }
