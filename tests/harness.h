@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,10 +149,25 @@ _Noreturn static inline void test_failed_(void)
 /* ---------------------------------------------------------------------------------------- */
 /* Case runner                                                                              */
 
+/* A case that is one root task in a fresh runtime: its table entry names a test_root
+ * instead of a function,
+ *     static const test_root case_mutex_fifo = { .fn = mutex_fifo_root };
+ * and the runner makes the runtime and checks what the fields ask for. */
+typedef struct test_root {
+    void *(*fn)(void *);          /* the root task; its argument is NULL */
+    const edo_runtime_opts *opts; /* NULL: the defaults (EDO_WORKERS, EDO_BACKEND) */
+    bool paused;                  /* the clock paused from the start, as run_paused */
+    bool fds_closed;              /* no descriptor left open, as test_run_fds_closed */
+} test_root;
+
+/* A case: a function that does all itself (and makes its own runtimes), or a root. */
 typedef struct test_case {
     const char *name;
     void (*fn)(void);
+    const test_root *root;
 } test_case;
+
+static inline void test_run_root(const test_root *root);
 
 /* A void * that carries an integer (a task's argument or result), and back. */
 #define VAL(x) ((void *)(intptr_t)(x))
@@ -253,7 +269,12 @@ static inline int test_main(const char *file, const test_case *cases, size_t nca
             continue;
         printf("[ RUN  ] %s\n", cases[i].name);
         int64_t t0 = test_clock_ms();
-        cases[i].fn();
+        if (cases[i].root)
+            test_run_root(cases[i].root);
+        else if (cases[i].fn)
+            cases[i].fn();
+        else
+            TEST_FAIL("case %s is neither a void (void) function nor a test_root", cases[i].name);
         printf("[  OK  ] %s (%" PRId64 " ms)\n", cases[i].name, test_clock_ms() - t0);
         passed++;
     }
@@ -269,12 +290,16 @@ static inline int test_main(const char *file, const test_case *cases, size_t nca
  * and registers each case in the configurations its entry names: TEST_CASE in all of them
  * (1, 2 and 4 workers, each backend), TEST_CASE_BACKENDS with 1 worker on each backend
  * (for a case that makes its own runtimes, or whose subject is the backend alone), and
- * TEST_CASE_ONCE once (for a case that uses no runtime's threads or driver). */
+ * TEST_CASE_ONCE once (for a case that uses no runtime's threads or driver). An entry
+ * names a case function or a test_root; the type tells which. */
 /* clang-format off */
-#define TEST_CASE(fn) {#fn, fn}
-#define TEST_CASE_BACKENDS(fn) {#fn, fn}
-#define TEST_CASE_ONCE(fn) {#fn, fn}
+#define TEST_CASE_ENTRY_(c)                                                                        \
+    {#c, _Generic(&(c), void (*)(void): &(c), default: NULL),                                      \
+     _Generic(&(c), const test_root *: &(c), default: NULL)}
 /* clang-format on */
+#define TEST_CASE(c) TEST_CASE_ENTRY_(c)
+#define TEST_CASE_BACKENDS(c) TEST_CASE_ENTRY_(c)
+#define TEST_CASE_ONCE(c) TEST_CASE_ENTRY_(c)
 #define TEST_MAIN(cases)                                                                           \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
@@ -416,6 +441,31 @@ static inline edo_io *test_socketpair(int *raw)
     return io;
 }
 
+/* Inside a task: writes 4 KiB at a time until a write fails, and returns that failure;
+ * how picks the call (0 edo_write, 1 edo_write_all, 2 edo_writev with a short piece
+ * first). It fails the test after max writes that all succeeded. each, if not NULL, runs
+ * after every write that did. */
+static inline ssize_t test_write_until_error(edo_io *io, int how, int max, void (*each)(void))
+{
+    static const char data[4096];
+    for (int i = 0; i < max; i++) {
+        ssize_t n;
+        if (how == 0) {
+            n = edo_write(io, data, sizeof data);
+        } else if (how == 1) {
+            n = edo_write_all(io, data, sizeof data, NULL);
+        } else {
+            struct iovec iov[2] = { { (void *)data, 100 }, { (void *)data, sizeof data } };
+            n = edo_writev(io, iov, 2);
+        }
+        if (n < 0)
+            return n;
+        if (each)
+            each();
+    }
+    TEST_FAIL("%d writes succeeded: the failure never came", max);
+}
+
 static inline int test_port_of(const char *addr)
 {
     const char *colon = strrchr(addr, ':');
@@ -511,6 +561,19 @@ static inline void *test_run_fds_closed(void *(*fn)(void *), void *arg)
     void *res = test_run(fn, arg);
     CHECK_EQ(test_count_fds(), fds);
     return res;
+}
+
+/* The runner of a test_root case. */
+static inline void test_run_root(const test_root *root)
+{
+    edo_runtime_opts o = root->opts ? *root->opts : (edo_runtime_opts){ 0 };
+    if (root->paused)
+        o.start_paused = true;
+    const edo_runtime_opts *opts = root->opts || root->paused ? &o : NULL;
+    int fds = root->fds_closed ? test_count_fds() : 0;
+    test_run_opts(opts, root->fn, NULL);
+    if (root->fds_closed)
+        CHECK_EQ(test_count_fds(), fds);
 }
 
 /* ---------------------------------------------------------------------------------------- */

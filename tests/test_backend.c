@@ -43,6 +43,23 @@ static void fatal_sigpipe(int sig)
     abort();
 }
 
+/* test_run_fds_closed(root) with a SIGPIPE delivered to the process made fatal; then, if
+ * check_pending, a check that none is left pending on this thread either (it would be
+ * delivered once the old action is back). */
+static void run_sigpipe_fatal(void *(*root)(void *), bool check_pending)
+{
+    struct sigaction dfl = { .sa_handler = fatal_sigpipe }, old;
+    sigemptyset(&dfl.sa_mask);
+    CHECK_SYS(sigaction(SIGPIPE, &dfl, &old));
+    test_run_fds_closed(root, NULL);
+    if (check_pending) {
+        sigset_t pending;
+        CHECK_SYS(sigpending(&pending));
+        CHECK_MSG(!sigismember(&pending, SIGPIPE), "a SIGPIPE is pending");
+    }
+    CHECK_SYS(sigaction(SIGPIPE, &old, NULL));
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The environment                                                                          */
 
@@ -498,10 +515,7 @@ static void *deadline_root(void *unused)
     return NULL;
 }
 
-static void case_read_deadline_then_data(void)
-{
-    test_run_fds_closed(deadline_root, NULL);
-}
+static const test_root case_read_deadline_then_data = { .fn = deadline_root, .fds_closed = true };
 
 /* The same when the peer's bytes race with the deadline: each read returns data or
  * -ETIMEDOUT, and over the whole run the bytes read are exactly the bytes sent. */
@@ -580,10 +594,7 @@ static void *race_root(void *unused)
     return NULL;
 }
 
-static void case_read_deadline_racing_data(void)
-{
-    test_run_fds_closed(race_root, NULL);
-}
+static const test_root case_read_deadline_racing_data = { .fn = race_root, .fds_closed = true };
 
 /* Abort instead of a deadline: an aborted task calls nothing that suspends any more, so
  * it only frees its buffer and takes a new block; another task reads what comes next. */
@@ -694,10 +705,7 @@ static void *abort_root(void *unused)
     return NULL;
 }
 
-static void case_read_abort_then_data(void)
-{
-    test_run_fds_closed(abort_root, NULL);
-}
+static const test_root case_read_abort_then_data = { .fn = abort_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Abort of a task parked in accept, connect and write                                      */
@@ -842,20 +850,11 @@ static void *abort_write_root(void *unused)
     return NULL;
 }
 
-static void case_abort_accept(void)
-{
-    test_run_fds_closed(abort_accept_root, NULL);
-}
+static const test_root case_abort_accept = { .fn = abort_accept_root, .fds_closed = true };
 
-static void case_abort_connect(void)
-{
-    test_run_fds_closed(abort_connect_root, NULL);
-}
+static const test_root case_abort_connect = { .fn = abort_connect_root, .fds_closed = true };
 
-static void case_abort_write(void)
-{
-    test_run_fds_closed(abort_write_root, NULL);
-}
+static const test_root case_abort_write = { .fn = abort_write_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Accepts that give up while clients arrive                                                */
@@ -933,10 +932,7 @@ static void *accept_deadline_root(void *unused)
     return NULL;
 }
 
-static void case_accept_deadline(void)
-{
-    test_run_fds_closed(accept_deadline_root, NULL);
-}
+static const test_root case_accept_deadline = { .fn = accept_deadline_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Shutting a runtime down while its tasks wait in calls                                    */
@@ -1105,10 +1101,7 @@ static void *write_deadline_root(void *unused)
     return NULL;
 }
 
-static void case_write_deadline(void)
-{
-    test_run_fds_closed(write_deadline_root, NULL);
-}
+static const test_root case_write_deadline = { .fn = write_deadline_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* edo_close while a read is in flight                                                      */
@@ -1118,6 +1111,8 @@ typedef struct closed_reader {
     bool write;        /* a write to a peer that never reads, instead of a read */
     atomic_int worker; /* where the read was made: that worker's ring holds it */
     atomic_llong rc;   /* 1 while the read has not returned */
+    edo_io *peer;      /* the other end: an edo_io, or else */
+    int raw;           /* a plain descriptor (else -1) */
 } closed_reader;
 
 /* Fills io's send path until a write would wait. Setting the buffer sizes turns off the
@@ -1150,24 +1145,44 @@ static void *read_until_closed(void *arg)
     return NULL;
 }
 
+/* Round i's stream and a task whose call on it waits: a TCP pair on odd rounds, else a
+ * socketpair whose peer is a plain descriptor; on every fourth round from the third a
+ * write into a full send path instead of a read. The caller closes cr->io while the call
+ * waits, and then the peer (close_peer). */
+static edo_task *spawn_closed_reader(closed_reader *cr, int i)
+{
+    cr->peer = NULL;
+    cr->raw = -1;
+    if (i % 2)
+        test_tcp_pair(&cr->peer, &cr->io);
+    else
+        cr->io = test_socketpair(&cr->raw);
+    cr->write = i % 4 == 2;
+    atomic_init(&cr->worker, -1);
+    atomic_init(&cr->rc, 1);
+    if (cr->write)
+        fill_socket(cr->io, cr->peer ? edo_io_fd(cr->peer) : cr->raw);
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, read_until_closed, cr));
+    return t;
+}
+
+static void close_peer(closed_reader *cr)
+{
+    if (cr->peer)
+        CHECK_OK(edo_close(cr->peer));
+    if (cr->raw >= 0)
+        close(cr->raw);
+}
+
 static void *close_by_task_root(void *unused)
 {
     int rounds = TEST_SCALE(200, 100, 50), cross = 0;
     bool one_worker = edo_runtime_workers(edo_runtime_current()) == 1;
     int64_t worst = 0;
     for (int i = 0; i < rounds; i++) {
-        edo_io *c = NULL, *s;
-        int raw = -1;
-        if (i % 2)
-            test_tcp_pair(&c, &s);
-        else
-            s = test_socketpair(&raw);
-        /* Every fourth round a write, on a socket whose peer never reads. */
-        closed_reader cr = { .io = s, .write = i % 4 == 2, .worker = -1, .rc = 1 };
-        if (cr.write)
-            fill_socket(s, c ? edo_io_fd(c) : raw);
-        edo_task *t;
-        CHECK_OK(edo_spawn(&t, read_until_closed, &cr));
+        closed_reader cr;
+        edo_task *t = spawn_closed_reader(&cr, i);
         /* Closing from another worker than the reader's is the case where the cancel has
          * to travel to the ring that holds the read. The new task waits on this worker;
          * holding the worker for a while (as a stuck task would) lets another one take
@@ -1180,26 +1195,20 @@ static void *close_by_task_root(void *unused)
         test_wait_parked(t, cr.write ? EDO_WAIT_WRITE : EDO_WAIT_READ);
         cross += edo_worker_index() != atomic_load(&cr.worker);
         int64_t t0 = edo_now();
-        CHECK_OK(edo_close(s));
+        CHECK_OK(edo_close(cr.io));
         CHECK_EQ(edo_join(t, NULL), 0);
         int64_t took = edo_now() - t0;
         worst = took > worst ? took : worst;
         CHECK_ERR(atomic_load(&cr.rc), -EBADF);
         CHECK_LT(took, PROMPT_MS);
-        if (c)
-            CHECK_OK(edo_close(c));
-        if (raw >= 0)
-            close(raw);
+        close_peer(&cr);
     }
     printf("    %d of %d closes came from another worker than the call's; slowest %d ms\n", cross,
            rounds, (int)worst);
     return NULL;
 }
 
-static void case_close_by_task(void)
-{
-    test_run_fds_closed(close_by_task_root, NULL);
-}
+static const test_root case_close_by_task = { .fn = close_by_task_root, .fds_closed = true };
 
 typedef struct outside_closer {
     edo_io *io;
@@ -1219,19 +1228,10 @@ static void *close_by_thread_root(void *unused)
 {
     int rounds = TEST_SCALE(60, 30, 15);
     for (int i = 0; i < rounds; i++) {
-        edo_io *c = NULL, *s;
-        int raw = -1;
-        if (i % 2)
-            test_tcp_pair(&c, &s);
-        else
-            s = test_socketpair(&raw);
-        closed_reader cr = { .io = s, .write = i % 4 == 2, .worker = -1, .rc = 1 };
-        if (cr.write)
-            fill_socket(s, c ? edo_io_fd(c) : raw);
-        edo_task *t;
-        CHECK_OK(edo_spawn(&t, read_until_closed, &cr));
+        closed_reader cr;
+        edo_task *t = spawn_closed_reader(&cr, i);
         test_wait_parked(t, cr.write ? EDO_WAIT_WRITE : EDO_WAIT_READ);
-        outside_closer oc = { .io = s };
+        outside_closer oc = { .io = cr.io };
         pthread_t th;
         int64_t t0 = edo_now();
         CHECK_EQ(pthread_create(&th, NULL, close_thread, &oc), 0);
@@ -1242,18 +1242,12 @@ static void *close_by_thread_root(void *unused)
         WAIT_UNTIL(atomic_load(&oc.done), PROMPT_MS);
         CHECK_EQ(pthread_join(th, NULL), 0);
         CHECK_EQ(oc.rc, 0);
-        if (c)
-            CHECK_OK(edo_close(c));
-        if (raw >= 0)
-            close(raw);
+        close_peer(&cr);
     }
     return NULL;
 }
 
-static void case_close_by_thread(void)
-{
-    test_run_fds_closed(close_by_thread_root, NULL);
-}
+static const test_root case_close_by_thread = { .fn = close_by_thread_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* A worker stuck in one task while a call of another task waits on it                     */
@@ -1359,11 +1353,7 @@ static void *stuck_root(void *unused)
 
 static void case_stuck_worker(void)
 {
-    struct sigaction dfl = { .sa_handler = fatal_sigpipe }, old;
-    sigemptyset(&dfl.sa_mask);
-    CHECK_SYS(sigaction(SIGPIPE, &dfl, &old));
-    test_run_fds_closed(stuck_root, NULL);
-    CHECK_SYS(sigaction(SIGPIPE, &old, NULL));
+    run_sigpipe_fatal(stuck_root, false);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1682,10 +1672,7 @@ static void *big_root(void *unused)
     return NULL;
 }
 
-static void case_write_all_slow_reader(void)
-{
-    test_run_fds_closed(big_root, NULL);
-}
+static const test_root case_write_all_slow_reader = { .fn = big_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Pipes and regular files through edo_io_wrap                                              */
@@ -1721,29 +1708,9 @@ static void *pipe_write(void *arg)
     return NULL;
 }
 
-/* Writes until one fails, and returns that. */
-static ssize_t write_until_error(edo_io *io, int how)
-{
-    static const char zeros[4096];
-    for (int i = 0; i < 1000; i++) {
-        ssize_t n;
-        if (how == 0) {
-            n = edo_write(io, zeros, sizeof zeros);
-        } else if (how == 1) {
-            n = edo_write_all(io, zeros, sizeof zeros, NULL);
-        } else {
-            struct iovec iov[2] = { { (void *)zeros, 10 }, { (void *)zeros, sizeof zeros } };
-            n = edo_writev(io, iov, 2);
-        }
-        if (n < 0)
-            return n;
-    }
-    TEST_FAIL("writes to a pipe without reader kept succeeding");
-}
-
 static void *write_until_epipe(void *arg)
 {
-    return VAL(write_until_error(arg, 1));
+    return VAL(test_write_until_error(arg, 1, 1000, NULL));
 }
 
 static void *pipes_root(void *unused)
@@ -1781,7 +1748,7 @@ static void *pipes_root(void *unused)
         CHECK_SYS(pipe2(p, O_CLOEXEC));
         close(p[0]);
         CHECK_OK(edo_io_wrap(&wr, p[1]));
-        ssize_t rc = write_until_error(wr, k);
+        ssize_t rc = test_write_until_error(wr, k, 1000, NULL);
         CHECK_MSG(rc == -EPIPE, "%s to a pipe without reader: %zd", how[k], rc);
         CHECK_OK(edo_close(wr));
     }
@@ -1806,15 +1773,7 @@ static void *pipes_root(void *unused)
 
 static void case_pipes(void)
 {
-    struct sigaction dfl = { .sa_handler = fatal_sigpipe }, old;
-    sigemptyset(&dfl.sa_mask);
-    CHECK_SYS(sigaction(SIGPIPE, &dfl, &old));
-    test_run_fds_closed(pipes_root, NULL);
-    /* A SIGPIPE left pending on this thread would be delivered now. */
-    sigset_t pending;
-    CHECK_SYS(sigpending(&pending));
-    CHECK_MSG(!sigismember(&pending, SIGPIPE), "a SIGPIPE is pending");
-    CHECK_SYS(sigaction(SIGPIPE, &old, NULL));
+    run_sigpipe_fatal(pipes_root, true);
 }
 
 enum { FILE_BYTES = 300000 };
@@ -1861,10 +1820,7 @@ static void *file_root(void *unused)
     return NULL;
 }
 
-static void case_regular_file(void)
-{
-    test_run_fds_closed(file_root, NULL);
-}
+static const test_root case_regular_file = { .fn = file_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -1925,10 +1881,7 @@ static void *many_ready_root(void *unused)
     return NULL;
 }
 
-static void case_many_ready_waits(void)
-{
-    test_run_fds_closed(many_ready_root, NULL);
-}
+static const test_root case_many_ready_waits = { .fn = many_ready_root, .fds_closed = true };
 
 static const test_case cases[] = {
     TEST_CASE_ONCE(case_names),

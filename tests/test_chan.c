@@ -12,6 +12,32 @@
 
 /* ---- channels ------------------------------------------------------------------------ */
 
+/* Spawns n tasks fn(arg), each parked on why before the next is spawned, so that they
+ * wait in the order of ts. */
+static void spawn_queued(edo_task **ts, int n, void *(*fn)(void *), void *arg, edo_wait_reason why)
+{
+    for (int i = 0; i < n; i++) {
+        CHECK_OK(edo_spawn(&ts[i], fn, arg));
+        test_wait_parked(ts[i], why);
+    }
+}
+
+/* Joins t, which must have returned want. */
+static void join_expect(edo_task *t, intptr_t want)
+{
+    void *res;
+    CHECK_OK(edo_join(t, &res));
+    CHECK_EQ(INT(res), want);
+}
+
+/* Joins t, aborted in its wait: the join says so, and the wait returned -ECANCELED. */
+static void join_cancelled(edo_task *t)
+{
+    void *res;
+    CHECK_ERR(edo_join(t, &res), -EDO_EABORTED);
+    CHECK_EQ(INT(res), -ECANCELED);
+}
+
 static void *basic_root(void *unused)
 {
     edo_chan *ch;
@@ -44,10 +70,7 @@ static void *basic_root(void *unused)
     return NULL;
 }
 
-static void case_chan_basic(void)
-{
-    test_run(basic_root, NULL);
-}
+static const test_root case_chan_basic = { .fn = basic_root };
 
 static void *close_root(void *unused)
 {
@@ -71,10 +94,7 @@ static void *close_root(void *unused)
     return NULL;
 }
 
-static void case_chan_close_drains(void)
-{
-    test_run(close_root, NULL);
-}
+static const test_root case_chan_close_drains = { .fn = close_root };
 
 typedef struct prod {
     edo_chan *ch;
@@ -140,10 +160,7 @@ static void *mpsc_root(void *unused)
     return NULL;
 }
 
-static void case_chan_mpsc_order(void)
-{
-    test_run(mpsc_root, NULL);
-}
+static const test_root case_chan_mpsc_order = { .fn = mpsc_root };
 
 /* Several receivers too: each message goes to exactly one. */
 typedef struct mpmc {
@@ -227,10 +244,7 @@ static void *unbounded_root(void *unused)
     return NULL;
 }
 
-static void case_chan_unbounded(void)
-{
-    test_run(unbounded_root, NULL);
-}
+static const test_root case_chan_unbounded = { .fn = unbounded_root };
 
 static void *rendezvous_sender(void *arg)
 {
@@ -250,17 +264,12 @@ static void *rendezvous_root(void *unused)
     CHECK_EQ(edo_chan_len(ch), 0);
     CHECK_OK(edo_chan_recv(ch, &v));
     CHECK_EQ(v, 42);
-    void *r;
-    CHECK_OK(edo_join(t, &r));
-    CHECK_EQ(INT(r), 0);
+    join_expect(t, 0);
     edo_chan_free(ch);
     return NULL;
 }
 
-static void case_chan_rendezvous(void)
-{
-    test_run(rendezvous_root, NULL);
-}
+static const test_root case_chan_rendezvous = { .fn = rendezvous_root };
 
 static void *oneshot_recv(void *arg)
 {
@@ -279,9 +288,7 @@ static void *oneshot_root(void *unused)
     int v = 5;
     CHECK_OK(edo_chan_send(o, &v));
     CHECK_ERR(edo_chan_send(o, &v), -EDO_ECLOSED);
-    void *r;
-    CHECK_OK(edo_join(t, &r));
-    CHECK_EQ(INT(r), 5);
+    join_expect(t, 5);
     CHECK_ERR(edo_chan_recv(o, &v), -EDO_ECLOSED);
     edo_chan_free(o);
 
@@ -301,16 +308,12 @@ static void *oneshot_root(void *unused)
     CHECK_OK(edo_spawn(&t, oneshot_recv, o));
     test_wait_parked(t, EDO_WAIT_CHAN);
     edo_chan_close(o);
-    CHECK_OK(edo_join(t, &r));
-    CHECK_EQ(INT(r), -EDO_ECLOSED);
+    join_expect(t, -EDO_ECLOSED);
     edo_chan_free(o);
     return NULL;
 }
 
-static void case_chan_oneshot(void)
-{
-    test_run(oneshot_root, NULL);
-}
+static const test_root case_chan_oneshot = { .fn = oneshot_root };
 
 static void *blocked_send(void *arg)
 {
@@ -333,16 +336,10 @@ static void *close_wakes_root(void *unused)
     int v = 1;
     CHECK_OK(edo_chan_send(ch, &v));
     edo_task *s[3];
-    for (int i = 0; i < 3; i++) {
-        CHECK_OK(edo_spawn(&s[i], blocked_send, ch));
-        test_wait_parked(s[i], EDO_WAIT_CHAN);
-    }
+    spawn_queued(s, 3, blocked_send, ch, EDO_WAIT_CHAN);
     edo_chan_close(ch);
-    for (int i = 0; i < 3; i++) {
-        void *r;
-        CHECK_OK(edo_join(s[i], &r));
-        CHECK_EQ(INT(r), -EDO_ECLOSED);
-    }
+    for (int i = 0; i < 3; i++)
+        join_expect(s[i], -EDO_ECLOSED);
     CHECK_OK(edo_chan_recv(ch, &v));
     CHECK_EQ(v, 1); /* only the message sent before */
     CHECK_ERR(edo_chan_recv(ch, &v), -EDO_ECLOSED);
@@ -350,24 +347,15 @@ static void *close_wakes_root(void *unused)
 
     CHECK_OK(edo_chan_new(&ch, sizeof(int), 4));
     edo_task *r[3];
-    for (int i = 0; i < 3; i++) {
-        CHECK_OK(edo_spawn(&r[i], blocked_recv, ch));
-        test_wait_parked(r[i], EDO_WAIT_CHAN);
-    }
+    spawn_queued(r, 3, blocked_recv, ch, EDO_WAIT_CHAN);
     edo_chan_close(ch);
-    for (int i = 0; i < 3; i++) {
-        void *res;
-        CHECK_OK(edo_join(r[i], &res));
-        CHECK_EQ(INT(res), -EDO_ECLOSED);
-    }
+    for (int i = 0; i < 3; i++)
+        join_expect(r[i], -EDO_ECLOSED);
     edo_chan_free(ch);
     return NULL;
 }
 
-static void case_chan_close_wakes(void)
-{
-    test_run(close_wakes_root, NULL);
-}
+static const test_root case_chan_close_wakes = { .fn = close_wakes_root };
 
 /* A wait cut short leaves nothing behind: a later message lands in the channel, not in
  * the buffer of a receiver that has gone; a sender that gave up never delivers. */
@@ -393,18 +381,15 @@ static void *withdraw_root(void *unused)
 {
     edo_chan *ch;
     CHECK_OK(edo_chan_new(&ch, sizeof(int), 1));
-    void *r;
     edo_task *t;
     /* Timeout. */
     CHECK_OK(edo_spawn(&t, timed_recv, ch));
-    CHECK_OK(edo_join(t, &r));
-    CHECK_EQ(INT(r), -ETIMEDOUT);
+    join_expect(t, -ETIMEDOUT);
     int v = 3;
     CHECK_OK(edo_chan_send(ch, &v));
     CHECK_EQ(edo_chan_len(ch), 1);
     CHECK_OK(edo_spawn(&t, timed_send, ch));
-    CHECK_OK(edo_join(t, &r));
-    CHECK_EQ(INT(r), -ETIMEDOUT);
+    join_expect(t, -ETIMEDOUT);
     CHECK_OK(edo_chan_recv(ch, &v));
     CHECK_EQ(v, 3);
     CHECK_ERR(edo_chan_try_recv(ch, &v), -EAGAIN); /* 555 was never sent */
@@ -413,16 +398,14 @@ static void *withdraw_root(void *unused)
     CHECK_OK(edo_spawn(&t, blocked_recv, ch));
     test_wait_parked(t, EDO_WAIT_CHAN);
     edo_abort(t);
-    CHECK_ERR(edo_join(t, &r), -EDO_EABORTED);
-    CHECK_EQ(INT(r), -ECANCELED);
+    join_cancelled(t);
     v = 4;
     CHECK_OK(edo_chan_send(ch, &v));
     CHECK_EQ(edo_chan_len(ch), 1);
     CHECK_OK(edo_spawn(&t, blocked_send, ch));
     test_wait_parked(t, EDO_WAIT_CHAN);
     edo_abort(t);
-    CHECK_ERR(edo_join(t, &r), -EDO_EABORTED);
-    CHECK_EQ(INT(r), -ECANCELED);
+    join_cancelled(t);
     CHECK_OK(edo_chan_recv(ch, &v));
     CHECK_EQ(v, 4);
     CHECK_ERR(edo_chan_try_recv(ch, &v), -EAGAIN); /* 777 was never sent */
@@ -430,10 +413,7 @@ static void *withdraw_root(void *unused)
     return NULL;
 }
 
-static void case_chan_withdraw(void)
-{
-    test_run(withdraw_root, NULL);
-}
+static const test_root case_chan_withdraw = { .fn = withdraw_root };
 
 /* Receivers with tiny timeouts race a sender: every message reported sent is received
  * exactly once (by a receive that returned 0, or by the final drain). */
@@ -542,10 +522,7 @@ static void *foreign_root(void *unused)
     return NULL;
 }
 
-static void case_chan_foreign_threads(void)
-{
-    test_run(foreign_root, NULL);
-}
+static const test_root case_chan_foreign_threads = { .fn = foreign_root };
 
 /* ---- broadcast ----------------------------------------------------------------------- */
 
@@ -637,10 +614,7 @@ static void *bcast_root(void *unused)
     return NULL;
 }
 
-static void case_bcast(void)
-{
-    test_run(bcast_root, NULL);
-}
+static const test_root case_bcast = { .fn = bcast_root };
 
 /* ---- watch --------------------------------------------------------------------------- */
 
@@ -713,10 +687,7 @@ static void *watch_root(void *unused)
     return NULL;
 }
 
-static void case_watch(void)
-{
-    test_run(watch_root, NULL);
-}
+static const test_root case_watch = { .fn = watch_root };
 
 /* ---- notify -------------------------------------------------------------------------- */
 
@@ -739,30 +710,19 @@ static void *notify_root(void *unused)
 
     /* notify_all wakes the waiting, stores nothing. */
     edo_task *ts[5];
-    for (int i = 0; i < 5; i++) {
-        CHECK_OK(edo_spawn(&ts[i], notify_waiter, n));
-        test_wait_parked(ts[i], EDO_WAIT_NOTIFY);
-    }
+    spawn_queued(ts, 5, notify_waiter, n, EDO_WAIT_NOTIFY);
     edo_notify_all(n);
-    for (int i = 0; i < 5; i++) {
-        void *r;
-        CHECK_OK(edo_join(ts[i], &r));
-        CHECK_EQ(INT(r), 0);
-    }
+    for (int i = 0; i < 5; i++)
+        join_expect(ts[i], 0);
     scope = edo_timeout_begin(20);
     CHECK_ERR(edo_notify_wait(n), -ETIMEDOUT);
     edo_deadline_end(scope);
 
     /* notify_one wakes one waiter at a time, in order. */
-    for (int i = 0; i < 3; i++) {
-        CHECK_OK(edo_spawn(&ts[i], notify_waiter, n));
-        test_wait_parked(ts[i], EDO_WAIT_NOTIFY);
-    }
+    spawn_queued(ts, 3, notify_waiter, n, EDO_WAIT_NOTIFY);
     for (int i = 0; i < 3; i++) {
         edo_notify_one(n);
-        void *r;
-        CHECK_OK(edo_join(ts[i], &r)); /* the longest waiting first */
-        CHECK_EQ(INT(r), 0);
+        join_expect(ts[i], 0); /* the longest waiting first */
     }
 
     /* The epoch: a notify_all between looking and waiting is not missed. */
@@ -774,19 +734,14 @@ static void *notify_root(void *unused)
     CHECK_OK(edo_spawn(&ts[0], notify_waiter, n));
     test_wait_parked(ts[0], EDO_WAIT_NOTIFY);
     edo_abort(ts[0]);
-    void *r;
-    CHECK_ERR(edo_join(ts[0], &r), -EDO_EABORTED);
-    CHECK_EQ(INT(r), -ECANCELED);
+    join_cancelled(ts[0]);
     edo_notify_one(n);
     CHECK_OK(edo_notify_wait(n)); /* the permit was stored, not given to the dead */
     edo_notify_free(n);
     return NULL;
 }
 
-static void case_notify(void)
-{
-    test_run(notify_root, NULL);
-}
+static const test_root case_notify = { .fn = notify_root };
 
 /* A condition guarded by notify: producers bump a counter and notify_one, consumers take
  * from it; with wait_since no wake-up can be lost, or the consumers would hang. */
@@ -847,10 +802,7 @@ static void *nq_root(void *unused)
     return NULL;
 }
 
-static void case_notify_no_lost_wakeup(void)
-{
-    test_run(nq_root, NULL);
-}
+static const test_root case_notify_no_lost_wakeup = { .fn = nq_root };
 
 static const test_case cases[] = {
     TEST_CASE(case_chan_basic),

@@ -242,6 +242,19 @@ static void server_stop(server *s)
     server_stop_allowing(s, NULL);
 }
 
+/* Starts a server, runs root in a fresh runtime and stops the server (cleanly: see
+ * server_stop). root's argument is the server, or env if there is one, whose *env_server
+ * then points at the server. */
+static void run_with_server(void *(*root)(void *), void *env, server **env_server)
+{
+    server s;
+    if (env_server)
+        *env_server = &s;
+    server_start(&s);
+    test_run(root, env ? env : &s);
+    server_stop(&s);
+}
+
 /* The server's resident memory in KiB (VmRSS of /proc/PID/status). */
 static long rss_kib(pid_t pid)
 {
@@ -528,10 +541,7 @@ static void *names_root(void *arg)
 
 static void case_names(void)
 {
-    server s;
-    server_start(&s);
-    test_run(names_root, &s);
-    server_stop(&s);
+    run_with_server(names_root, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -592,10 +602,7 @@ static void *broadcast_root(void *arg)
 
 static void case_broadcast(void)
 {
-    server s;
-    server_start(&s);
-    test_run(broadcast_root, &s);
-    server_stop(&s);
+    run_with_server(broadcast_root, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -819,12 +826,8 @@ static void case_slow_reader(void)
 {
     need_fds(4 * SLOW_CHATTERS + 64);
     static slow_env env;
-    server s;
     memset(&env, 0, sizeof env);
-    env.s = &s;
-    server_start(&s);
-    test_run(slow_root, &env);
-    server_stop(&s);
+    run_with_server(slow_root, &env, &env.s);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -915,10 +918,7 @@ static void *garbage_root(void *arg)
 
 static void case_garbage(void)
 {
-    server s;
-    server_start(&s);
-    test_run(garbage_root, &s);
-    server_stop(&s);
+    run_with_server(garbage_root, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -990,10 +990,7 @@ static void *resets_root(void *arg)
 
 static void case_resets(void)
 {
-    server s;
-    server_start(&s);
-    test_run(resets_root, &s);
-    server_stop(&s);
+    run_with_server(resets_root, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1035,10 +1032,7 @@ static void *flood_root(void *arg)
 
 static void case_flood(void)
 {
-    server s;
-    server_start(&s);
-    test_run(flood_root, &s);
-    server_stop(&s);
+    run_with_server(flood_root, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1113,12 +1107,8 @@ static void case_many_clients(void)
 {
     need_fds(2 * MANY + 200);
     static many_env env;
-    server s;
     memset(&env, 0, sizeof env);
-    env.s = &s;
-    server_start(&s);
-    test_run(many_root, &env);
-    server_stop(&s);
+    run_with_server(many_root, &env, &env.s);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -265,10 +265,7 @@ static void *reset_root(void *unused)
     return NULL;
 }
 
-static void case_reset_mid_write(void)
-{
-    test_run_fds_closed(reset_root, NULL);
-}
+static const test_root case_reset_mid_write = { .fn = reset_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -334,10 +331,7 @@ static void *half_close_root(void *unused)
     return NULL;
 }
 
-static void case_half_close(void)
-{
-    test_run(half_close_root, NULL);
-}
+static const test_root case_half_close = { .fn = half_close_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -405,10 +399,7 @@ static void *silent_root(void *unused)
     return NULL;
 }
 
-static void case_silent_peer(void)
-{
-    test_run(silent_root, NULL);
-}
+static const test_root case_silent_peer = { .fn = silent_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -469,10 +460,7 @@ static void *garbage_root(void *unused)
     return NULL;
 }
 
-static void case_garbage_bytes(void)
-{
-    test_run(garbage_root, NULL);
-}
+static const test_root case_garbage_bytes = { .fn = garbage_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -537,10 +525,7 @@ static void *slow_root(void *unused)
     return NULL;
 }
 
-static void case_slow_peer(void)
-{
-    test_run(slow_root, NULL);
-}
+static const test_root case_slow_peer = { .fn = slow_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -612,10 +597,7 @@ static void *flood_root(void *unused)
     return NULL;
 }
 
-static void case_flood_without_reading(void)
-{
-    test_run(flood_root, NULL);
-}
+static const test_root case_flood_without_reading = { .fn = flood_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Out of descriptors: the accept loop backs off instead of spinning, and recovers.         */
@@ -790,10 +772,7 @@ static void *emfile_root(void *unused)
     return NULL;
 }
 
-static void case_emfile(void)
-{
-    test_run_fds_closed(emfile_root, NULL);
-}
+static const test_root case_emfile = { .fn = emfile_root, .fds_closed = true };
 
 static const test_case cases[] = {
     TEST_CASE(case_reset_mid_write), TEST_CASE(case_half_close),

@@ -826,6 +826,21 @@ static size_t fifo_drain(int fd, char *buf, size_t cap)
     return got;
 }
 
+/* Spawns a fifo_reader on w and, once its read waits, cuts it short: an abort, or its own
+ * 50 ms deadline (which may pass before it is seen parked). */
+static edo_task *spawn_cut_reader(waiter *w)
+{
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, fifo_reader, w));
+    if (!w->by_deadline) {
+        test_wait_parked(t, EDO_WAIT_READ);
+        edo_abort(t);
+    } else {
+        test_wait_parked_or_done(t, EDO_WAIT_READ);
+    }
+    return t;
+}
+
 /* Joins a task that may have been aborted. */
 static void join_aborted(edo_task *t, bool aborted)
 {
@@ -855,15 +870,9 @@ static void *cancel_root(void *arg)
         w.buf = malloc(w.len);
         CHECK(w.buf != NULL);
         memset(w.buf, 0x11, w.len);
-        edo_task *t;
-        CHECK_OK(edo_spawn(&t, fifo_reader, &w));
-        if (!w.by_deadline) {
-            test_wait_parked(t, EDO_WAIT_READ);
-            edo_abort(t);
-        } else {
-            test_wait_parked_or_done(t, EDO_WAIT_READ); /* its 50 ms may pass first */
-            CHECK_OK(edo_sleep(80));                    /* past the reader's 50 ms deadline */
-        }
+        edo_task *t = spawn_cut_reader(&w);
+        if (w.by_deadline)
+            CHECK_OK(edo_sleep(80)); /* past the reader's 50 ms deadline */
         char msg[64];
         int mlen = snprintf(msg, sizeof msg, "round %d: data written after the cut", round);
         if (uring) {
@@ -946,14 +955,7 @@ static void *queued_root(void *arg)
         waiter w = { .fd = fd, .len = 65536, .by_deadline = round == 1 };
         w.buf = malloc(w.len);
         CHECK(w.buf != NULL);
-        edo_task *t;
-        CHECK_OK(edo_spawn(&t, fifo_reader, &w));
-        if (!w.by_deadline) {
-            test_wait_parked(t, EDO_WAIT_READ);
-            edo_abort(t);
-        } else {
-            test_wait_parked_or_done(t, EDO_WAIT_READ); /* its 50 ms may pass first */
-        }
+        edo_task *t = spawn_cut_reader(&w);
         join_aborted(t, !w.by_deadline);
         CHECK_ERR(w.rc, w.by_deadline ? -ETIMEDOUT : -ECANCELED);
         free(w.buf);
@@ -1298,20 +1300,39 @@ static void *pipe_feeder(void *arg)
     return NULL;
 }
 
-static void *pipe_drainer(void *arg)
+/* Reads from src to its end with rd (which returns -errno on failure), with room for a
+ * byte more than STDIO_BYTES so that a longer stream shows, and checks that it got
+ * exactly STDIO_BYTES of pattern salt. */
+static void read_stdio_bytes(ssize_t (*rd)(void *src, void *buf, size_t len), void *src,
+                             uint64_t salt)
 {
-    int fd = (int)INT(arg);
     char *buf = malloc(STDIO_BYTES + 1);
     CHECK(buf != NULL);
     size_t got = 0;
     ssize_t n;
-    while ((n = read(fd, buf + got, STDIO_BYTES + 1 - got)) > 0)
+    while ((n = rd(src, buf + got, STDIO_BYTES + 1 - got)) > 0)
         got += (size_t)n;
-    CHECK_SYS(n);
+    CHECK_OK(n);
     CHECK_EQ(got, (size_t)STDIO_BYTES);
-    CHECK(pattern_check(22, 0, buf, got) == SIZE_MAX);
+    CHECK(pattern_check(salt, 0, buf, got) == SIZE_MAX);
     free(buf);
-    close(fd);
+}
+
+static ssize_t read_raw(void *src, void *buf, size_t len)
+{
+    ssize_t n = read((int)INT(src), buf, len);
+    return n < 0 ? -errno : n;
+}
+
+static ssize_t read_io(void *src, void *buf, size_t len)
+{
+    return edo_read(src, buf, len);
+}
+
+static void *pipe_drainer(void *arg)
+{
+    read_stdio_bytes(read_raw, arg, 22);
+    close((int)INT(arg));
     return NULL;
 }
 
@@ -1320,16 +1341,7 @@ static void *stdin_root(void *arg)
 {
     edo_io *in;
     CHECK_OK(edo_io_wrap(&in, dup(STDIN_FILENO)));
-    char *buf = malloc(STDIO_BYTES + 1);
-    CHECK(buf != NULL);
-    size_t got = 0;
-    ssize_t n;
-    while ((n = edo_read(in, buf + got, STDIO_BYTES + 1 - got)) > 0)
-        got += (size_t)n;
-    CHECK_OK(n);
-    CHECK_EQ(got, (size_t)STDIO_BYTES);
-    CHECK(pattern_check(21, 0, buf, got) == SIZE_MAX);
-    free(buf);
+    read_stdio_bytes(read_io, in, 21);
     CHECK_OK(edo_close(in));
     (void)arg;
     return NULL;
@@ -1617,10 +1629,7 @@ static void *pipe_root(void *unused)
     return NULL;
 }
 
-static void case_pipe_short_read(void)
-{
-    test_run(pipe_root, NULL);
-}
+static const test_root case_pipe_short_read = { .fn = pipe_root };
 
 static const test_case cases[] = {
     TEST_CASE(case_outside_task),

@@ -324,10 +324,7 @@ static void *errors_root(void *arg)
     return NULL;
 }
 
-static void case_errors(void)
-{
-    test_run_fds_closed(errors_root, NULL);
-}
+static const test_root case_errors = { .fn = errors_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Pipes                                                                                    */
@@ -376,10 +373,7 @@ static void *pipe_root(void *arg)
     return NULL;
 }
 
-static void case_pipe(void)
-{
-    test_run(pipe_root, NULL);
-}
+static const test_root case_pipe = { .fn = pipe_root };
 
 static const test_case cases[] = {
     TEST_CASE(case_echo),

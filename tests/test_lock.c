@@ -120,6 +120,47 @@ static void log_add(order_log *log, int who)
     log->who[i] = who;
 }
 
+/* m is left unlocked (a waiter would have been handed it): a try_lock gets it at once. */
+static void check_mutex_free(edo_mutex *m)
+{
+    CHECK_OK(edo_mutex_try_lock(m));
+    edo_mutex_unlock(m);
+}
+
+/* l is left unlocked, by readers and writers alike. */
+static void check_rwlock_free(edo_rwlock *l)
+{
+    CHECK_OK(edo_rwlock_try_wrlock(l));
+    edo_rwlock_wrunlock(l);
+}
+
+/* A holder of a read-write lock counts itself in (readers, writers): a writer finds
+ * nobody else inside, a reader no writer. */
+static void rw_count_in(atomic_int *readers, atomic_int *writers, bool writer)
+{
+    if (writer) {
+        CHECK_EQ(atomic_fetch_add(writers, 1), 0);
+        CHECK_EQ(atomic_load(readers), 0);
+    } else {
+        atomic_fetch_add(readers, 1);
+        CHECK_EQ(atomic_load(writers), 0);
+    }
+}
+
+/* ... and counts itself out again, checking the same, and unlocks. */
+static void rw_count_out(edo_rwlock *l, atomic_int *readers, atomic_int *writers, bool writer)
+{
+    if (writer) {
+        CHECK_EQ(atomic_load(readers), 0);
+        atomic_fetch_sub(writers, 1);
+        edo_rwlock_wrunlock(l);
+    } else {
+        CHECK_EQ(atomic_load(writers), 0);
+        atomic_fetch_sub(readers, 1);
+        edo_rwlock_rdunlock(l);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Mutex                                                                                    */
 
@@ -153,18 +194,30 @@ static void excl_body(excl *x, test_rng *r, bool task)
     CHECK_EQ(atomic_fetch_sub(&x->inside, 1), 1);
 }
 
-static void *excl_task(void *arg)
+/* A locker's iterations, as a task (which also yields between them, at random) or as a
+ * thread outside the runtime. */
+static void excl_loop(excl_arg *a, bool task)
 {
-    excl_arg *a = arg;
-    test_rng r = test_rng_new(1000 + (uint64_t)a->id);
+    test_rng r = test_rng_new((task ? 1000 : 2000) + (uint64_t)a->id);
     for (int i = 0; i < a->x->iters; i++) {
         CHECK_OK(edo_mutex_lock(a->x->m));
-        excl_body(a->x, &r, true);
+        excl_body(a->x, &r, task);
         edo_mutex_unlock(a->x->m);
-        if (test_rng_next(&r) % 4 == 0)
+        if (task && test_rng_next(&r) % 4 == 0)
             CHECK_OK(edo_yield());
     }
     atomic_fetch_add(&a->x->done, 1);
+}
+
+static void *excl_task(void *arg)
+{
+    excl_loop(arg, true);
+    return NULL;
+}
+
+static void *excl_thread(void *arg)
+{
+    excl_loop(arg, false);
     return NULL;
 }
 
@@ -209,10 +262,7 @@ static void *mutex_exclusion_root(void *unused)
     return NULL;
 }
 
-static void case_mutex_exclusion(void)
-{
-    test_run(mutex_exclusion_root, NULL);
-}
+static const test_root case_mutex_exclusion = { .fn = mutex_exclusion_root };
 
 typedef struct fifo {
     edo_mutex *m;
@@ -281,16 +331,12 @@ static void *mutex_fifo_root(void *unused)
     CHECK_ERR(edo_mutex_try_lock(f.m), -EBUSY);
     atomic_store(&f.release, true);
     join(h);
-    CHECK_OK(edo_mutex_try_lock(f.m));
-    edo_mutex_unlock(f.m);
+    check_mutex_free(f.m);
     edo_mutex_free(f.m);
     return NULL;
 }
 
-static void case_mutex_fifo(void)
-{
-    test_run(mutex_fifo_root, NULL);
-}
+static const test_root case_mutex_fifo = { .fn = mutex_fifo_root };
 
 static void *try_lock_thread(void *arg)
 {
@@ -316,17 +362,13 @@ static void *mutex_try_lock_root(void *unused)
     CHECK_EQ(INT(res), 0);
     CHECK_ERR(edo_mutex_try_lock(m), -EBUSY);
     edo_mutex_unlock(m);
-    CHECK_OK(edo_mutex_try_lock(m));
-    edo_mutex_unlock(m);
+    check_mutex_free(m);
     edo_mutex_free(m);
     CHECK_ERR(edo_mutex_new(NULL), -EINVAL);
     return NULL;
 }
 
-static void case_mutex_try_lock(void)
-{
-    test_run(mutex_try_lock_root, NULL);
-}
+static const test_root case_mutex_try_lock = { .fn = mutex_try_lock_root };
 
 typedef struct timed_arg {
     edo_mutex *m;
@@ -364,16 +406,14 @@ static void *mutex_timeout_root(void *unused)
     CHECK_ERR(join(spawn(timed_locker, &a)), -ETIMEDOUT);
     CHECK_GE(edo_now() - t0, 25);
     edo_mutex_unlock(m);
-    CHECK_OK(edo_mutex_try_lock(m));
-    edo_mutex_unlock(m);
+    check_mutex_free(m);
     /* Not recursive: locking it again waits, here until the scope's deadline. */
     CHECK_OK(edo_mutex_lock(m));
     int64_t scope = edo_timeout_begin(20);
     CHECK_ERR(edo_mutex_lock(m), -ETIMEDOUT);
     edo_deadline_end(scope);
     edo_mutex_unlock(m);
-    CHECK_OK(edo_mutex_try_lock(m));
-    edo_mutex_unlock(m);
+    check_mutex_free(m);
 
     /* The first waiter and a middle one time out: the others keep their order. */
     CHECK_OK(edo_mutex_lock(m));
@@ -408,16 +448,12 @@ static void *mutex_timeout_root(void *unused)
     CHECK_EQ(log.who[0], 1);
     CHECK_EQ(log.who[1], 3);
     CHECK_EQ(log.who[2], 4);
-    CHECK_OK(edo_mutex_try_lock(m));
-    edo_mutex_unlock(m);
+    check_mutex_free(m);
     edo_mutex_free(m);
     return NULL;
 }
 
-static void case_mutex_timeout(void)
-{
-    test_run(mutex_timeout_root, NULL);
-}
+static const test_root case_mutex_timeout = { .fn = mutex_timeout_root };
 
 /* A waiter whose deadline comes at about the moment the holder unlocks: either it got the
  * mutex (0: it holds it, even though its deadline passed) or not (-ETIMEDOUT: it holds
@@ -463,18 +499,14 @@ static void *mutex_timeout_race_root(void *unused)
             got++;
         else
             timed_out++;
-        CHECK_OK(edo_mutex_try_lock(r.m));
-        edo_mutex_unlock(r.m);
+        check_mutex_free(r.m);
     }
     printf("  timeout racing unlock: %d got the mutex, %d timed out\n", got, timed_out);
     edo_mutex_free(r.m);
     return NULL;
 }
 
-static void case_mutex_timeout_race(void)
-{
-    test_run(mutex_timeout_race_root, NULL);
-}
+static const test_root case_mutex_timeout_race = { .fn = mutex_timeout_race_root };
 
 static void *mutex_abort_root(void *unused)
 {
@@ -496,8 +528,7 @@ static void *mutex_abort_root(void *unused)
     CHECK_EQ(join(ts[1]), 0);
     CHECK_EQ(atomic_load(&log.n), 1);
     CHECK_EQ(log.who[0], 1);
-    CHECK_OK(edo_mutex_try_lock(m));
-    edo_mutex_unlock(m);
+    check_mutex_free(m);
 
     /* Aborts racing the unlock: the first waiter got the mutex (and gave it on) or was
      * cancelled, the second always gets it. */
@@ -525,30 +556,13 @@ static void *mutex_abort_root(void *unused)
         int n = atomic_load(&log.n);
         CHECK_EQ(n, INT(res) == 0 ? 2 : 1);
         CHECK_EQ(log.who[n - 1], 1);
-        CHECK_OK(edo_mutex_try_lock(m));
-        edo_mutex_unlock(m);
+        check_mutex_free(m);
     }
     edo_mutex_free(m);
     return NULL;
 }
 
-static void case_mutex_abort(void)
-{
-    test_run(mutex_abort_root, NULL);
-}
-
-static void *excl_thread(void *arg)
-{
-    excl_arg *a = arg;
-    test_rng r = test_rng_new(2000 + (uint64_t)a->id);
-    for (int i = 0; i < a->x->iters; i++) {
-        CHECK_OK(edo_mutex_lock(a->x->m));
-        excl_body(a->x, &r, false);
-        edo_mutex_unlock(a->x->m);
-    }
-    atomic_fetch_add(&a->x->done, 1);
-    return NULL;
-}
+static const test_root case_mutex_abort = { .fn = mutex_abort_root };
 
 #define MIX_TASKS 4
 #define MIX_THREADS 3
@@ -581,10 +595,7 @@ static void *mutex_threads_root(void *unused)
     return NULL;
 }
 
-static void case_mutex_threads(void)
-{
-    test_run(mutex_threads_root, NULL);
-}
+static const test_root case_mutex_threads = { .fn = mutex_threads_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Read-write lock                                                                          */
@@ -634,10 +645,7 @@ static void *rw_shared_root(void *unused)
     return NULL;
 }
 
-static void case_rw_shared(void)
-{
-    test_run(rw_shared_root, NULL);
-}
+static const test_root case_rw_shared = { .fn = rw_shared_root };
 
 typedef struct rw_arg {
     rw *s;
@@ -656,28 +664,13 @@ static void *rw_mixed(void *arg)
     test_rng r = test_rng_new(3000 + (uint64_t)a->id);
     for (int i = 0; i < a->iters; i++) {
         bool writer = test_rng_next(&r) % 4 == 0;
-        if (writer) {
-            CHECK_OK(edo_rwlock_wrlock(s->l));
-            CHECK_EQ(atomic_fetch_add(&s->writers, 1), 0);
-            CHECK_EQ(atomic_load(&s->readers), 0);
-        } else {
-            CHECK_OK(edo_rwlock_rdlock(s->l));
-            atomic_fetch_add(&s->readers, 1);
-            CHECK_EQ(atomic_load(&s->writers), 0);
-        }
+        CHECK_OK(writer ? edo_rwlock_wrlock(s->l) : edo_rwlock_rdlock(s->l));
+        rw_count_in(&s->readers, &s->writers, writer);
         if (test_rng_next(&r) % 4 == 0)
             CHECK_OK(edo_yield());
         else
             test_spin(&r, 300);
-        if (writer) {
-            CHECK_EQ(atomic_load(&s->readers), 0);
-            atomic_fetch_sub(&s->writers, 1);
-            edo_rwlock_wrunlock(s->l);
-        } else {
-            CHECK_EQ(atomic_load(&s->writers), 0);
-            atomic_fetch_sub(&s->readers, 1);
-            edo_rwlock_rdunlock(s->l);
-        }
+        rw_count_out(s->l, &s->readers, &s->writers, writer);
     }
     return NULL;
 }
@@ -694,16 +687,12 @@ static void *rw_exclusive_root(void *unused)
     }
     for (int i = 0; i < 8; i++)
         join(ts[i]);
-    CHECK_OK(edo_rwlock_try_wrlock(s.l));
-    edo_rwlock_wrunlock(s.l);
+    check_rwlock_free(s.l);
     edo_rwlock_free(s.l);
     return NULL;
 }
 
-static void case_rw_exclusive(void)
-{
-    test_run(rw_exclusive_root, NULL);
-}
+static const test_root case_rw_exclusive = { .fn = rw_exclusive_root };
 
 /* Takes the lock as a reader or a writer (timeout a->ms), logs its id with the number of
  * readers and writers inside (id * 100 + readers * 10 + writers, itself included), holds
@@ -790,16 +779,12 @@ static void *rw_order_root(void *unused)
     CHECK_EQ(atomic_load(&s.log.n), 1);
     CHECK_EQ(s.log.who[0], 210);
     edo_rwlock_rdunlock(s.l);
-    CHECK_OK(edo_rwlock_try_wrlock(s.l));
-    edo_rwlock_wrunlock(s.l);
+    check_rwlock_free(s.l);
     edo_rwlock_free(s.l);
     return NULL;
 }
 
-static void case_rw_order(void)
-{
-    test_run(rw_order_root, NULL);
-}
+static const test_root case_rw_order = { .fn = rw_order_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Semaphore                                                                                */
@@ -912,10 +897,7 @@ static void *sem_fair_root(void *unused)
     return NULL;
 }
 
-static void case_sem_fair(void)
-{
-    test_run(sem_fair_root, NULL);
-}
+static const test_root case_sem_fair = { .fn = sem_fair_root };
 
 static void *sem_close_root(void *unused)
 {
@@ -949,10 +931,7 @@ static void *sem_close_root(void *unused)
     return NULL;
 }
 
-static void case_sem_close(void)
-{
-    test_run(sem_close_root, NULL);
-}
+static const test_root case_sem_close = { .fn = sem_close_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Barrier                                                                                  */
@@ -1010,10 +989,7 @@ static void *bar_rounds_root(void *unused)
     return NULL;
 }
 
-static void case_bar_rounds(void)
-{
-    test_run(bar_rounds_root, NULL);
-}
+static const test_root case_bar_rounds = { .fn = bar_rounds_root };
 
 typedef struct bar_arg {
     edo_barrier *b;
@@ -1059,10 +1035,7 @@ static void *bar_leave_root(void *unused)
     return NULL;
 }
 
-static void case_bar_leave(void)
-{
-    test_run(bar_leave_root, NULL);
-}
+static const test_root case_bar_leave = { .fn = bar_leave_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Threads outside the runtime                                                              */
@@ -1075,6 +1048,18 @@ typedef struct foreign {
     int rounds;
     atomic_int in_write;
 } foreign;
+
+/* f->rounds rounds of the barrier; returns how many this caller led. */
+static int foreign_bar_rounds(foreign *f)
+{
+    int leads = 0;
+    for (int i = 0; i < f->rounds; i++) {
+        int rc = edo_barrier_wait(f->b);
+        CHECK(rc == 0 || rc == 1);
+        leads += rc;
+    }
+    return leads;
+}
 
 static void *foreign_thread(void *arg)
 {
@@ -1090,25 +1075,12 @@ static void *foreign_thread(void *arg)
         edo_rwlock_wrunlock(f->l);
     }
     /* Rounds of a barrier with tasks. */
-    int leads = 0;
-    for (int i = 0; i < f->rounds; i++) {
-        int rc = edo_barrier_wait(f->b);
-        CHECK(rc == 0 || rc == 1);
-        leads += rc;
-    }
-    return VAL(leads);
+    return VAL(foreign_bar_rounds(f));
 }
 
 static void *foreign_bar_task(void *arg)
 {
-    foreign *f = arg;
-    int leads = 0;
-    for (int i = 0; i < f->rounds; i++) {
-        int rc = edo_barrier_wait(f->b);
-        CHECK(rc == 0 || rc == 1);
-        leads += rc;
-    }
-    return VAL(leads);
+    return VAL(foreign_bar_rounds(arg));
 }
 
 static void *foreign_root(void *unused)
@@ -1144,10 +1116,7 @@ static void *foreign_root(void *unused)
     return NULL;
 }
 
-static void case_foreign(void)
-{
-    test_run(foreign_root, NULL);
-}
+static const test_root case_foreign = { .fn = foreign_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Stress: timeouts and aborts racing unlocks and releases, threads outside the runtime too */
@@ -1249,23 +1218,9 @@ static void stress_op(stress *s, test_rng *r, bool task)
             stress_gave_up(s, rc);
             return;
         }
-        if (writer) {
-            CHECK_EQ(atomic_fetch_add(&s->writers, 1), 0);
-            CHECK_EQ(atomic_load(&s->readers), 0);
-        } else {
-            atomic_fetch_add(&s->readers, 1);
-            CHECK_EQ(atomic_load(&s->writers), 0);
-        }
+        rw_count_in(&s->readers, &s->writers, writer);
         stress_hold(r, task);
-        if (writer) {
-            CHECK_EQ(atomic_load(&s->readers), 0);
-            atomic_fetch_sub(&s->writers, 1);
-            edo_rwlock_wrunlock(s->l);
-        } else {
-            CHECK_EQ(atomic_load(&s->writers), 0);
-            atomic_fetch_sub(&s->readers, 1);
-            edo_rwlock_rdunlock(s->l);
-        }
+        rw_count_out(s->l, &s->readers, &s->writers, writer);
         break;
     }
     }
@@ -1338,11 +1293,9 @@ static void *stress_root(void *unused)
     /* Nothing is left held or queued. */
     CHECK_EQ(atomic_load(&s.holders), 0);
     CHECK_EQ(atomic_load(&s.permits), 0);
-    CHECK_OK(edo_mutex_try_lock(s.m));
-    edo_mutex_unlock(s.m);
+    check_mutex_free(s.m);
     CHECK_EQ(edo_sem_available(s.s), STRESS_PERMITS);
-    CHECK_OK(edo_rwlock_try_wrlock(s.l));
-    edo_rwlock_wrunlock(s.l);
+    check_rwlock_free(s.l);
     printf("  %ld acquired (%ld by threads), %ld gave up, %d tasks aborted\n",
            atomic_load(&s.acquired), atomic_load(&s.by_threads), atomic_load(&s.gave_up), aborted);
     CHECK_GT(atomic_load(&s.acquired), 0);
@@ -1352,10 +1305,7 @@ static void *stress_root(void *unused)
     return NULL;
 }
 
-static void case_stress(void)
-{
-    test_run(stress_root, NULL);
-}
+static const test_root case_stress = { .fn = stress_root };
 
 static const test_case cases[] = {
     TEST_CASE(case_mutex_exclusion),

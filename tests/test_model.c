@@ -36,29 +36,33 @@ typedef struct actor {
     int id;
 } actor;
 
-static int send_once(model *md, int mode, test_rng *r, const msg *m)
+/* One send (send) or receive of m, waiting as mode says. A send fails by a timeout or a
+ * full channel; a receive also by an abort (consumers are aborted, producers never), and
+ * its timeout may be 0. */
+static int xfer_once(model *md, int mode, test_rng *r, msg *m, bool send)
 {
-    int64_t ms = (int64_t)test_rng_range(r, 1, 3);
+    int64_t ms = (int64_t)test_rng_range(r, send ? 1 : 0, 3);
     switch (mode) {
     case WAIT_SCOPE: {
         int64_t scope = edo_timeout_begin(ms);
-        int rc = edo_chan_send(md->ch, m);
+        int rc = send ? edo_chan_send(md->ch, m) : edo_chan_recv(md->ch, m);
         edo_deadline_end(scope);
         return rc;
     }
     case WAIT_SELECT: {
-        edo_case cs[] = { edo_case_send(md->ch, m), edo_case_timeout(ms) };
+        edo_case cs[] = { send ? edo_case_send(md->ch, m) : edo_case_recv(md->ch, m),
+                          edo_case_timeout(ms) };
         int k = edo_select(cs, 2);
-        return k == 0 ? cs[0].rc : -ETIMEDOUT;
+        return k == 0 ? cs[0].rc : k == 1 || send ? -ETIMEDOUT : k;
     }
     case WAIT_TRY: {
-        int rc = edo_chan_try_send(md->ch, m);
-        if (rc == -EAGAIN)
-            edo_yield();
+        int rc = send ? edo_chan_try_send(md->ch, m) : edo_chan_try_recv(md->ch, m);
+        if (rc == -EAGAIN && edo_yield() == -ECANCELED && !send)
+            return -ECANCELED;
         return rc;
     }
     default:
-        return edo_chan_send(md->ch, m);
+        return send ? edo_chan_send(md->ch, m) : edo_chan_recv(md->ch, m);
     }
 }
 
@@ -71,38 +75,12 @@ static void *producer(void *arg)
         msg m = { a->id, i };
         int rc;
         /* Retried until sent: a failed send (timeout, full) sent nothing. */
-        while ((rc = send_once(md, md->mode[a->id], &r, &m)) != 0)
+        while ((rc = xfer_once(md, md->mode[a->id], &r, &m, true)) != 0)
             CHECK_MSG(rc == -ETIMEDOUT || rc == -EAGAIN, "send: %s", edo_strerror(rc));
         if (test_rng_range(&r, 0, 7) == 0)
             edo_yield();
     }
     return NULL;
-}
-
-static int recv_once(model *md, int mode, test_rng *r, msg *m)
-{
-    int64_t ms = (int64_t)test_rng_range(r, 0, 3);
-    switch (mode) {
-    case WAIT_SCOPE: {
-        int64_t scope = edo_timeout_begin(ms);
-        int rc = edo_chan_recv(md->ch, m);
-        edo_deadline_end(scope);
-        return rc;
-    }
-    case WAIT_SELECT: {
-        edo_case cs[] = { edo_case_recv(md->ch, m), edo_case_timeout(ms) };
-        int k = edo_select(cs, 2);
-        return k == 0 ? cs[0].rc : k == 1 ? -ETIMEDOUT : k;
-    }
-    case WAIT_TRY: {
-        int rc = edo_chan_try_recv(md->ch, m);
-        if (rc == -EAGAIN && edo_yield() == -ECANCELED)
-            return -ECANCELED;
-        return rc;
-    }
-    default:
-        return edo_chan_recv(md->ch, m);
-    }
 }
 
 static void record(model *md, int *last, const msg *m)
@@ -126,7 +104,7 @@ static void *consumer(void *arg)
         last[i] = -1;
     for (;;) {
         msg m;
-        int rc = recv_once(md, md->mode[MAXP + a->id], &r, &m);
+        int rc = xfer_once(md, md->mode[MAXP + a->id], &r, &m, false);
         if (rc == 0) {
             record(md, last, &m);
         } else if (rc == -EDO_ECLOSED || rc == -ECANCELED) {

@@ -62,7 +62,9 @@ typedef struct child_result {
     char out[16384];
 } child_result;
 
-static void run_in_child(const overflow_plan *p, child_result *res)
+/* Runs root(arg) in a runtime of a child process, whose standard error goes to res with
+ * its exit status; if root returns, the child says `returned` and exits 0. */
+static void run_in_child(void *(*root)(void *), void *arg, const char *returned, child_result *res)
 {
     int pfd[2];
     CHECK_SYS(pipe2(pfd, O_CLOEXEC));
@@ -76,8 +78,8 @@ static void run_in_child(const overflow_plan *p, child_result *res)
         edo_runtime *rt;
         if (edo_runtime_new(&rt, NULL) < 0)
             _exit(3);
-        edo_block_on(rt, overflow_root, (void *)p, NULL);
-        fprintf(stderr, "test_overflow: the recursion returned\n");
+        edo_block_on(rt, root, arg, NULL);
+        fprintf(stderr, "test_overflow: %s\n", returned);
         _exit(0);
     }
     close(pfd[1]);
@@ -122,7 +124,7 @@ static void describe(const child_result *r)
 static void check_overflow_report(const overflow_plan *p, const char *want_name)
 {
     child_result *r = calloc(1, sizeof *r);
-    run_in_child(p, r);
+    run_in_child(overflow_root, (void *)p, "the recursion returned", r);
     describe(r);
     bool died = (WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGABRT) ||
                 (WIFEXITED(r->status) && WEXITSTATUS(r->status) != 0);
@@ -215,28 +217,8 @@ static void case_overflow_without_guard(void)
                                                 : "not in sanitizer builds");
         return;
     }
-    int pfd[2];
-    CHECK_SYS(pipe2(pfd, O_CLOEXEC));
-    fflush(stdout);
-    pid_t pid = (pid_t)CHECK_SYS(fork());
-    if (pid == 0) {
-        dup2(pfd[1], 2);
-        alarm(30);
-        edo_runtime *rt;
-        if (edo_runtime_new(&rt, NULL) < 0)
-            _exit(3);
-        edo_block_on(rt, unguarded_root, (void *)(intptr_t)(lim + 16), NULL);
-        fprintf(stderr, "test_overflow: no report\n");
-        _exit(0);
-    }
-    close(pfd[1]);
     child_result *r = calloc(1, sizeof *r);
-    size_t have = 0;
-    ssize_t n;
-    while ((n = read(pfd[0], r->out + have, sizeof r->out - 1 - have)) > 0)
-        have += (size_t)n;
-    close(pfd[0]);
-    CHECK_SYS(waitpid(pid, &r->status, 0));
+    run_in_child(unguarded_root, (void *)(intptr_t)(lim + 16), "no report", r);
     describe(r);
     CHECK_MSG(WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGABRT,
               "the child did not abort (status 0x%x):\n%s", r->status, r->out);
@@ -267,10 +249,7 @@ static void *fits_root(void *arg)
     return NULL;
 }
 
-static void case_deep_but_bounded(void)
-{
-    test_run(fits_root, NULL);
-}
+static const test_root case_deep_but_bounded = { .fn = fits_root };
 
 static const test_case cases[] = {
     TEST_CASE(case_deep_but_bounded),       TEST_CASE(case_overflow_named),

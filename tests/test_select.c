@@ -77,10 +77,7 @@ static void *basic_root(void *unused)
     return NULL;
 }
 
-static void case_select_basic(void)
-{
-    test_run(basic_root, NULL);
-}
+static const test_root case_select_basic = { .fn = basic_root };
 
 /* Two channels always ready: both are picked, none starves. */
 static void *fair_root(void *unused)
@@ -106,10 +103,7 @@ static void *fair_root(void *unused)
     return NULL;
 }
 
-static void case_select_fair(void)
-{
-    test_run(fair_root, NULL);
-}
+static const test_root case_select_fair = { .fn = fair_root };
 
 /* Producers feed K channels; consumers select over all K and a short timer, so their
  * waiters are withdrawn again and again while messages arrive. Every message is received
@@ -255,10 +249,7 @@ static void *io_root(void *unused)
     return NULL;
 }
 
-static void case_select_io_and_join(void)
-{
-    test_run(io_root, NULL);
-}
+static const test_root case_select_io_and_join = { .fn = io_root };
 
 static void *notify_later(void *arg)
 {
@@ -335,10 +326,7 @@ static void *kinds_root(void *unused)
     return NULL;
 }
 
-static void case_select_kinds(void)
-{
-    test_run(kinds_root, NULL);
-}
+static const test_root case_select_kinds = { .fn = kinds_root };
 
 /* A select parked on a channel, a notify and a socket, then aborted or timed out: every
  * waiter is gone afterwards (a send is buffered, a notify stored, the socket free for
@@ -403,10 +391,7 @@ static void *abort_root(void *unused)
     return NULL;
 }
 
-static void case_select_abort_and_deadline(void)
-{
-    test_run(abort_root, NULL);
-}
+static const test_root case_select_abort_and_deadline = { .fn = abort_root };
 
 /* Send and receive on the same rendezvous channel in one select: a case is never the
  * partner of its own select's other case, so only the timer can fire, until another task
@@ -437,10 +422,7 @@ static void *self_partner_root(void *unused)
     return NULL;
 }
 
-static void case_select_own_cases(void)
-{
-    test_run(self_partner_root, NULL);
-}
+static const test_root case_select_own_cases = { .fn = self_partner_root };
 
 /* More cases than fit on the stack. */
 static void *many_root(void *unused)
@@ -464,10 +446,7 @@ static void *many_root(void *unused)
     return NULL;
 }
 
-static void case_select_many_cases(void)
-{
-    test_run(many_root, NULL);
-}
+static const test_root case_select_many_cases = { .fn = many_root };
 
 static const test_case cases[] = {
     TEST_CASE(case_select_basic),      TEST_CASE(case_select_fair),

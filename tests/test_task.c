@@ -119,10 +119,7 @@ static void *detached_root(void *unused)
     return NULL;
 }
 
-static void case_detached(void)
-{
-    test_run(detached_root, NULL);
-}
+static const test_root case_detached = { .fn = detached_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -171,10 +168,7 @@ static void *start_order_root(void *unused)
     return NULL;
 }
 
-static void case_start_order(void)
-{
-    test_run_opts(&one_worker, start_order_root, NULL);
-}
+static const test_root case_start_order = { .fn = start_order_root, .opts = &one_worker };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -232,10 +226,7 @@ static void *round_robin_root(void *unused)
     return NULL;
 }
 
-static void case_yield_round_robin(void)
-{
-    test_run_opts(&one_worker, round_robin_root, NULL);
-}
+static const test_root case_yield_round_robin = { .fn = round_robin_root, .opts = &one_worker };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -618,11 +609,8 @@ static void *task_stats_root(void *unused)
     return NULL;
 }
 
-static void case_task_stats(void)
-{
-    /* One worker: the counts below assume the tasks take turns on one thread. */
-    test_run_opts(&one_worker, task_stats_root, NULL);
-}
+/* One worker: the counts below assume the tasks take turns on one thread. */
+static const test_root case_task_stats = { .fn = task_stats_root, .opts = &one_worker };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -662,10 +650,7 @@ static void *many_root(void *unused)
     return NULL;
 }
 
-static void case_many_tasks(void)
-{
-    test_run(many_root, NULL);
-}
+static const test_root case_many_tasks = { .fn = many_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* A spawn in steady state reuses a finished task's stack, and under TSan a finished task's */
@@ -708,10 +693,7 @@ static void *reuse_root(void *unused)
     return NULL;
 }
 
-static void case_spawn_reuses_stacks(void)
-{
-    test_run(reuse_root, NULL);
-}
+static const test_root case_spawn_reuses_stacks = { .fn = reuse_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Abort at every kind of suspension point.                                                 */
@@ -839,10 +821,7 @@ static void *abort_points_root(void *unused)
     return NULL;
 }
 
-static void case_abort_points(void)
-{
-    test_run(abort_points_root, NULL);
-}
+static const test_root case_abort_points = { .fn = abort_points_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -916,11 +895,8 @@ static void *abort_early_root(void *unused)
     return NULL;
 }
 
-static void case_abort_early_and_late(void)
-{
-    /* One worker: "before it first runs" needs the spawner to keep the only thread. */
-    test_run_opts(&one_worker, abort_early_root, NULL);
-}
+/* One worker: "before it first runs" needs the spawner to keep the only thread. */
+static const test_root case_abort_early_and_late = { .fn = abort_early_root, .opts = &one_worker };
 
 /* ---------------------------------------------------------------------------------------- */
 

@@ -212,6 +212,19 @@ static void case_echo_1000_clients(void)
 
 /* ---------------------------------------------------------------------------------------- */
 
+/* A listener on a wildcard address (addr: its local address, which says the port) takes
+ * a connection to 127.0.0.1 at that port. */
+static void check_v4_loopback_connect(edo_io *lis, const char *addr)
+{
+    char lo[48];
+    edo_io *c, *s;
+    snprintf(lo, sizeof lo, "127.0.0.1:%d", test_port_of(addr));
+    CHECK_OK(edo_tcp_connect(&c, lo, 5000));
+    CHECK_OK(edo_tcp_accept(&s, lis));
+    CHECK_OK(edo_close(c));
+    CHECK_OK(edo_close(s));
+}
+
 static void *addr_root(void *unused)
 {
     char addr[48], la[48], pa[48], sla[48], spa[48];
@@ -254,21 +267,13 @@ static void *addr_root(void *unused)
         CHECK_OK(edo_tcp_listen(&lis, any[i], 4));
         CHECK_OK(edo_local_addr(lis, addr, sizeof addr));
         CHECK_MSG(strncmp(addr, "0.0.0.0:", 8) == 0, "%s listens on %s", any[i], addr);
-        char lo[48];
-        snprintf(lo, sizeof lo, "127.0.0.1:%d", test_port_of(addr));
-        CHECK_OK(edo_tcp_connect(&c, lo, 5000));
-        CHECK_OK(edo_tcp_accept(&s, lis));
-        CHECK_OK(edo_close(c));
-        CHECK_OK(edo_close(s));
+        check_v4_loopback_connect(lis, addr);
         CHECK_OK(edo_close(lis));
     }
     return NULL;
 }
 
-static void case_addresses(void)
-{
-    test_run_fds_closed(addr_root, NULL);
-}
+static const test_root case_addresses = { .fn = addr_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -325,12 +330,7 @@ static void *ipv6_root(void *unused)
     CHECK_OK(edo_tcp_listen_with(&lis, "[::]:0", &o));
     if (sys_v6only == 0) {
         CHECK_OK(edo_local_addr(lis, addr, sizeof addr));
-        char v4[48];
-        snprintf(v4, sizeof v4, "127.0.0.1:%d", test_port_of(addr));
-        CHECK_OK(edo_tcp_connect(&c, v4, 5000));
-        CHECK_OK(edo_tcp_accept(&s, lis));
-        CHECK_OK(edo_close(c));
-        CHECK_OK(edo_close(s));
+        check_v4_loopback_connect(lis, addr);
     }
     CHECK_OK(edo_close(lis));
     return NULL;
@@ -435,10 +435,7 @@ static void *bad_addr_root(void *unused)
     return NULL;
 }
 
-static void case_bad_addresses(void)
-{
-    test_run_fds_closed(bad_addr_root, NULL);
-}
+static const test_root case_bad_addresses = { .fn = bad_addr_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -456,10 +453,7 @@ static void *refused_root(void *unused)
     return NULL;
 }
 
-static void case_connect_refused(void)
-{
-    test_run_fds_closed(refused_root, NULL);
-}
+static const test_root case_connect_refused = { .fn = refused_root, .fds_closed = true };
 
 static void *connect_timeout_root(void *unused)
 {
@@ -493,10 +487,7 @@ static void *connect_timeout_root(void *unused)
     return NULL;
 }
 
-static void case_connect_timeout(void)
-{
-    test_run_fds_closed(connect_timeout_root, NULL);
-}
+static const test_root case_connect_timeout = { .fn = connect_timeout_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -569,10 +560,7 @@ static void *writev_root(void *unused)
     return NULL;
 }
 
-static void case_writev(void)
-{
-    test_run(writev_root, NULL);
-}
+static const test_root case_writev = { .fn = writev_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -614,10 +602,7 @@ static void *shutdown_root(void *unused)
     return NULL;
 }
 
-static void case_shutdown_eof(void)
-{
-    test_run(shutdown_root, NULL);
-}
+static const test_root case_shutdown_eof = { .fn = shutdown_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -636,10 +621,7 @@ static void *nodelay_root(void *unused)
     return NULL;
 }
 
-static void case_nodelay(void)
-{
-    test_run(nodelay_root, NULL);
-}
+static const test_root case_nodelay = { .fn = nodelay_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -713,10 +695,7 @@ static void *reuseport_root(void *unused)
     return NULL;
 }
 
-static void case_reuseport(void)
-{
-    test_run_fds_closed(reuseport_root, NULL);
-}
+static const test_root case_reuseport = { .fn = reuseport_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -761,10 +740,7 @@ static void *close_wakes_root(void *unused)
     return NULL;
 }
 
-static void case_close_wakes_parked(void)
-{
-    test_run_fds_closed(close_wakes_root, NULL);
-}
+static const test_root case_close_wakes_parked = { .fn = close_wakes_root, .fds_closed = true };
 
 /* edo_close from outside the runtime, while a task is parked on the io: it cannot wait, so
  * the parked task, woken with -EBADF, is the one that frees it (ASan checks the order). */
@@ -850,10 +826,7 @@ static void *io_wait_root(void *unused)
     return NULL;
 }
 
-static void case_io_wait(void)
-{
-    test_run(io_wait_root, NULL);
-}
+static const test_root case_io_wait = { .fn = io_wait_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -885,10 +858,7 @@ static void *file_root(void *unused)
     return NULL;
 }
 
-static void case_io_wrap(void)
-{
-    test_run_fds_closed(file_root, NULL);
-}
+static const test_root case_io_wrap = { .fn = file_root, .fds_closed = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -907,25 +877,16 @@ static void expect_peer_gone(ssize_t rc, const char *what)
     CHECK_MSG(atomic_load(&sigpipes) == 0, "%s raised SIGPIPE", what);
 }
 
+/* Between the writes of test_write_until_error: no SIGPIPE so far. */
+static void no_sigpipe_yet(void)
+{
+    CHECK_EQ(atomic_load(&sigpipes), 0);
+}
+
 /* Writes until the error that says the peer is gone. */
 static ssize_t write_until_error(edo_io *io, int how)
 {
-    static const char data[4096];
-    for (int i = 0; i < 10000; i++) {
-        ssize_t n;
-        if (how == 0) {
-            n = edo_write(io, data, sizeof data);
-        } else if (how == 1) {
-            n = edo_write_all(io, data, sizeof data, NULL);
-        } else {
-            struct iovec iov[2] = { { (void *)data, 100 }, { (void *)data, sizeof data } };
-            n = edo_writev(io, iov, 2);
-        }
-        if (n < 0)
-            return n;
-        CHECK_EQ(atomic_load(&sigpipes), 0);
-    }
-    TEST_FAIL("writes to a closed peer kept succeeding");
+    return test_write_until_error(io, how, 10000, no_sigpipe_yet);
 }
 
 static void *sigpipe_sockets_root(void *unused)

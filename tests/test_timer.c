@@ -88,10 +88,7 @@ static void *many_sleepers_root(void *unused)
     return NULL;
 }
 
-static void case_many_sleepers(void)
-{
-    run_paused(many_sleepers_root, NULL);
-}
+static const test_root case_many_sleepers = { .fn = many_sleepers_root, .paused = true };
 
 /* On the real clock, across workers' wheels: never early, and not far late, measured from
  * each sleeper's own start. (The order is the paused clock's to check: on a machine that
@@ -106,10 +103,7 @@ static void *real_sleepers_root(void *unused)
     return NULL;
 }
 
-static void case_many_sleepers_real(void)
-{
-    test_run(real_sleepers_root, NULL);
-}
+static const test_root case_many_sleepers_real = { .fn = real_sleepers_root };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -159,10 +153,7 @@ static void *sleep_until_root(void *unused)
     return NULL;
 }
 
-static void case_sleep_until(void)
-{
-    run_paused(sleep_until_root, NULL);
-}
+static const test_root case_sleep_until = { .fn = sleep_until_root, .paused = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -198,10 +189,7 @@ static void *sleep_zero_root(void *unused)
     return NULL;
 }
 
-static void case_sleep_zero_negative(void)
-{
-    run_paused(sleep_zero_root, NULL);
-}
+static const test_root case_sleep_zero_negative = { .fn = sleep_zero_root, .paused = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -217,6 +205,15 @@ static void *level_task(void *arg)
     int rc = edo_sleep(l->ms);
     l->elapsed = edo_now() - t0;
     return VAL(rc);
+}
+
+/* Joins the level_task t: its sleep succeeded and lasted exactly as long as asked. */
+static void join_level(edo_task *t, const level_arg *l)
+{
+    void *res;
+    CHECK_EQ(edo_join(t, &res), 0);
+    CHECK_EQ(INT(res), 0);
+    CHECK_MSG(l->elapsed == l->ms, "a %" PRId64 " ms sleep took %" PRId64 " ms", l->ms, l->elapsed);
 }
 
 /* Every sleep lasts exactly as long as asked, on every level of the wheel; far ones wait
@@ -242,13 +239,8 @@ static void *wheel_levels_root(void *unused)
         la[i].ms = ms[i];
         CHECK_OK(edo_spawn(&ts[i], level_task, &la[i]));
     }
-    for (int i = 0; i < N; i++) {
-        void *res;
-        CHECK_EQ(edo_join(ts[i], &res), 0);
-        CHECK_EQ(INT(res), 0);
-        CHECK_MSG(la[i].elapsed == ms[i], "a %" PRId64 " ms sleep took %" PRId64 " ms", ms[i],
-                  la[i].elapsed);
-    }
+    for (int i = 0; i < N; i++)
+        join_level(ts[i], &la[i]);
     CHECK_EQ(edo_now() - t0, 5000);
     for (int i = 0; i < F; i++) {
         edo_task_info info;
@@ -256,13 +248,8 @@ static void *wheel_levels_root(void *unused)
         CHECK_MSG(info.state == EDO_TASK_PARKED && info.waiting_on == EDO_WAIT_SLEEP,
                   "a %" PRId64 " ms sleep is %s after 5 s", far[i], test_state_name(info.state));
     }
-    for (int i = 0; i < FIRE; i++) {
-        void *res;
-        CHECK_EQ(edo_join(tf[i], &res), 0);
-        CHECK_EQ(INT(res), 0);
-        CHECK_MSG(lf[i].elapsed == far[i], "a %" PRId64 " ms sleep took %" PRId64 " ms", far[i],
-                  lf[i].elapsed);
-    }
+    for (int i = 0; i < FIRE; i++)
+        join_level(tf[i], &lf[i]);
     CHECK_EQ(edo_now() - t0, far[FIRE - 1]);
     for (int i = FIRE; i < F; i++) {
         edo_task_info info;
@@ -277,10 +264,7 @@ static void *wheel_levels_root(void *unused)
     return NULL;
 }
 
-static void case_wheel_levels(void)
-{
-    run_paused(wheel_levels_root, NULL);
-}
+static const test_root case_wheel_levels = { .fn = wheel_levels_root, .paused = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -483,10 +467,8 @@ static void *ghost_same_task_root(void *unused)
     return NULL;
 }
 
-static void case_cancelled_timer_same_task(void)
-{
-    run_paused(ghost_same_task_root, NULL);
-}
+static const test_root case_cancelled_timer_same_task = { .fn = ghost_same_task_root,
+                                                          .paused = true };
 
 enum { GHOST_MS = 150 };
 
@@ -544,10 +526,8 @@ static void *ghost_reuse_root(void *unused)
     return NULL;
 }
 
-static void case_cancelled_timer_reused_task(void)
-{
-    run_paused(ghost_reuse_root, NULL);
-}
+static const test_root case_cancelled_timer_reused_task = { .fn = ghost_reuse_root,
+                                                            .paused = true };
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -618,10 +598,7 @@ static void *under_load_root(void *unused)
     return NULL;
 }
 
-static void case_timers_under_load(void)
-{
-    test_run(under_load_root, NULL);
-}
+static const test_root case_timers_under_load = { .fn = under_load_root };
 
 /* ---------------------------------------------------------------------------------------- */
 

@@ -34,6 +34,38 @@ static void join_expect(edo_task *t, intptr_t want)
     CHECK_EQ(INT(res), want);
 }
 
+/* Joins a task aborted in its wait: the join says so, and the wait returned -ECANCELED. */
+static void join_cancelled(edo_task *t)
+{
+    void *res = VAL(-12345);
+    CHECK_ERR(edo_join(t, &res), -EDO_EABORTED);
+    CHECK_EQ(INT(res), -ECANCELED);
+}
+
+/* Aborts the odd ones of ts[0..n) once each is parked on why, then joins them all: the
+ * odd ones were cancelled, the even ones (which gave up by themselves) returned even_rc. */
+static void abort_odd_join_all(edo_task **ts, int n, edo_wait_reason why, intptr_t even_rc)
+{
+    for (int i = 1; i < n; i += 2) {
+        test_wait_parked(ts[i], why);
+        edo_abort(ts[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        if (i & 1)
+            join_cancelled(ts[i]);
+        else
+            join_expect(ts[i], even_rc);
+    }
+}
+
+/* A chain of three tokens: root, its child mid, and mid's child leaf. */
+static void token_chain(edo_token **root, edo_token **mid, edo_token **leaf)
+{
+    CHECK_OK(edo_token_new(root, NULL));
+    CHECK_OK(edo_token_new(mid, *root));
+    CHECK_OK(edo_token_new(leaf, *mid));
+}
+
 /* Whether a task with this id is still alive (listed). A task of a join set leaves the
  * list only after it has reported to its set. */
 static int match_id(const edo_task_info *info, void *arg)
@@ -140,10 +172,7 @@ static void *tree_root(void *unused)
     return NULL;
 }
 
-static void case_token_tree(void)
-{
-    test_run(tree_root, NULL);
-}
+static const test_root case_token_tree = { .fn = tree_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Many waiters on one token, on a chain of tokens                                          */
@@ -182,10 +211,7 @@ static void *many_waiters_root(void *unused)
     return NULL;
 }
 
-static void case_token_many_waiters(void)
-{
-    test_run(many_waiters_root, NULL);
-}
+static const test_root case_token_many_waiters = { .fn = many_waiters_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Cancel from a thread outside the runtime                                                 */
@@ -214,9 +240,7 @@ static void *foreign_root(void *unused)
 {
     /* Waiters parked on every level, then the thread cancels the root. */
     edo_token *root, *mid, *leaf;
-    CHECK_OK(edo_token_new(&root, NULL));
-    CHECK_OK(edo_token_new(&mid, root));
-    CHECK_OK(edo_token_new(&leaf, mid));
+    token_chain(&root, &mid, &leaf);
     edo_token *toks[3] = { root, mid, leaf };
     enum { N = 30 };
     edo_task *ts[N];
@@ -256,10 +280,7 @@ static void *foreign_root(void *unused)
     return NULL;
 }
 
-static void case_token_foreign_cancel(void)
-{
-    test_run(foreign_root, NULL);
-}
+static const test_root case_token_foreign_cancel = { .fn = foreign_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Cancels racing waits, timeouts and each other                                            */
@@ -383,10 +404,7 @@ static void *race_root(void *unused)
     return NULL;
 }
 
-static void case_token_cancel_races_waits(void)
-{
-    test_run(race_root, NULL);
-}
+static const test_root case_token_cancel_races_waits = { .fn = race_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Freeing tokens that have live children                                                   */
@@ -434,9 +452,7 @@ static void *free_children_root(void *unused)
     /* The middle of a chain freed: the leaf still hears the root's cancel, and a task
      * waiting on it wakes. */
     edo_token *root, *mid, *leaf;
-    CHECK_OK(edo_token_new(&root, NULL));
-    CHECK_OK(edo_token_new(&mid, root));
-    CHECK_OK(edo_token_new(&leaf, mid));
+    token_chain(&root, &mid, &leaf);
     edo_token_free(mid);
     edo_task *t;
     CHECK_OK(edo_spawn(&t, token_waiter, leaf));
@@ -504,10 +520,7 @@ static void *free_children_root(void *unused)
     return NULL;
 }
 
-static void case_token_free_with_children(void)
-{
-    test_run(free_children_root, NULL);
-}
+static const test_root case_token_free_with_children = { .fn = free_children_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Deep and wide trees: cancel and free must not recurse                                    */
@@ -569,10 +582,7 @@ static void *deep_root(void *unused)
     return NULL;
 }
 
-static void case_token_deep_tree(void)
-{
-    test_run(deep_root, NULL);
-}
+static const test_root case_token_deep_tree = { .fn = deep_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Waiters that gave up leave nothing behind                                                */
@@ -612,27 +622,11 @@ static void *leave_nothing_root(void *unused)
     /* Half time out, half are aborted while they wait. */
     for (int i = 0; i < n; i++)
         CHECK_OK(edo_spawn(&ts[i], i & 1 ? token_waiter : timed_waiter, tok));
-    for (int i = 1; i < n; i += 2) {
-        test_wait_parked(ts[i], EDO_WAIT_NOTIFY);
-        edo_abort(ts[i]);
-    }
-    for (int i = 0; i < n; i++) {
-        void *res;
-        int rc = edo_join(ts[i], &res);
-        if (i & 1) {
-            CHECK_ERR(rc, -EDO_EABORTED);
-            CHECK_EQ(INT(res), -ECANCELED);
-        } else {
-            CHECK_EQ(rc, 0);
-            CHECK_EQ(INT(res), -ETIMEDOUT);
-        }
-    }
+    abort_odd_join_all(ts, n, EDO_WAIT_NOTIFY, -ETIMEDOUT);
     /* An aborted task does not even start to wait. */
     CHECK_OK(edo_spawn(&ts[0], token_waiter, tok));
     edo_abort(ts[0]);
-    void *res;
-    CHECK_ERR(edo_join(ts[0], &res), -EDO_EABORTED);
-    CHECK_EQ(INT(res), -ECANCELED);
+    join_cancelled(ts[0]);
 
     /* New waiters on the reused stacks: the cancel finds them and only them. */
     edo_spawn_opts big = { .stack_size = PATTERN_BYTES + 32768 };
@@ -649,10 +643,7 @@ static void *leave_nothing_root(void *unused)
     return NULL;
 }
 
-static void case_token_waiters_leave_nothing(void)
-{
-    test_run(leave_nothing_root, NULL);
-}
+static const test_root case_token_waiters_leave_nothing = { .fn = leave_nothing_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tokens in edo_select                                                                     */
@@ -738,21 +729,7 @@ static void *select_root(void *unused)
         js[i] = (sel_job){ tok, ch, i & 1 ? 60000 : (int64_t)(i % 5) };
         CHECK_OK(edo_spawn(&ts[i], select_task, &js[i]));
     }
-    for (int i = 1; i < n; i += 2) {
-        test_wait_parked(ts[i], EDO_WAIT_SELECT);
-        edo_abort(ts[i]);
-    }
-    for (int i = 0; i < n; i++) {
-        void *res;
-        int rc = edo_join(ts[i], &res);
-        if (i & 1) {
-            CHECK_ERR(rc, -EDO_EABORTED);
-            CHECK_EQ(INT(res), -ECANCELED);
-        } else {
-            CHECK_EQ(rc, 0);
-            CHECK_EQ(INT(res), 2);
-        }
-    }
+    abort_odd_join_all(ts, n, EDO_WAIT_SELECT, 2);
     for (int i = 0; i < n; i++)
         CHECK_OK(edo_spawn(&ts[i], pattern_waiter, tok));
     for (int i = 0; i < n; i++)
@@ -798,10 +775,7 @@ static void *select_root(void *unused)
     return NULL;
 }
 
-static void case_token_select(void)
-{
-    test_run(select_root, NULL);
-}
+static const test_root case_token_select = { .fn = select_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: finish order                                                                  */
@@ -944,10 +918,7 @@ static void *order_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_finish_order(void)
-{
-    test_run(order_root, NULL);
-}
+static const test_root case_joinset_finish_order = { .fn = order_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: empty, length, several tasks in next                                          */
@@ -1016,10 +987,7 @@ static void *empty_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_empty(void)
-{
-    test_run(empty_root, NULL);
-}
+static const test_root case_joinset_empty = { .fn = empty_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: abort_all                                                                     */
@@ -1082,10 +1050,7 @@ static void *abort_all_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_abort_all(void)
-{
-    test_run(abort_all_root, NULL);
-}
+static const test_root case_joinset_abort_all = { .fn = abort_all_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: free with tasks still running                                                 */
@@ -1171,10 +1136,7 @@ static void *free_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_free_running(void)
-{
-    test_run(free_root, NULL);
-}
+static const test_root case_joinset_free_running = { .fn = free_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: many tasks across workers                                                     */
@@ -1271,10 +1233,7 @@ static void *many_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_many(void)
-{
-    test_run(many_root, NULL);
-}
+static const test_root case_joinset_many = { .fn = many_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Join sets: next with a deadline, next aborted                                            */
@@ -1327,10 +1286,7 @@ static void *next_deadline_root(void *unused)
     return NULL;
 }
 
-static void case_joinset_next_deadline(void)
-{
-    run_paused(next_deadline_root, NULL);
-}
+static const test_root case_joinset_next_deadline = { .fn = next_deadline_root, .paused = true };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Deadline scopes                                                                          */
@@ -1389,10 +1345,7 @@ static void *nested_root(void *unused)
     return NULL;
 }
 
-static void case_deadline_nested(void)
-{
-    run_paused(nested_root, NULL);
-}
+static const test_root case_deadline_nested = { .fn = nested_root, .paused = true };
 
 static void *inner_longer_root(void *unused)
 {
@@ -1470,9 +1423,7 @@ static void *scope_calls_root(void *unused)
     check_timed_out(t0, 40);
     edo_deadline_end(scope);
     edo_abort(t);
-    void *res;
-    CHECK_ERR(edo_join(t, &res), -EDO_EABORTED);
-    CHECK_EQ(INT(res), -ECANCELED);
+    join_cancelled(t);
 
     /* A sleep, a token and a channel. */
     t0 = edo_now();
@@ -1506,10 +1457,7 @@ static void *scope_calls_root(void *unused)
     return NULL;
 }
 
-static void case_deadline_scope_calls(void)
-{
-    run_paused(scope_calls_root, NULL);
-}
+static const test_root case_deadline_scope_calls = { .fn = scope_calls_root, .paused = true };
 
 static const test_case cases[] = {
     TEST_CASE(case_token_tree),

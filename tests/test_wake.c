@@ -32,6 +32,26 @@ static void spin_until(atomic_int *v, int want, const char *what)
     }
 }
 
+/* A thread's random pause before its next move, so that the move lands at varying points
+ * of the task's progress: none, a spin of up to short_spin or long_spin iterations, or a
+ * sleep of up to max_sleep_us. */
+static void random_delay(test_rng *r, unsigned short_spin, unsigned long_spin, int max_sleep_us)
+{
+    switch (test_rng_next(r) % 4) {
+    case 0:
+        break;
+    case 1:
+        test_spin(r, short_spin);
+        break;
+    case 2:
+        test_spin(r, long_spin);
+        break;
+    case 3:
+        test_sleep_us((int64_t)(test_rng_next(r) % (uint64_t)max_sleep_us));
+        break;
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Wake before park: the byte lands while the reader is between two edo_read calls.        */
 
@@ -52,19 +72,7 @@ static void *lockstep_writer(void *arg)
     test_rng r = test_rng_new(100 + (uint64_t)ls->kind);
     for (int i = 0; i < ls->rounds; i++) {
         spin_until(&ls->consumed, i, "writer");
-        switch (test_rng_next(&r) % 4) {
-        case 0:
-            break;
-        case 1:
-            test_spin(&r, 300);
-            break;
-        case 2:
-            test_spin(&r, 5000);
-            break;
-        case 3:
-            test_sleep_us((int64_t)(test_rng_next(&r) % 50));
-            break;
-        }
+        random_delay(&r, 300, 5000, 50);
         unsigned char c = (unsigned char)i;
         CHECK_EQ(write(ls->wfd, &c, 1), 1);
     }
@@ -129,10 +137,7 @@ static void *wake_before_park_root(void *unused)
     return NULL;
 }
 
-static void case_wake_before_park(void)
-{
-    test_run(wake_before_park_root, NULL);
-}
+static const test_root case_wake_before_park = { .fn = wake_before_park_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Wake during park: a foreign thread aborts the task at a random moment of a tight loop of */
@@ -248,19 +253,7 @@ static void *aborter_thread(void *arg)
     for (int i = 1; i <= ar->rounds; i++) {
         spin_until(&ar->round, i, "aborter");
         edo_task *t = atomic_load(&ar->target);
-        switch (test_rng_next(&r) % 4) {
-        case 0:
-            break;
-        case 1:
-            test_spin(&r, 2000);
-            break;
-        case 2:
-            test_spin(&r, 30000);
-            break;
-        case 3:
-            test_sleep_us((int64_t)(test_rng_next(&r) % 300));
-            break;
-        }
+        random_delay(&r, 2000, 30000, 300);
         if (test_rng_next(&r) & 1)
             CHECK_EQ(write(ar->wfd, "y", 1), 1);
         atomic_store(&ar->issued, i);
@@ -317,10 +310,7 @@ static void *abort_race_root(void *unused)
     return NULL;
 }
 
-static void case_abort_race(void)
-{
-    test_run(abort_race_root, NULL);
-}
+static const test_root case_abort_race = { .fn = abort_race_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Spawn storms from foreign threads while the runtime thread idles and wakes.              */
@@ -518,10 +508,7 @@ static void *timer_vs_wake_root(void *unused)
     return NULL;
 }
 
-static void case_timer_vs_wake(void)
-{
-    test_run(timer_vs_wake_root, NULL);
-}
+static const test_root case_timer_vs_wake = { .fn = timer_vs_wake_root };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Two runtimes on two threads ping-pong over a socketpair: each wake crosses threads.      */
