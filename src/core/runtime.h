@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "core/coro.h"
 #include "core/driver.h"
+#include "core/list.h"
 #include "core/timer.h"
 #include "edo.h"
 
@@ -55,8 +56,12 @@ struct edo_task {
     _Atomic bool aborted;
     _Atomic bool foreign_joiner; /* a thread outside the runtime waits in edo_join */
     _Atomic(edo_task *) joiner;  /* a task waiting in edo_join */
-    edo_task *qnext;             /* inject queue or spill list link; blocking pool queue link */
-    edo_task *all_next, *all_prev;
+    edo__link all_link;          /* in its shard of the task list (under the shard's lock) */
+    edo__slink inject_link;      /* in the inject queue (under rt->inject_lock) */
+    edo__slink spill_link;       /* in its lone worker's spill list (that worker only) */
+    /* blocking: in the pool's queue, then in its list of started calls (under its lock) */
+    edo__slink pool_link;
+    edo__link running_link;
     edo_runtime *rt;
     edo_task_fn fn;
     void *arg;
@@ -134,9 +139,9 @@ struct edo__worker {
     uint32_t next_poll_tick;
     uint32_t rand; /* picks the first victim to steal from */
     edo__queue queue;
-    /* One worker only: what its full queue could not take, in FIFO order (t->qnext). No
-     * other thread ever touches it, so it needs no lock. */
-    edo_task *spill_head, *spill_tail;
+    /* One worker only: what its full queue could not take, in FIFO order (t->spill_link).
+     * No other thread ever touches it, so it needs no lock. */
+    edo__fifo spill;
     edo__spin wheel_lock;
     edo__wheel wheel;
     /* parking (src/core/idle.c) */
@@ -167,7 +172,7 @@ enum { EDO__SW_YIELD = 1, EDO__SW_PARK, EDO__SW_EXIT };
  * own part, so spawning on different workers does not contend. */
 typedef struct edo__shard {
     edo__spin lock;
-    edo_task *all;
+    edo__list all; /* t->all_link */
     uint64_t live;
 } __attribute__((aligned(64))) edo__shard;
 
@@ -184,7 +189,7 @@ struct edo_runtime {
     int64_t blocking_keep_alive_ms;
     /* inject queue: tasks spawned or woken from outside the workers, and overflow */
     pthread_mutex_t inject_lock;
-    edo_task *inject_head, *inject_tail;
+    edo__fifo inject; /* t->inject_link */
     _Atomic uint32_t inject_len;
     /* every live task, for task lists and shutdown */
     edo__shard *shards;

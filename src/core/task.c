@@ -78,11 +78,7 @@ void edo__task_list_add(edo_runtime *rt, edo_task *t)
     edo__shard *sh = &rt->shards[t->shard];
     edo__spin_lock(&sh->lock);
     t->listed = true;
-    t->all_prev = NULL;
-    t->all_next = sh->all;
-    if (sh->all)
-        sh->all->all_prev = t;
-    sh->all = t;
+    edo__list_push_front(&sh->all, &t->all_link);
     sh->live++;
     edo__spin_unlock(&sh->lock);
 }
@@ -93,13 +89,7 @@ void edo__task_list_remove(edo_task *t)
     edo__spin_lock(&sh->lock);
     if (t->listed) {
         t->listed = false;
-        if (t->all_prev)
-            t->all_prev->all_next = t->all_next;
-        else
-            sh->all = t->all_next;
-        if (t->all_next)
-            t->all_next->all_prev = t->all_prev;
-        t->all_next = t->all_prev = NULL;
+        edo__list_remove(&sh->all, &t->all_link);
         sh->live--;
     }
     edo__spin_unlock(&sh->lock);
@@ -137,7 +127,9 @@ void edo__task_each(edo_runtime *rt, void (*fn)(edo_task *t, void *arg), void *a
                 continue;
             }
             n = 0;
-            for (edo_task *t = sh->all; t; t = t->all_next) {
+            edo__list_each(l, &sh->all)
+            {
+                edo_task *t = edo__container_of(l, edo_task, all_link);
                 edo__task_ref(t);
                 ts[n++] = t;
             }
