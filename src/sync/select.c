@@ -331,7 +331,7 @@ int edo_select(edo_case *cases, int n)
             int i = (start + k) % n;
             if (cases[i].kind == EDO__CASE_TIMER && cases[i].deadline < deadline)
                 deadline = cases[i].deadline;
-            edo__wakeups wk = { NULL };
+            edo__wakeups wk = { 0 };
             int res = arm_case(&s, i, &wk);
             edo__wakeups_run(&wk);
             if (res == EDO__SEL_RETRY)
