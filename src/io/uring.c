@@ -422,7 +422,7 @@ static int ring_poll(edo__worker *w, int timeout_ms)
     int rc;
 #ifdef EDO_TSAN
     if (timeout_ms < 0 || timeout_ms > EDO__TSAN_SLICE_MS)
-        timeout_ms = EDO__TSAN_SLICE_MS; /* runtime.h says why */
+        timeout_ms = EDO__TSAN_SLICE_MS; /* futex.h says why */
 #endif
     if (timeout_ms == 0 || io_uring_cq_ready(&r->ring)) {
         rc = io_uring_submit_and_get_events(&r->ring);
