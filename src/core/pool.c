@@ -460,8 +460,7 @@ void edo__pool_free(edo_runtime *rt)
                 "edo: %d blocking call(s) still running at shutdown; they are abandoned "
                 "(joins report -ECANCELED) and their threads end when they return\n",
                 p->nrunning);
-    edo__list_each(l, &p->running)
-    {
+    edo__list_each (l, &p->running) {
         edo_task *t = edo__container_of(l, edo_task, running_link);
         t->abandoned = true;
         end_call(t, true);

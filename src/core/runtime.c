@@ -358,8 +358,7 @@ void edo_runtime_free(edo_runtime *rt)
     /* Tasks spawned from outside that no worker has taken yet join the list first (a
      * worker that takes one after this sees `closing` and aborts it itself). */
     pthread_mutex_lock(&rt->inject_lock);
-    edo__fifo_each(n, &rt->inject)
-    {
+    edo__fifo_each (n, &rt->inject) {
         edo_task *t = edo__container_of(n, edo_task, inject_link);
         if (!t->listed)
             edo__task_list_add(rt, t);

@@ -127,8 +127,7 @@ void edo__task_each(edo_runtime *rt, void (*fn)(edo_task *t, void *arg), void *a
                 continue;
             }
             n = 0;
-            edo__list_each(l, &sh->all)
-            {
+            edo__list_each (l, &sh->all) {
                 edo_task *t = edo__container_of(l, edo_task, all_link);
                 edo__task_ref(t);
                 ts[n++] = t;
