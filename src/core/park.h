@@ -43,6 +43,11 @@ void edo__suspend(edo__worker *w, edo_task *t);
  * read-modify-write: a release store alone may pass the look at t's state. */
 void edo__wake(edo_task *t);
 
+/* The checks edo__park makes before it suspends, for a call that starts something it
+ * cannot take back (a ring operation, a pool call) before it parks: -ECANCELED if self
+ * is aborted, -ETIMEDOUT if `deadline` or the task's own deadline has passed, else 0. */
+int edo__may_start(edo_task *self, int64_t deadline);
+
 /* Waiter slots: at most one task waits in a slot. */
 typedef _Atomic(edo_task *) edo__slot;
 /* Stores the calling task (with a reference). Returns false if another task is there. */

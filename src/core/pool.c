@@ -341,13 +341,9 @@ int edo__pool_run(void (*fn)(void *arg), void *arg, edo_wait_reason why, bool al
     edo_task *self = w ? w->current : NULL;
     if (!self)
         return -EPERM;
-    if (!always) {
-        if (atomic_load_explicit(&self->aborted, memory_order_acquire))
-            return -ECANCELED;
-        if (self->deadline != EDO_NEVER && edo_now() >= self->deadline)
-            return -ETIMEDOUT;
-    }
-    int err = 0;
+    int err = always ? 0 : edo__may_start(self, EDO_NEVER);
+    if (err < 0)
+        return err;
     edo__pool *p = pool_get(w->rt, &err);
     if (!p)
         return err;

@@ -356,6 +356,17 @@ int edo__park(edo_wait_reason why, int64_t deadline)
     return 0;
 }
 
+int edo__may_start(edo_task *self, int64_t deadline)
+{
+    if (atomic_load_explicit(&self->aborted, memory_order_acquire))
+        return -ECANCELED;
+    if (self->deadline < deadline)
+        deadline = self->deadline;
+    if (deadline != EDO_NEVER && edo_now() >= deadline)
+        return -ETIMEDOUT;
+    return 0;
+}
+
 bool edo__slot_arm(edo__slot *s, edo_task *self)
 {
     edo_task *expected = NULL;

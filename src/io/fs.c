@@ -288,16 +288,6 @@ static edo_wait_reason op_why(int kind)
     return kind == OP_READ ? EDO_WAIT_READ : kind == OP_WRITE ? EDO_WAIT_WRITE : EDO_WAIT_OTHER;
 }
 
-/* -ECANCELED or -ETIMEDOUT if the calling task may not start a call, else 0. */
-static int may_start(edo_task *self)
-{
-    if (atomic_load_explicit(&self->aborted, memory_order_acquire))
-        return -ECANCELED;
-    if (self->deadline != EDO_NEVER && edo_now() >= self->deadline)
-        return -ETIMEDOUT;
-    return 0;
-}
-
 /* A read that the page cache can answer at once is made on the worker itself, on both
  * backends. Under epoll the alternative is a trip to the pool, two thread wake-ups, some
  * 20 us; under io_uring an operation, which parks and resumes the task (1.3 us for a cached
@@ -338,7 +328,7 @@ static ssize_t op_call(fs_op *op)
     edo_task *self = edo__task_current();
     if (!self)
         return -EPERM;
-    int rc = may_start(self);
+    int rc = edo__may_start(self, EDO_NEVER);
     if (rc < 0)
         return rc;
     if (op->kind == OP_READ) {
@@ -677,7 +667,7 @@ static int whole_call(struct whole_job *j, void (*job)(void *), bool writing)
     edo_task *self = edo__task_current();
     if (!self)
         return -EPERM;
-    int rc = may_start(self);
+    int rc = edo__may_start(self, EDO_NEVER);
     if (rc < 0)
         return rc;
 #ifdef EDO_HAVE_URING

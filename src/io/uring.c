@@ -519,14 +519,9 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
     edo_task *self = w ? w->current : NULL;
     if (!self)
         return -EPERM;
-    if (!final) {
-        if (atomic_load_explicit(&self->aborted, memory_order_acquire))
-            return -ECANCELED;
-        if (self->deadline < deadline)
-            deadline = self->deadline;
-        if (deadline != EDO_NEVER && edo_now() >= deadline)
-            return -ETIMEDOUT;
-    }
+    int rc = final ? 0 : edo__may_start(self, deadline);
+    if (rc < 0)
+        return rc;
     edo__uop op = { .task = self, .w = w };
     if (slot) {
         edo__spin_lock(&slot->lock);
@@ -537,7 +532,6 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
         if (busy)
             return busy; /* -EBUSY: another task already waits in this direction */
     }
-    int rc = 0;
     edo__ring *r = w->driver_data;
     edo__spin_lock(&r->lock);
     struct io_uring_sqe *sqe = get_sqe(r, &rc);
