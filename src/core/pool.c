@@ -300,18 +300,11 @@ int edo_spawn_blocking_at(edo_task **out, edo_task_fn fn, void *arg, const char 
     if (!t)
         return -ENOMEM;
     static _Atomic uint64_t next_id = 1;
+    /* Ids apart from tasks' ids. */
+    uint64_t id = UINT64_C(1) << 63 | atomic_fetch_add(&next_id, 1);
+    edo__task_init(t, rt, fn, arg, site, id, out != NULL);
     t->blocking = true;
-    t->rt = rt;
-    t->fn = fn;
-    t->arg = arg;
-    t->site = site;
-    t->deadline = EDO_NEVER;
-    t->id = UINT64_C(1) << 63 | atomic_fetch_add(&next_id, 1); /* apart from tasks' ids */
-    t->spawned_cycles = edo__cycles();
     snprintf(t->name, sizeof t->name, "blocking");
-    /* The pool's reference, and the handle's. */
-    atomic_init(&t->refs, out ? 2 : 1);
-    atomic_init(&t->state, EDO__QUEUED);
 
     pthread_mutex_lock(&p->lock);
     if (p->closed) {

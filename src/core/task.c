@@ -71,6 +71,20 @@ void edo__task_unref(edo_task *t)
         task_free(t);
 }
 
+void edo__task_init(edo_task *t, edo_runtime *rt, edo_task_fn fn, void *arg, const char *site,
+                    uint64_t id, bool joinable)
+{
+    t->rt = rt;
+    t->fn = fn;
+    t->arg = arg;
+    t->site = site;
+    t->deadline = EDO_NEVER;
+    t->id = id;
+    t->spawned_cycles = edo__cycles();
+    atomic_init(&t->refs, joinable ? 2 : 1);
+    atomic_init(&t->state, EDO__QUEUED);
+}
+
 /* ---- the task list ---------------------------------------------------------------------- */
 
 void edo__task_list_add(edo_runtime *rt, edo_task *t)
@@ -200,19 +214,11 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
     edo_task *t = task_alloc(w, usable, &err);
     if (!t)
         return err == -ENOMEM ? -EAGAIN : err;
-    t->rt = rt;
-    t->fn = fn;
-    t->arg = arg;
-    t->site = site;
+    edo__task_init(t, rt, fn, arg, site, id, joinable);
     t->stack_size = usable;
-    t->deadline = EDO_NEVER;
-    t->id = id;
     t->shard = (uint16_t)(w ? w->index : 0);
-    t->spawned_cycles = edo__cycles();
     if (opts && opts->name)
         snprintf(t->name, sizeof t->name, "%s", opts->name);
-    atomic_init(&t->refs, joinable ? 2 : 1);
-    atomic_init(&t->state, EDO__QUEUED);
     char *lo = t->stack.map + page;
     edo__ctx_make(&t->ctx, lo, (size_t)((char *)t - lo), task_entry, t);
     *out = t;

@@ -85,6 +85,11 @@ struct edo_task {
 void edo__task_ref(edo_task *t);
 void edo__task_unref(edo_task *t);
 
+/* Fills in a new task, whose memory is zeroed: QUEUED, with no deadline, holding the
+ * runtime's reference (the pool's, for a blocking call) and, if joinable, the handle's. */
+void edo__task_init(edo_task *t, edo_runtime *rt, edo_task_fn fn, void *arg, const char *site,
+                    uint64_t id, bool joinable);
+
 /* ---- the task list ---------------------------------------------------------------------- */
 
 /* One part of the task list, with its own lock: a worker adds the tasks it spawns to its
