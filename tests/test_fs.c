@@ -1558,11 +1558,13 @@ static void *big_root(void *arg)
     CHECK_OK(edo_spawn(&sl, sleeper, &worst_us));
     CHECK_OK(edo_yield()); /* the ticker is running, the sleeper asleep */
     int before = atomic_load(&ticks);
+    int64_t t0 = test_clock_us();
     CHECK_EQ(edo_fs_pread(fd, all, SIZE, 0), SIZE);
     int during_read = atomic_load(&ticks) - before;
     before = atomic_load(&ticks);
     CHECK_EQ(edo_fs_pwrite(out, all, SIZE, 0), SIZE);
     int during_write = atomic_load(&ticks) - before;
+    int64_t transfer_us = test_clock_us() - t0;
     atomic_store(&reading_done, true);
     CHECK_OK(edo_join(t, NULL));
     CHECK_OK(edo_join(sl, NULL));
@@ -1573,9 +1575,12 @@ static void *big_root(void *arg)
     CHECK_MSG(bad == SIZE_MAX, "wrong word at byte %zu", bad * 8);
     CHECK_GE(during_read, MIN_TURNS);
     CHECK_GE(during_write, MIN_TURNS);
-    /* Generous: the read alone takes some 50 ms here, and held the worker throughout. The
-     * sleeper's timer is looked at between pieces (a piece is a millisecond or less). */
-    CHECK_MSG(worst_us < 500000, "a 10 ms sleep woke %lld ms late", (long long)worst_us / 1000);
+    /* The sleeper's timer is looked at between pieces (a piece is a millisecond or less),
+     * so it wakes late by a piece, not by the whole transfer, which held the worker
+     * throughout. Relative to the transfer: on a loaded machine both stretch. */
+    CHECK_MSG(worst_us < 500000 || worst_us < transfer_us / 4,
+              "a 10 ms sleep woke %lld ms late in a %lld ms transfer", (long long)worst_us / 1000,
+              (long long)transfer_us / 1000);
     CHECK_OK(edo_fs_close(fd));
     CHECK_OK(edo_fs_close(out));
     pattern_verify(copy, 23, SIZE);

@@ -9,27 +9,14 @@
 #ifndef EDO_CORE_CORO_H
 #define EDO_CORE_CORO_H
 
+#include "core/sanitize.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
 #if defined(EDO_FORCE_UCONTEXT) || (!defined(__x86_64__) && !defined(__aarch64__))
 #define EDO_CORO_UCONTEXT 1
 #include <ucontext.h>
-#endif
-
-#if defined(__SANITIZE_ADDRESS__)
-#define EDO_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EDO_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define EDO_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define EDO_TSAN 1
-#endif
 #endif
 
 /* One execution context: a task's, or a worker thread's own stack. */

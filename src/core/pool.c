@@ -28,7 +28,7 @@
 enum { CALL_QUEUED, CALL_RUNNING, CALL_DONE };
 typedef struct pool_call pool_call;
 struct pool_call {
-    pool_call *next;
+    edo__link link; /* in the pool's queue of calls not yet started */
     void (*fn)(void *arg);
     void *arg;
     edo_task *task;    /* referenced until the call is DONE */
@@ -39,10 +39,10 @@ struct pool_call {
 struct edo__pool {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    edo_task *head, *tail;    /* calls not yet started */
-    pool_call *chead, *ctail; /* edo__pool_run calls not yet started */
-    bool calls_turn;          /* the next thread free takes a pool_call first (fairness) */
-    edo_task *running;        /* started, linked by all_next/all_prev */
+    edo__fifo tasks;   /* calls not yet started (t->pool_link) */
+    edo__list calls;   /* edo__pool_run calls not yet started (pool_call.link) */
+    bool calls_turn;   /* the next thread free takes a pool_call first (fairness) */
+    edo__list running; /* calls started (t->running_link) */
     int nrunning;
     int nthreads, nidle, nnotified;
     int nspinning, nspin_claimed; /* like nidle and nnotified, for spin_for_call */
@@ -54,6 +54,12 @@ struct edo__pool {
     bool closed;
     int refs; /* the runtime's and one per thread; under lock */
 };
+
+/* Calls of either kind wait for a thread. Under the pool's lock. */
+static bool calls_waiting(const edo__pool *p)
+{
+    return !edo__fifo_empty(&p->tasks) || !edo__list_empty(&p->calls);
+}
 
 static void pool_unref_locked(edo__pool *p)
 {
@@ -145,7 +151,7 @@ static void *pool_thread(void *arg)
     bool hot = false; /* just finished a call */
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->head && !p->chead && !p->closed) {
+        while (!calls_waiting(p) && !p->closed) {
             if (hot) {
                 hot = false;
                 spin_for_call(p);
@@ -166,15 +172,11 @@ static void *pool_thread(void *arg)
                 continue;
             }
             p->nidle--;
-            if (rc == ETIMEDOUT && !p->head && !p->chead)
+            if (rc == ETIMEDOUT && !calls_waiting(p))
                 goto out;
         }
-        if (p->chead && (p->calls_turn || !p->head)) {
-            pool_call *c = p->chead;
-            p->chead = c->next;
-            if (!p->chead)
-                p->ctail = NULL;
-            c->next = NULL;
+        if (!edo__list_empty(&p->calls) && (p->calls_turn || edo__fifo_empty(&p->tasks))) {
+            pool_call *c = edo__container_of(edo__list_pop_front(&p->calls), pool_call, link);
             queued_add(p, -1);
             p->calls_turn = false;
             run_call(p, c);
@@ -182,13 +184,10 @@ static void *pool_thread(void *arg)
             continue;
         }
         p->calls_turn = true;
-        if (!p->head)
+        edo__slink *l = edo__fifo_pop(&p->tasks);
+        if (!l)
             break; /* closed */
-        edo_task *t = p->head;
-        p->head = t->qnext;
-        if (!p->head)
-            p->tail = NULL;
-        t->qnext = NULL;
+        edo_task *t = edo__container_of(l, edo_task, pool_link);
         queued_add(p, -1);
         if (atomic_load(&t->aborted)) {
             end_call(t, true); /* aborted before it started: it never starts */
@@ -197,11 +196,7 @@ static void *pool_thread(void *arg)
             pthread_mutex_lock(&p->lock);
             continue;
         }
-        t->all_prev = NULL;
-        t->all_next = p->running;
-        if (p->running)
-            p->running->all_prev = t;
-        p->running = t;
+        edo__list_push_front(&p->running, &t->running_link);
         p->nrunning++;
         atomic_store_explicit(&t->state, EDO__RUNNING, memory_order_relaxed);
         pthread_mutex_unlock(&p->lock);
@@ -209,12 +204,7 @@ static void *pool_thread(void *arg)
         void *result = t->fn(t->arg);
 
         pthread_mutex_lock(&p->lock);
-        if (t->all_prev)
-            t->all_prev->all_next = t->all_next;
-        else
-            p->running = t->all_next;
-        if (t->all_next)
-            t->all_next->all_prev = t->all_prev;
+        edo__list_remove(&p->running, &t->running_link);
         p->nrunning--;
         if (!t->abandoned) {
             t->result = result;
@@ -223,7 +213,7 @@ static void *pool_thread(void *arg)
         /* A paused clock's auto-advance waited for this call, which may wake nobody (a
          * detached call, or one that no task has joined yet). The runtime is alive while
          * p->rt is set, and edo__pool_free clears it under this lock. */
-        if (p->rt && !p->nrunning && !p->head && !p->chead)
+        if (p->rt && !p->nrunning && !calls_waiting(p))
             edo__clock_kick(p->rt);
         pthread_mutex_unlock(&p->lock);
         edo__task_unref(t);
@@ -312,18 +302,11 @@ int edo_spawn_blocking_at(edo_task **out, edo_task_fn fn, void *arg, const char 
     if (!t)
         return -ENOMEM;
     static _Atomic uint64_t next_id = 1;
+    /* Ids apart from tasks' ids. */
+    uint64_t id = UINT64_C(1) << 63 | atomic_fetch_add(&next_id, 1);
+    edo__task_init(t, rt, fn, arg, site, id, out != NULL);
     t->blocking = true;
-    t->rt = rt;
-    t->fn = fn;
-    t->arg = arg;
-    t->site = site;
-    t->deadline = EDO_NEVER;
-    t->id = UINT64_C(1) << 63 | atomic_fetch_add(&next_id, 1); /* apart from tasks' ids */
-    t->spawned_cycles = edo__cycles();
     snprintf(t->name, sizeof t->name, "blocking");
-    /* The pool's reference, and the handle's. */
-    atomic_init(&t->refs, out ? 2 : 1);
-    atomic_init(&t->state, EDO__QUEUED);
 
     pthread_mutex_lock(&p->lock);
     if (p->closed) {
@@ -331,14 +314,10 @@ int edo_spawn_blocking_at(edo_task **out, edo_task_fn fn, void *arg, const char 
         free(t);
         return -ESHUTDOWN;
     }
-    if (p->tail)
-        p->tail->qnext = t;
-    else
-        p->head = t;
-    p->tail = t;
+    edo__fifo_push(&p->tasks, &t->pool_link);
     int rc = pool_kick_locked(p);
     if (rc < 0) {
-        p->head = p->tail = NULL; /* no thread at all: it was the only one queued */
+        p->tasks = (edo__fifo){ NULL, NULL }; /* no thread at all: it was the only one queued */
         queued_add(p, -1);
     }
     pthread_mutex_unlock(&p->lock);
@@ -357,13 +336,9 @@ int edo__pool_run(void (*fn)(void *arg), void *arg, edo_wait_reason why, bool al
     edo_task *self = w ? w->current : NULL;
     if (!self)
         return -EDO_ENOTASK;
-    if (!always) {
-        if (atomic_load_explicit(&self->aborted, memory_order_acquire))
-            return -ECANCELED;
-        if (self->deadline != EDO_NEVER && edo_now() >= self->deadline)
-            return -ETIMEDOUT;
-    }
-    int err = 0;
+    int err = always ? 0 : edo__may_start(self, EDO_NEVER);
+    if (err < 0)
+        return err;
     edo__pool *p = pool_get(w->rt, &err);
     if (!p)
         return err;
@@ -377,14 +352,10 @@ int edo__pool_run(void (*fn)(void *arg), void *arg, edo_wait_reason why, bool al
         edo__task_unref(self);
         return -ESHUTDOWN;
     }
-    if (p->ctail)
-        p->ctail->next = &c;
-    else
-        p->chead = &c;
-    p->ctail = &c;
+    edo__list_push_back(&p->calls, &c.link);
     int rc = pool_kick_locked(p);
     if (rc < 0) {
-        p->chead = p->ctail = NULL; /* no thread at all: it was the only one queued */
+        edo__list_remove(&p->calls, &c.link); /* no thread at all: nothing else is queued */
         queued_add(p, -1);
     }
     pthread_mutex_unlock(&p->lock);
@@ -404,14 +375,7 @@ int edo__pool_run(void (*fn)(void *arg), void *arg, edo_wait_reason why, bool al
             interruptible = false;
             pthread_mutex_lock(&p->lock);
             if (atomic_load_explicit(&c.state, memory_order_relaxed) == CALL_QUEUED) {
-                pool_call **pp = &p->chead, *prev = NULL;
-                while (*pp != &c) {
-                    prev = *pp;
-                    pp = &(*pp)->next;
-                }
-                *pp = c.next;
-                if (p->ctail == &c)
-                    p->ctail = prev;
+                edo__list_remove(&p->calls, &c.link);
                 queued_add(p, -1);
                 pthread_mutex_unlock(&p->lock);
                 edo__task_unref(self);
@@ -439,22 +403,15 @@ void edo__pool_close(edo_runtime *rt)
     pthread_mutex_lock(&p->lock);
     p->closed = true;
     atomic_store_explicit(&p->queued, 0, memory_order_relaxed);
-    edo_task *t = p->head;
-    p->head = p->tail = NULL;
-    while (t) {
-        edo_task *next = t->qnext;
-        t->qnext = NULL;
+    edo__slink *l;
+    while ((l = edo__fifo_pop(&p->tasks))) {
+        edo_task *t = edo__container_of(l, edo_task, pool_link);
         end_call(t, true); /* never started */
         edo__task_unref(t);
-        t = next;
     }
-    pool_call *c = p->chead;
-    p->chead = p->ctail = NULL;
-    while (c) {
-        pool_call *next = c->next; /* read first: c may be gone once it is DONE */
-        call_end(c, -ECANCELED);
-        c = next;
-    }
+    edo__link *n;
+    while ((n = edo__list_pop_front(&p->calls))) /* off the list first: c may go once DONE */
+        call_end(edo__container_of(n, pool_call, link), -ECANCELED);
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
 }
@@ -465,7 +422,7 @@ bool edo__pool_idle(edo_runtime *rt)
     if (!p)
         return true;
     pthread_mutex_lock(&p->lock);
-    bool idle = !p->nrunning && !p->head && !p->chead;
+    bool idle = !p->nrunning && !calls_waiting(p);
     pthread_mutex_unlock(&p->lock);
     return idle;
 }
@@ -494,7 +451,8 @@ void edo__pool_free(edo_runtime *rt)
                 "edo: %d blocking call(s) still running at shutdown; they are abandoned "
                 "(joins report -EDO_EABORTED) and their threads end when they return\n",
                 p->nrunning);
-    for (edo_task *t = p->running; t; t = t->all_next) {
+    edo__list_each (l, &p->running) {
+        edo_task *t = edo__container_of(l, edo_task, running_link);
         t->abandoned = true;
         end_call(t, true);
     }

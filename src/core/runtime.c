@@ -358,9 +358,11 @@ void edo_runtime_free(edo_runtime *rt)
     /* Tasks spawned from outside that no worker has taken yet join the list first (a
      * worker that takes one after this sees `closing` and aborts it itself). */
     pthread_mutex_lock(&rt->inject_lock);
-    for (edo_task *t = rt->inject_head; t; t = t->qnext)
+    edo__fifo_each (n, &rt->inject) {
+        edo_task *t = edo__container_of(n, edo_task, inject_link);
         if (!t->listed)
             edo__task_list_add(rt, t);
+    }
     pthread_mutex_unlock(&rt->inject_lock);
     edo__task_each(rt, abort_one, NULL);
     /* On the real clock: a paused one must not hold the grace period up. */

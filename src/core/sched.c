@@ -218,17 +218,20 @@ static edo_task *queue_steal(edo__queue *from, edo__queue *to)
 
 /* ---- the inject queue ------------------------------------------------------------------ */
 
-static void inject_push_list(edo_runtime *rt, edo_task *first, edo_task *last, uint32_t n)
+/* Moves the n tasks of batch (linked by inject_link) to the inject queue's tail. */
+static void inject_push_batch(edo_runtime *rt, edo__fifo *batch, uint32_t n)
 {
     pthread_mutex_lock(&rt->inject_lock);
-    last->qnext = NULL;
-    if (rt->inject_tail)
-        rt->inject_tail->qnext = first;
-    else
-        rt->inject_head = first;
-    rt->inject_tail = last;
+    edo__fifo_append(&rt->inject, batch);
     atomic_fetch_add(&rt->inject_len, n);
     pthread_mutex_unlock(&rt->inject_lock);
+}
+
+static void inject_push(edo_runtime *rt, edo_task *t)
+{
+    edo__fifo one = { NULL, NULL };
+    edo__fifo_push(&one, &t->inject_link);
+    inject_push_batch(rt, &one, 1);
 }
 
 /* Takes the inject queue's head for w to run, and with `batch`, a share of the rest into
@@ -252,22 +255,19 @@ static edo_task *inject_pop(edo__worker *w, bool batch)
         if (max > room)
             max = room;
     }
-    edo_task *first = rt->inject_head, *t = first;
+    edo__fifo taken = { NULL, NULL };
+    edo__slink *l;
     uint32_t n = 0;
-    while (t && n < max) {
-        edo_task *next = t->qnext;
-        t->qnext = n + 1 < max ? next : NULL;
-        t = next;
+    while (n < max && (l = edo__fifo_pop(&rt->inject))) {
+        edo__fifo_push(&taken, l);
         n++;
     }
-    rt->inject_head = t;
-    if (!t)
-        rt->inject_tail = NULL;
     pthread_mutex_unlock(&rt->inject_lock);
     bool closing = false;
-    edo_task *next;
-    for (t = first; t; t = next) {
-        next = t->qnext; /* before t is queued: another worker may run it at once */
+    edo_task *first = NULL;
+    while ((l = edo__fifo_pop(&taken))) {
+        /* Off `taken` before it is queued: another worker may run it at once. */
+        edo_task *t = edo__container_of(l, edo_task, inject_link);
         if (!t->listed) {
             t->shard = (uint16_t)w->index;
             edo__task_list_add(rt, t);
@@ -275,36 +275,25 @@ static edo_task *inject_pop(edo__worker *w, bool batch)
             if (closing || (closing = atomic_load(&rt->closing)))
                 atomic_store(&t->aborted, true);
         }
-        if (t != first && !queue_push(&w->queue, t))
-            inject_push_list(rt, t, t, 1); /* no room after all: back it goes */
+        if (!first)
+            first = t;
+        else if (!queue_push(&w->queue, t))
+            inject_push(rt, t); /* no room after all: back it goes */
     }
     if (n)
         atomic_fetch_sub(&rt->inject_len, n);
-    if (first)
-        first->qnext = NULL;
     return first;
 }
 
 static void spill_push(edo__worker *w, edo_task *t)
 {
-    t->qnext = NULL;
-    if (w->spill_tail)
-        w->spill_tail->qnext = t;
-    else
-        w->spill_head = t;
-    w->spill_tail = t;
+    edo__fifo_push(&w->spill, &t->spill_link);
 }
 
 static edo_task *spill_pop(edo__worker *w)
 {
-    edo_task *t = w->spill_head;
-    if (t) {
-        w->spill_head = t->qnext;
-        if (!w->spill_head)
-            w->spill_tail = NULL;
-        t->qnext = NULL;
-    }
-    return t;
+    edo__slink *n = edo__fifo_pop(&w->spill);
+    return n ? edo__container_of(n, edo_task, spill_link) : NULL;
 }
 
 /* The local queue is full. With one worker, t goes to the spill list, and so does every
@@ -317,23 +306,16 @@ static void push_overflow(edo__worker *w, edo_task *t)
         spill_push(w, t);
         return;
     }
-    edo_task *first = NULL, *last = NULL;
+    edo__fifo batch = { NULL, NULL };
     uint32_t n = 0;
     for (; n < EDO__LOCAL_QUEUE / 2; n++) {
         edo_task *o = queue_pop(&w->queue);
         if (!o)
             break;
-        if (last)
-            last->qnext = o;
-        else
-            first = o;
-        last = o;
+        edo__fifo_push(&batch, &o->inject_link);
     }
-    if (last)
-        last->qnext = t;
-    else
-        first = t;
-    inject_push_list(w->rt, first, t, n + 1);
+    edo__fifo_push(&batch, &t->inject_link);
+    inject_push_batch(w->rt, &batch, n + 1);
 }
 
 static void push_local(edo__worker *w, edo_task *t)
@@ -341,7 +323,7 @@ static void push_local(edo__worker *w, edo_task *t)
     /* A lone worker with tasks on its spill list queues behind them. Were t to go ahead,
      * a worker whose tasks keep one another busy (a wake, a yield) would run the local
      * queue for ever and leave the spilled ones waiting. */
-    if (w->spill_head) {
+    if (!edo__fifo_empty(&w->spill)) {
         spill_push(w, t);
         return;
     }
@@ -376,7 +358,7 @@ void edo__schedule(edo_task *t)
         edo__schedule_tail(w, t);
         return;
     }
-    inject_push_list(rt, t, t, 1);
+    inject_push(rt, t);
     if (rt->threaded)
         edo__notify_parked(rt);
     else
@@ -556,7 +538,7 @@ int edo__fire_timers(edo__worker *w, int64_t now)
         if (w->wheel.count) {
             edo__timer *tm;
             while (n < 64 && (tm = edo__wheel_pop(&w->wheel, now))) {
-                edo_task *t = (edo_task *)((char *)tm - offsetof(edo_task, timer));
+                edo_task *t = edo__container_of(tm, edo_task, timer);
                 t->timer_fired = true;
                 edo__task_ref(t);
                 fired[n++] = t;
@@ -658,7 +640,7 @@ static void poll_busy(edo__worker *w)
 
 bool edo__has_local_work(const edo__worker *w)
 {
-    return w->lifo || edo__queue_len(&w->queue) || w->spill_head;
+    return w->lifo || edo__queue_len(&w->queue) || !edo__fifo_empty(&w->spill);
 }
 
 bool edo__poll_now(edo__worker *w)

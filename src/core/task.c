@@ -71,6 +71,20 @@ void edo__task_unref(edo_task *t)
         task_free(t);
 }
 
+void edo__task_init(edo_task *t, edo_runtime *rt, edo_task_fn fn, void *arg, const char *site,
+                    uint64_t id, bool joinable)
+{
+    t->rt = rt;
+    t->fn = fn;
+    t->arg = arg;
+    t->site = site;
+    t->deadline = EDO_NEVER;
+    t->id = id;
+    t->spawned_cycles = edo__cycles();
+    atomic_init(&t->refs, joinable ? 2 : 1);
+    atomic_init(&t->state, EDO__QUEUED);
+}
+
 /* ---- the task list ---------------------------------------------------------------------- */
 
 void edo__task_list_add(edo_runtime *rt, edo_task *t)
@@ -78,11 +92,7 @@ void edo__task_list_add(edo_runtime *rt, edo_task *t)
     edo__shard *sh = &rt->shards[t->shard];
     edo__spin_lock(&sh->lock);
     t->listed = true;
-    t->all_prev = NULL;
-    t->all_next = sh->all;
-    if (sh->all)
-        sh->all->all_prev = t;
-    sh->all = t;
+    edo__list_push_front(&sh->all, &t->all_link);
     sh->live++;
     edo__spin_unlock(&sh->lock);
 }
@@ -93,13 +103,7 @@ void edo__task_list_remove(edo_task *t)
     edo__spin_lock(&sh->lock);
     if (t->listed) {
         t->listed = false;
-        if (t->all_prev)
-            t->all_prev->all_next = t->all_next;
-        else
-            sh->all = t->all_next;
-        if (t->all_next)
-            t->all_next->all_prev = t->all_prev;
-        t->all_next = t->all_prev = NULL;
+        edo__list_remove(&sh->all, &t->all_link);
         sh->live--;
     }
     edo__spin_unlock(&sh->lock);
@@ -137,7 +141,8 @@ void edo__task_each(edo_runtime *rt, void (*fn)(edo_task *t, void *arg), void *a
                 continue;
             }
             n = 0;
-            for (edo_task *t = sh->all; t; t = t->all_next) {
+            edo__list_each (l, &sh->all) {
+                edo_task *t = edo__container_of(l, edo_task, all_link);
                 edo__task_ref(t);
                 ts[n++] = t;
             }
@@ -209,19 +214,11 @@ static int task_create(edo_runtime *rt, edo__worker *w, edo_task **out, bool joi
     edo_task *t = task_alloc(w, usable, &err);
     if (!t)
         return err == -ENOMEM ? -EAGAIN : err;
-    t->rt = rt;
-    t->fn = fn;
-    t->arg = arg;
-    t->site = site;
+    edo__task_init(t, rt, fn, arg, site, id, joinable);
     t->stack_size = usable;
-    t->deadline = EDO_NEVER;
-    t->id = id;
     t->shard = (uint16_t)(w ? w->index : 0);
-    t->spawned_cycles = edo__cycles();
     if (opts && opts->name)
         snprintf(t->name, sizeof t->name, "%s", opts->name);
-    atomic_init(&t->refs, joinable ? 2 : 1);
-    atomic_init(&t->state, EDO__QUEUED);
     char *lo = t->stack.map + page;
     edo__ctx_make(&t->ctx, lo, (size_t)((char *)t - lo), task_entry, t);
     *out = t;
@@ -365,6 +362,17 @@ int edo__park(edo_wait_reason why, int64_t deadline)
     if (atomic_load_explicit(&t->aborted, memory_order_acquire))
         return -ECANCELED;
     if (home && (fired || edo_now() >= deadline))
+        return -ETIMEDOUT;
+    return 0;
+}
+
+int edo__may_start(edo_task *self, int64_t deadline)
+{
+    if (atomic_load_explicit(&self->aborted, memory_order_acquire))
+        return -ECANCELED;
+    if (self->deadline < deadline)
+        deadline = self->deadline;
+    if (deadline != EDO_NEVER && edo_now() >= deadline)
         return -ETIMEDOUT;
     return 0;
 }

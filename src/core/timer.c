@@ -43,14 +43,9 @@ static void place(edo__wheel *w, edo__timer *t)
         when = w->elapsed + WHEEL_SPAN - TOP_SLOT;
     int level = level_for(w->elapsed, when);
     int slot = (int)((uint64_t)when >> (level * SLOT_BITS)) & SLOT_MASK;
-    edo__timer **head = &w->slots[level][slot];
     t->level = (uint8_t)level;
     t->slot = (uint8_t)slot;
-    t->prev = NULL;
-    t->next = *head;
-    if (*head)
-        (*head)->prev = t;
-    *head = t;
+    edo__list_push_front(&w->slots[level][slot], &t->link);
     w->occupied[level] |= (uint64_t)1 << slot;
 }
 
@@ -68,16 +63,10 @@ void edo__wheel_cancel(edo__wheel *w, edo__timer *t)
         return;
     t->armed = false;
     w->count--;
-    edo__timer **head = t->level == DUE_LEVEL ? &w->due : &w->slots[t->level][t->slot];
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        *head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    if (t->level != DUE_LEVEL && !*head)
+    edo__list *l = t->level == DUE_LEVEL ? &w->due : &w->slots[t->level][t->slot];
+    edo__list_remove(l, &t->link);
+    if (t->level != DUE_LEVEL && edo__list_empty(l))
         w->occupied[t->level] &= ~((uint64_t)1 << t->slot);
-    t->next = t->prev = NULL;
 }
 
 /* The start of the first occupied slot at or after elapsed's position on `level`. */
@@ -102,7 +91,7 @@ int64_t edo__wheel_next(const edo__wheel *w)
 {
     if (!w->count)
         return INT64_MAX;
-    if (w->due)
+    if (!edo__list_empty(&w->due))
         return w->elapsed;
     for (int level = 0; level < EDO__WHEEL_LEVELS; level++) {
         if (w->occupied[level]) {
@@ -118,12 +107,9 @@ int64_t edo__wheel_next(const edo__wheel *w)
 edo__timer *edo__wheel_pop(edo__wheel *w, int64_t now)
 {
     for (;;) {
-        edo__timer *t = w->due;
-        if (t) {
-            w->due = t->next;
-            if (t->next)
-                t->next->prev = NULL;
-            t->next = t->prev = NULL;
+        edo__link *n = edo__list_pop_front(&w->due);
+        if (n) {
+            edo__timer *t = edo__container_of(n, edo__timer, link);
             t->armed = false;
             w->count--;
             return t;
@@ -144,19 +130,14 @@ edo__timer *edo__wheel_pop(edo__wheel *w, int64_t now)
         if (deadline > w->elapsed)
             w->elapsed = deadline;
         /* Empty the slot: what is due moves to the due list, the rest drops a level. */
-        edo__timer *list = w->slots[level][slot];
-        w->slots[level][slot] = NULL;
+        edo__list list = w->slots[level][slot];
+        w->slots[level][slot] = (edo__list){ NULL, NULL };
         w->occupied[level] &= ~((uint64_t)1 << slot);
-        while (list) {
-            t = list;
-            list = t->next;
+        while ((n = edo__list_pop_front(&list))) {
+            edo__timer *t = edo__container_of(n, edo__timer, link);
             if (t->when <= w->elapsed) {
                 t->level = DUE_LEVEL;
-                t->prev = NULL;
-                t->next = w->due;
-                if (w->due)
-                    w->due->prev = t;
-                w->due = t;
+                edo__list_push_front(&w->due, &t->link);
             } else {
                 place(w, t);
             }

@@ -12,25 +12,26 @@
 #ifndef EDO_CORE_TIMER_H
 #define EDO_CORE_TIMER_H
 
+#include "core/list.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
 #define EDO__WHEEL_LEVELS 6
 #define EDO__WHEEL_SLOTS 64
 
-typedef struct edo__timer edo__timer;
-struct edo__timer {
-    edo__timer *next, *prev;
-    int64_t when; /* ms, on the edo_now() clock */
+typedef struct edo__timer {
+    edo__link link; /* in its slot's list, or in the due list */
+    int64_t when;   /* ms, on the edo_now() clock */
     uint8_t level, slot;
     bool armed;
-};
+} edo__timer;
 
 typedef struct edo__wheel {
     int64_t elapsed; /* every deadline <= elapsed has been popped or sits on `due` */
     uint64_t occupied[EDO__WHEEL_LEVELS];
-    edo__timer *slots[EDO__WHEEL_LEVELS][EDO__WHEEL_SLOTS];
-    edo__timer *due; /* emptied from a slot, past their deadline, not yet popped */
+    edo__list slots[EDO__WHEEL_LEVELS][EDO__WHEEL_SLOTS];
+    edo__list due; /* emptied from a slot, past their deadline, not yet popped */
     uint64_t count;
 } edo__wheel;
 

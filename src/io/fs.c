@@ -94,26 +94,29 @@ static int sys_close(int fd)
     return (int)neg_errno(close(fd));
 }
 
-static ssize_t sys_pread(int fd, void *buf, size_t len, off_t off)
+/* One read or write of at most MAX_IO at off (-1: at the file position), again on EINTR. */
+static ssize_t sys_rw(bool writing, int fd, void *buf, size_t len, off_t off)
 {
     if (len > MAX_IO)
         len = MAX_IO;
     ssize_t n;
     do
-        n = off < 0 ? read(fd, buf, len) : pread(fd, buf, len, off);
+        if (writing)
+            n = off < 0 ? write(fd, buf, len) : pwrite(fd, buf, len, off);
+        else
+            n = off < 0 ? read(fd, buf, len) : pread(fd, buf, len, off);
     while (n < 0 && errno == EINTR);
     return neg_errno(n);
 }
 
+static ssize_t sys_pread(int fd, void *buf, size_t len, off_t off)
+{
+    return sys_rw(false, fd, buf, len, off);
+}
+
 static ssize_t sys_pwrite(int fd, const void *buf, size_t len, off_t off)
 {
-    if (len > MAX_IO)
-        len = MAX_IO;
-    ssize_t n;
-    do
-        n = off < 0 ? write(fd, buf, len) : pwrite(fd, buf, len, off);
-    while (n < 0 && errno == EINTR);
-    return neg_errno(n);
+    return sys_rw(true, fd, (void *)buf, len, off);
 }
 
 static int sys_fstat(int fd, struct stat *st)
@@ -285,16 +288,6 @@ static edo_wait_reason op_why(int kind)
     return kind == OP_READ ? EDO_WAIT_READ : kind == OP_WRITE ? EDO_WAIT_WRITE : EDO_WAIT_OTHER;
 }
 
-/* -ECANCELED or -ETIMEDOUT if the calling task may not start a call, else 0. */
-static int may_start(edo_task *self)
-{
-    if (atomic_load_explicit(&self->aborted, memory_order_acquire))
-        return -ECANCELED;
-    if (self->deadline != EDO_NEVER && edo_now() >= self->deadline)
-        return -ETIMEDOUT;
-    return 0;
-}
-
 /* A read that the page cache can answer at once is made on the worker itself, on both
  * backends. Under epoll the alternative is a trip to the pool, two thread wake-ups, some
  * 20 us; under io_uring an operation, which parks and resumes the task (1.3 us for a cached
@@ -335,7 +328,7 @@ static ssize_t op_call(fs_op *op)
     edo_task *self = edo__task_current();
     if (!self)
         return -EDO_ENOTASK;
-    int rc = may_start(self);
+    int rc = edo__may_start(self, EDO_NEVER);
     if (rc < 0)
         return rc;
     if (op->kind == OP_READ) {
@@ -519,61 +512,47 @@ static const file_ops sys_ops = { sys_open, sys_close, sys_pread, sys_pwrite, sy
 static const file_ops edo_ops = { edo_fs_open, edo_fs_close, edo_fs_pread, edo_fs_pwrite,
                                   edo_fs_fstat };
 
-static int read_exact_with(const file_ops *ops, int fd, void *buf, size_t len, off_t off,
-                           size_t *done)
+/* Reads or writes all of len bytes at off (-1: at the file position), piece after piece.
+ * A read that meets the end first fails with -ENODATA; a write that a file takes 0 bytes
+ * of (a regular file never does) fails with -EIO rather than spin. *done (may be NULL):
+ * the bytes moved. */
+static int all_with(const file_ops *ops, bool writing, int fd, char *buf, size_t len, off_t off,
+                    size_t *done)
 {
-    size_t got = 0;
+    size_t moved = 0;
     int rc = 0;
-    while (got < len) {
-        ssize_t n = ops->pread(fd, (char *)buf + got, len - got, off < 0 ? -1 : off + (off_t)got);
+    while (moved < len) {
+        off_t at = off < 0 ? -1 : off + (off_t)moved;
+        ssize_t n = writing ? ops->pwrite(fd, buf + moved, len - moved, at)
+                            : ops->pread(fd, buf + moved, len - moved, at);
         if (n <= 0) {
-            rc = n == 0 ? -ENODATA : (int)n;
+            rc = n < 0 ? (int)n : writing ? -EIO : -ENODATA;
             break;
         }
-        got += (size_t)n;
+        moved += (size_t)n;
     }
     if (done)
-        *done = got;
+        *done = moved;
     return rc;
 }
 
-static int write_all_with(const file_ops *ops, int fd, const void *buf, size_t len, off_t off,
-                          size_t *done)
+static int task_all(bool writing, int fd, char *buf, size_t len, off_t off, size_t *done)
 {
-    size_t put = 0;
-    int rc = 0;
-    while (put < len) {
-        ssize_t n =
-            ops->pwrite(fd, (const char *)buf + put, len - put, off < 0 ? -1 : off + (off_t)put);
-        if (n <= 0) {
-            /* A regular file never takes 0 bytes of a non-empty write; do not spin on one
-             * that does. */
-            rc = n == 0 ? -EIO : (int)n;
-            break;
-        }
-        put += (size_t)n;
-    }
     if (done)
-        *done = put;
-    return rc;
+        *done = 0;
+    if (!edo__task_current())
+        return -EDO_ENOTASK;
+    return all_with(&edo_ops, writing, fd, buf, len, off, done);
 }
 
 int edo_fs_pread_exact(int fd, void *buf, size_t len, off_t off, size_t *done)
 {
-    if (done)
-        *done = 0;
-    if (!edo__task_current())
-        return -EDO_ENOTASK;
-    return read_exact_with(&edo_ops, fd, buf, len, off, done);
+    return task_all(false, fd, buf, len, off, done);
 }
 
 int edo_fs_pwrite_all(int fd, const void *buf, size_t len, off_t off, size_t *done)
 {
-    if (done)
-        *done = 0;
-    if (!edo__task_current())
-        return -EDO_ENOTASK;
-    return write_all_with(&edo_ops, fd, buf, len, off, done);
+    return task_all(true, fd, (char *)buf, len, off, done);
 }
 
 static int read_file_with(const file_ops *ops, const char *path, void **data, size_t *len,
@@ -655,7 +634,7 @@ static int write_file_with(const file_ops *ops, const char *path, const void *da
     int fd = ops->open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
     if (fd < 0)
         return fd;
-    int rc = write_all_with(ops, fd, data, len, 0, NULL);
+    int rc = all_with(ops, true, fd, (char *)data, len, 0, NULL);
     int crc = ops->close(fd); /* where a network file system reports a failed write */
     return rc < 0 ? rc : crc;
 }
@@ -688,7 +667,7 @@ static int whole_call(struct whole_job *j, void (*job)(void *), bool writing)
     edo_task *self = edo__task_current();
     if (!self)
         return -EDO_ENOTASK;
-    int rc = may_start(self);
+    int rc = edo__may_start(self, EDO_NEVER);
     if (rc < 0)
         return rc;
 #ifdef EDO_HAVE_URING

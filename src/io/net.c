@@ -128,6 +128,16 @@ static int io_enter(edo_io *io)
     return 0;
 }
 
+/* A write to a pipe whose reader is gone raised SIGPIPE on this thread, which blocks it
+ * (edo__thread_create): take it, so that it is never delivered later. */
+static void take_sigpipe(void)
+{
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    sigtimedwait(&pipe, NULL, &(struct timespec){ 0, 0 });
+}
+
 /* ---- io_uring operations ---------------------------------------------------------------- */
 
 #ifdef EDO_HAVE_URING
@@ -235,13 +245,8 @@ static ssize_t op_write(edo_io *io, const void *buf, size_t len, const struct io
                   .iov = iov,
                   .iovcnt = iovcnt };
     int rc = op_run(io, &io->wr, prep_write, &a, EDO_WAIT_WRITE, deadline);
-    if (rc == -EPIPE && !a.socket) {
-        /* As in do_write: a SIGPIPE raised on this thread is taken, never delivered. */
-        sigset_t pipe;
-        sigemptyset(&pipe);
-        sigaddset(&pipe, SIGPIPE);
-        sigtimedwait(&pipe, NULL, &(struct timespec){ 0, 0 });
-    }
+    if (rc == -EPIPE && !a.socket)
+        take_sigpipe();
     return rc;
 }
 #endif
@@ -467,14 +472,8 @@ static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct io
             int e = edo__errno(); /* this thread's: the loop may have moved threads */
             if (e == EINTR)
                 continue;
-            if (e == EPIPE && !(io->flags & EDO__IO_SOCKET)) {
-                /* The worker blocks SIGPIPE; take the one this write raised, so that it
-                 * is never delivered later. */
-                sigset_t pipe;
-                sigemptyset(&pipe);
-                sigaddset(&pipe, SIGPIPE);
-                sigtimedwait(&pipe, NULL, &(struct timespec){ 0, 0 });
-            }
+            if (e == EPIPE && !(io->flags & EDO__IO_SOCKET))
+                take_sigpipe();
             if (e != EAGAIN)
                 return -e;
             atomic_store_explicit(&io->wr.idle, seen, memory_order_relaxed);
@@ -487,34 +486,42 @@ static ssize_t do_write(edo_io *io, const void *buf, size_t len, const struct io
     }
 }
 
-ssize_t edo__read_for(edo_io *io, void *buf, size_t len, edo_wait_reason why)
+/* One read or write as a call of its own: inside io, with the direction's timeout
+ * (wait) or a single attempt (!wait). */
+static ssize_t read_call(edo_io *io, void *buf, size_t len, edo_wait_reason why, bool wait)
 {
     int rc = io_enter(io);
     if (rc < 0)
         return rc;
-    ssize_t n = do_read(io, buf, len, why, op_deadline(&io->rd));
+    ssize_t n = do_read(io, buf, len, why, wait ? op_deadline(&io->rd) : NO_WAIT);
     io_leave(io);
     return n;
+}
+
+static ssize_t write_call(edo_io *io, const void *buf, size_t len, const struct iovec *iov,
+                          int iovcnt, bool wait)
+{
+    int rc = io_enter(io);
+    if (rc < 0)
+        return rc;
+    ssize_t n = do_write(io, buf, len, iov, iovcnt, wait ? op_deadline(&io->wr) : NO_WAIT);
+    io_leave(io);
+    return n;
+}
+
+ssize_t edo__read_for(edo_io *io, void *buf, size_t len, edo_wait_reason why)
+{
+    return read_call(io, buf, len, why, true);
 }
 
 ssize_t edo_try_read(edo_io *io, void *buf, size_t len)
 {
-    int rc = io_enter(io);
-    if (rc < 0)
-        return rc;
-    ssize_t n = do_read(io, buf, len, EDO_WAIT_READ, NO_WAIT);
-    io_leave(io);
-    return n;
+    return read_call(io, buf, len, EDO_WAIT_READ, false);
 }
 
 ssize_t edo_try_write(edo_io *io, const void *buf, size_t len)
 {
-    int rc = io_enter(io);
-    if (rc < 0)
-        return rc;
-    ssize_t n = do_write(io, buf, len, NULL, 0, NO_WAIT);
-    io_leave(io);
-    return n;
+    return write_call(io, buf, len, NULL, 0, false);
 }
 
 ssize_t edo_read(edo_io *io, void *buf, size_t len)
@@ -605,12 +612,7 @@ int edo_read_exact(edo_io *io, void *buf, size_t len, size_t *done)
 
 ssize_t edo_write(edo_io *io, const void *buf, size_t len)
 {
-    int rc = io_enter(io);
-    if (rc < 0)
-        return rc;
-    ssize_t n = do_write(io, buf, len, NULL, 0, op_deadline(&io->wr));
-    io_leave(io);
-    return n;
+    return write_call(io, buf, len, NULL, 0, true);
 }
 
 int edo_write_all(edo_io *io, const void *buf, size_t len, size_t *done)
@@ -638,12 +640,7 @@ ssize_t edo_writev(edo_io *io, const struct iovec *iov, int iovcnt)
 {
     if (iovcnt < 0 || (iovcnt && !iov))
         return -EINVAL;
-    int rc = io_enter(io);
-    if (rc < 0)
-        return rc;
-    ssize_t n = do_write(io, NULL, 0, iov, iovcnt, op_deadline(&io->wr));
-    io_leave(io);
-    return n;
+    return write_call(io, NULL, 0, iov, iovcnt, true);
 }
 
 int edo_io_wait(edo_io *io, int what)
@@ -821,45 +818,54 @@ static int format_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
     return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
-int edo_local_addr(const edo_io *io, char *buf, size_t len)
+/* edo_local_addr and edo_peer_addr: getsockname or getpeername, formatted. */
+static int sock_addr(const edo_io *io, char *buf, size_t len,
+                     int (*get)(int, struct sockaddr *, socklen_t *))
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (!io)
         return -EINVAL;
-    if (getsockname(io->fd, (struct sockaddr *)&ss, &sl) < 0)
+    if (get(io->fd, (struct sockaddr *)&ss, &sl) < 0)
         return -errno;
     return format_addr(&ss, buf, len);
+}
+
+int edo_local_addr(const edo_io *io, char *buf, size_t len)
+{
+    return sock_addr(io, buf, len, getsockname);
 }
 
 int edo_peer_addr(const edo_io *io, char *buf, size_t len)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (!io)
-        return -EINVAL;
-    if (getpeername(io->fd, (struct sockaddr *)&ss, &sl) < 0)
-        return -errno;
-    return format_addr(&ss, buf, len);
+    return sock_addr(io, buf, len, getpeername);
 }
 
 /* ---- TCP -------------------------------------------------------------------------------- */
 
-int edo_tcp_listen_with(edo_io **out, const char *addr, const edo_listen_opts *opts)
+/* The start of edo_tcp_listen and edo_tcp_connect: *out cleared, addr parsed into ss, and
+ * a non-blocking TCP socket of its family, from a task. The socket, or -errno. */
+static int tcp_socket(edo_io **out, const char *addr, struct sockaddr_storage *ss, socklen_t *sl)
 {
     if (!out)
         return -EINVAL;
     *out = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    int rc = edo_parse_addr(addr, &ss, &sl);
+    int rc = edo_parse_addr(addr, ss, sl);
     if (rc < 0)
         return rc;
     if (!edo__task_current())
         return -EDO_ENOTASK;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return fd >= 0 ? fd : -errno;
+}
+
+int edo_tcp_listen_with(edo_io **out, const char *addr, const edo_listen_opts *opts)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc, fd = tcp_socket(out, addr, &ss, &sl);
     if (fd < 0)
-        return -errno;
+        return fd;
     int one = 1;
     int backlog = opts && opts->backlog > 0 ? opts->backlog : SOMAXCONN;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
@@ -962,19 +968,11 @@ int edo_tcp_accept(edo_io **out, edo_io *lis)
 
 int edo_tcp_connect(edo_io **out, const char *addr, int64_t timeout_ms)
 {
-    if (!out)
-        return -EINVAL;
-    *out = NULL;
     struct sockaddr_storage ss;
     socklen_t sl;
-    int rc = edo_parse_addr(addr, &ss, &sl);
-    if (rc < 0)
-        return rc;
-    if (!edo__task_current())
-        return -EDO_ENOTASK;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rc, fd = tcp_socket(out, addr, &ss, &sl);
     if (fd < 0)
-        return -errno;
+        return fd;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int64_t deadline = timeout_ms > 0 ? edo_now() + timeout_ms : EDO_NEVER;

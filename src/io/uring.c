@@ -42,7 +42,7 @@ struct edo__uop {
      * before that worker has taken the request, or it could cancel a later operation
      * at the same address. */
     _Atomic bool cancel_asked, cancel_taken;
-    struct edo__uop *cancel_next;
+    edo__slink cancel_link; /* in the ring's cancels */
 };
 
 typedef struct edo__ring {
@@ -60,7 +60,7 @@ typedef struct edo__ring {
     /* cancels asked for by other threads */
     edo__spin cancel_lock;
     _Atomic bool cancel_pending;
-    edo__uop *cancels;
+    edo__fifo cancels; /* edo__uop.cancel_link; under cancel_lock */
     /* Provided buffers for edo_read_lent (group 0): nbufs of bufsize bytes in bufmem, the
      * free ones listed in br. Only the ring's own worker adds to br; buffers given back
      * on other threads wait in `returns`. */
@@ -365,19 +365,19 @@ static void take_cancels(edo__ring *r)
     if (!atomic_load_explicit(&r->cancel_pending, memory_order_acquire))
         return;
     edo__spin_lock(&r->cancel_lock);
-    edo__uop *op = r->cancels;
-    r->cancels = NULL;
+    edo__fifo asked = r->cancels;
+    r->cancels = (edo__fifo){ NULL, NULL };
     atomic_store_explicit(&r->cancel_pending, false, memory_order_relaxed);
     edo__spin_unlock(&r->cancel_lock);
-    while (op) {
-        edo__uop *next = op->cancel_next;
+    edo__slink *l;
+    while ((l = edo__fifo_pop(&asked))) {
+        edo__uop *op = edo__container_of(l, edo__uop, cancel_link);
         edo_task *t = op->task;
         prep_cancel(r, (uint64_t)(uintptr_t)op);
         /* Sequentially consistent, as a completion: op may be gone once this is seen. */
         atomic_store(&op->cancel_taken, true);
         edo__wake(t);
         edo__task_unref(t);
-        op = next;
     }
 }
 
@@ -391,8 +391,7 @@ static void request_cancel(edo__worker *owner, edo__uop *op)
     atomic_store(&op->cancel_asked, true);
     edo__task_ref(op->task); /* dropped by take_cancels, after its wake */
     edo__spin_lock(&r->cancel_lock);
-    op->cancel_next = r->cancels;
-    r->cancels = op;
+    edo__fifo_push(&r->cancels, &op->cancel_link);
     atomic_store_explicit(&r->cancel_pending, true, memory_order_release);
     edo__spin_unlock(&r->cancel_lock);
     ring_unpark(owner);
@@ -423,7 +422,7 @@ static int ring_poll(edo__worker *w, int timeout_ms)
     int rc;
 #ifdef EDO_TSAN
     if (timeout_ms < 0 || timeout_ms > EDO__TSAN_SLICE_MS)
-        timeout_ms = EDO__TSAN_SLICE_MS; /* runtime.h says why */
+        timeout_ms = EDO__TSAN_SLICE_MS; /* futex.h says why */
 #endif
     if (timeout_ms == 0 || io_uring_cq_ready(&r->ring)) {
         rc = io_uring_submit_and_get_events(&r->ring);
@@ -520,14 +519,9 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
     edo_task *self = w ? w->current : NULL;
     if (!self)
         return -EDO_ENOTASK;
-    if (!final) {
-        if (atomic_load_explicit(&self->aborted, memory_order_acquire))
-            return -ECANCELED;
-        if (self->deadline < deadline)
-            deadline = self->deadline;
-        if (deadline != EDO_NEVER && edo_now() >= deadline)
-            return -ETIMEDOUT;
-    }
+    int rc = final ? 0 : edo__may_start(self, deadline);
+    if (rc < 0)
+        return rc;
     edo__uop op = { .task = self, .w = w };
     if (slot) {
         edo__spin_lock(&slot->lock);
@@ -538,7 +532,6 @@ static int run_op(edo__uring_slot *slot, edo__uring_prep_fn prep, void *arg, edo
         if (busy)
             return busy; /* -EBUSY: another task already waits in this direction */
     }
-    int rc = 0;
     edo__ring *r = w->driver_data;
     edo__spin_lock(&r->lock);
     struct io_uring_sqe *sqe = get_sqe(r, &rc);

@@ -45,7 +45,7 @@ int edo_barrier_wait(edo_barrier *b)
     if (!b)
         return -EINVAL;
     edo__budget_spend(); /* a round's leader never waits (with n = 1, no call does) */
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&b->lock);
     if (++b->arrived == b->n) {
         b->arrived = 0;

@@ -90,7 +90,7 @@ int edo_bcast_send(edo_bcast *b, const void *msg)
 {
     if (!b || !msg)
         return -EINVAL;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&b->lock);
     if (b->closed) {
         edo__spin_unlock(&b->lock);
@@ -109,7 +109,7 @@ void edo_bcast_close(edo_bcast *b)
 {
     if (!b)
         return;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&b->lock);
     b->closed = true;
     edo__complete_all(&wk, &b->q);

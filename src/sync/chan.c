@@ -253,7 +253,7 @@ static int chan_send(edo_chan *ch, const void *msg, bool wait)
 {
     if (!ch || !msg)
         return -EINVAL;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     chan_lock(ch);
     int rc = send_locked(ch, msg, &wk);
     if (rc != -EAGAIN || !wait) {
@@ -269,7 +269,7 @@ static int chan_recv(edo_chan *ch, void *msg, bool wait)
 {
     if (!ch || !msg)
         return -EINVAL;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     chan_lock(ch);
     int rc = recv_locked(ch, msg, &wk);
     if (rc != -EAGAIN || !wait) {
@@ -309,7 +309,7 @@ void edo_chan_close(edo_chan *ch)
 {
     if (!ch)
         return;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     chan_lock(ch);
     close_locked(ch, &wk);
     chan_unlock(ch);
@@ -341,7 +341,7 @@ void edo_chan_free(edo_chan *ch)
  * case on the same channel can never be the partner. */
 static bool other_waiter(const edo__waitq *q, const edo__sel *sel)
 {
-    for (const edo__waiter *w = q->head; w; w = w->next)
+    for (const edo__waiter *w = edo__waitq_first(q); w; w = edo__waitq_next(w))
         if (w->sel != sel)
             return true;
     return false;

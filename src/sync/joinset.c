@@ -19,8 +19,8 @@
 
 typedef struct member member;
 struct member {
-    member *next, *prev;
-    struct mlist *list; /* the list it is on */
+    edo__link link;
+    edo__list *list; /* the one of the set's lists it is on */
     edo_joinset *js;
     edo_task_fn fn;
     void *arg;
@@ -31,15 +31,11 @@ struct member {
     bool cancelled;     /* the task was aborted before fn returned */
 };
 
-struct mlist {
-    member *head, *tail;
-};
-
 struct edo_joinset {
     edo__spin lock;
-    _Atomic size_t len; /* members on any list; changed under lock */
-    struct mlist running, aborted, finished;
-    edo__waitq waiters;       /* tasks in edo_joinset_next */
+    _Atomic size_t len;                   /* members on any list; changed under lock */
+    edo__list running, aborted, finished; /* member.link */
+    edo__waitq waiters;                   /* tasks in edo_joinset_next */
     edo__waiter *free_waiter; /* edo_joinset_free, waiting for the last body to return */
 };
 
@@ -47,31 +43,22 @@ struct edo_joinset {
  * released, a batch at a time, so a large set never holds the lock for long. */
 #define ABORT_BATCH 32
 
-static void mlist_push(struct mlist *l, member *m)
+static void mlist_push(edo__list *l, member *m)
 {
     m->list = l;
-    m->next = NULL;
-    m->prev = l->tail;
-    if (l->tail)
-        l->tail->next = m;
-    else
-        l->head = m;
-    l->tail = m;
+    edo__list_push_back(l, &m->link);
 }
 
 static void mlist_remove(member *m)
 {
-    struct mlist *l = m->list;
-    if (m->prev)
-        m->prev->next = m->next;
-    else
-        l->head = m->next;
-    if (m->next)
-        m->next->prev = m->prev;
-    else
-        l->tail = m->prev;
-    m->next = m->prev = NULL;
+    edo__list_remove(m->list, &m->link);
     m->list = NULL;
+}
+
+static member *mlist_first(const edo__list *l)
+{
+    edo__link *n = edo__list_first(l);
+    return n ? edo__container_of(n, member, link) : NULL;
 }
 
 int edo_joinset_new(edo_joinset **out)
@@ -115,7 +102,7 @@ static void *member_main(void *arg)
 
     void *result = m->fn(m->arg);
 
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&js->lock);
     m->result = result;
     m->cancelled = edo_aborted(); /* as edo_join: an abort after fn returned changes nothing */
@@ -129,7 +116,7 @@ static void *member_main(void *arg)
     } else {
         mlist_push(&js->finished, m);
     }
-    if (!js->running.head && !js->aborted.head && js->free_waiter) {
+    if (edo__list_empty(&js->running) && edo__list_empty(&js->aborted) && js->free_waiter) {
         edo__complete(&wk, js->free_waiter, 0);
         js->free_waiter = NULL;
     }
@@ -161,7 +148,7 @@ int edo_joinset_spawn_at(edo_joinset *js, edo_task_fn fn, void *arg, uint64_t *i
     edo_task *t;
     int rc = edo_spawn_at(&t, NULL, member_main, m, site);
     if (rc < 0) {
-        edo__wakeups wk = { NULL };
+        edo__wakeups wk = { 0 };
         edo__spin_lock(&js->lock);
         mlist_remove(m);
         take_one(js, &wk);
@@ -201,9 +188,9 @@ int edo_joinset_next(edo_joinset *js, void **result, uint64_t *id)
         *id = 0;
     if (!js)
         return -EINVAL;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&js->lock);
-    member *m = js->finished.head;
+    member *m = mlist_first(&js->finished);
     if (m) {
         mlist_remove(m);
         take_one(js, &wk);
@@ -235,7 +222,7 @@ void edo_joinset_abort_all(edo_joinset *js)
         int n = 0;
         edo__spin_lock(&js->lock);
         member *m;
-        while (n < ABORT_BATCH && (m = js->running.head)) {
+        while (n < ABORT_BATCH && (m = mlist_first(&js->running))) {
             mlist_remove(m);
             mlist_push(&js->aborted, m);
             if (m->task) {
@@ -247,7 +234,7 @@ void edo_joinset_abort_all(edo_joinset *js)
                 m->abort_pending = true;
             }
         }
-        bool more = js->running.head != NULL;
+        bool more = !edo__list_empty(&js->running);
         edo__spin_unlock(&js->lock);
         for (int i = 0; i < n; i++) {
             edo_abort(batch[i]);
@@ -266,7 +253,7 @@ void edo_joinset_free(edo_joinset *js)
     edo__waiter w;
     edo__waiter_init(&w);
     edo__spin_lock(&js->lock);
-    bool wait = js->running.head || js->aborted.head;
+    bool wait = !edo__list_empty(&js->running) || !edo__list_empty(&js->aborted);
     if (wait)
         js->free_waiter = &w;
     edo__spin_unlock(&js->lock);
@@ -275,7 +262,7 @@ void edo_joinset_free(edo_joinset *js)
     if (wait)
         edo__waiter_finish(&w);
     member *m;
-    while ((m = js->finished.head)) {
+    while ((m = mlist_first(&js->finished))) {
         mlist_remove(m);
         free(m);
     }

@@ -109,7 +109,7 @@ int edo_mutex_try_lock(edo_mutex *m)
 
 static void unlock_slow(edo_mutex *m)
 {
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&m->lock);
     edo__waiter *w = edo__waitq_claim(&m->q);
     if (w) {

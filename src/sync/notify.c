@@ -71,7 +71,7 @@ void edo_notify_one(edo_notify *n)
 {
     if (!n)
         return;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&n->lock);
     edo__waiter *w = edo__waitq_claim(&n->q);
     if (w)
@@ -86,7 +86,7 @@ void edo_notify_all(edo_notify *n)
 {
     if (!n)
         return;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&n->lock);
     atomic_fetch_add_explicit(&n->epoch, 1, memory_order_release);
     edo__waiter *w;

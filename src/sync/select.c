@@ -348,7 +348,7 @@ int edo_select(edo_case *cases, int n)
             int64_t io_dl = io_case_deadline(&cases[i], started);
             if (io_dl < deadline)
                 deadline = io_dl;
-            edo__wakeups wk = { NULL };
+            edo__wakeups wk = { 0 };
             int res = arm_case(&s, i, &wk);
             edo__wakeups_run(&wk);
             if (res == EDO__SEL_RETRY)

@@ -83,7 +83,7 @@ static void serve(edo_sem *sem, uint64_t s, edo__wakeups *wk)
 {
     uint64_t p = permits_of(s);
     edo__waiter *w;
-    while ((w = sem->q.head) && w->n <= p) {
+    while ((w = edo__waitq_first(&sem->q)) && w->n <= p) {
         edo__waitq_remove(&sem->q, w);
         p -= w->n;
         edo__complete(wk, w, 0);
@@ -95,7 +95,7 @@ static void serve(edo_sem *sem, uint64_t s, edo__wakeups *wk)
 static void withdraw(void *obj, edo__waiter *w, edo__wakeups *wk)
 {
     edo_sem *sem = obj;
-    bool first = sem->q.head == w;
+    bool first = edo__waitq_first(&sem->q) == w;
     edo__waitq_remove(&sem->q, w);
     /* The waiters behind the first one waited for it only: the permits free now may be
      * enough for them. (And the last one to leave clears WAITERS.) */
@@ -154,7 +154,7 @@ void edo_sem_release(edo_sem *sem, uint64_t n)
                                                   memory_order_release, memory_order_relaxed))
             return;
     }
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&sem->lock);
     s = atomic_load_explicit(&sem->state, memory_order_relaxed);
     if (s & WAITERS) {
@@ -178,7 +178,7 @@ void edo_sem_close(edo_sem *sem)
 {
     if (!sem)
         return;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&sem->lock);
     edo__waiter *w;
     while ((w = edo__waitq_claim(&sem->q)))

@@ -29,11 +29,11 @@
 struct edo_token {
     edo__spin lock;
     _Atomic bool cancelled;
-    _Atomic bool swept;     /* cancelled together with every descendant */
-    _Atomic uint32_t refs;  /* the owner's, one per child, one per walk standing here */
-    edo_token *parent;      /* holds a reference on it */
-    edo_token *child;       /* first child (the newest); under lock */
-    edo_token *prev, *next; /* siblings; under the parent's lock */
+    _Atomic bool swept;    /* cancelled together with every descendant */
+    _Atomic uint32_t refs; /* the owner's, one per child, one per walk standing here */
+    edo_token *parent;     /* holds a reference on it */
+    edo__list children;    /* newest first (sibling); under lock */
+    edo__link sibling;     /* in the parent's children; under the parent's lock */
     edo__waitq waiters;
 };
 
@@ -60,12 +60,7 @@ static void token_unref(edo_token *t)
         edo_token *p = t->parent;
         if (p) {
             edo__spin_lock(&p->lock);
-            if (t->prev)
-                t->prev->next = t->next;
-            else
-                p->child = t->next;
-            if (t->next)
-                t->next->prev = t->prev;
+            edo__list_remove(&p->children, &t->sibling);
             edo__spin_unlock(&p->lock);
         }
         free(t);
@@ -91,10 +86,7 @@ int edo_token_new(edo_token **out, edo_token *parent)
         bool c = atomic_load_explicit(&parent->cancelled, memory_order_relaxed);
         atomic_store_explicit(&t->cancelled, c, memory_order_relaxed);
         atomic_store_explicit(&t->swept, c, memory_order_relaxed);
-        t->next = parent->child;
-        if (parent->child)
-            parent->child->prev = t;
-        parent->child = t;
+        edo__list_push_front(&parent->children, &t->sibling);
         edo__spin_unlock(&parent->lock);
     }
     *out = t;
@@ -110,11 +102,13 @@ static void flag(edo_token *t, edo__wakeups *wk)
     edo__complete_all(wk, &t->waiters);
 }
 
-/* Under the parent's lock: the first of c and its later siblings the walk still has to go
- * through, flagged, with a reference for the walk; NULL if none is left. */
-static edo_token *visit_from(edo_token *c, edo__wakeups *wk)
+/* Under the parent's lock: the first child at or after n (in the parent's children) the
+ * walk still has to go through, flagged, with a reference for the walk; NULL if none is
+ * left. */
+static edo_token *visit_from(edo__link *n, edo__wakeups *wk)
 {
-    for (; c; c = c->next) {
+    for (; n; n = n->next) {
+        edo_token *c = edo__container_of(n, edo_token, sibling);
         if (atomic_load_explicit(&c->swept, memory_order_acquire) || !token_tryref(c))
             continue;
         edo__spin_lock(&c->lock);
@@ -129,7 +123,7 @@ void edo_token_cancel(edo_token *tok)
 {
     if (!tok || atomic_load_explicit(&tok->swept, memory_order_acquire))
         return;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     token_ref(tok);
     edo__spin_lock(&tok->lock);
     flag(tok, &wk);
@@ -141,7 +135,7 @@ void edo_token_cancel(edo_token *tok)
     for (;;) {
         if (down) {
             edo__spin_lock(&cur->lock);
-            edo_token *c = visit_from(cur->child, &wk);
+            edo_token *c = visit_from(edo__list_first(&cur->children), &wk);
             edo__spin_unlock(&cur->lock);
             edo__wakeups_run(&wk);
             if (c) {
@@ -156,7 +150,7 @@ void edo_token_cancel(edo_token *tok)
             break;
         edo_token *p = cur->parent;
         edo__spin_lock(&p->lock);
-        edo_token *n = visit_from(cur->next, &wk);
+        edo_token *n = visit_from(cur->sibling.next, &wk);
         if (!n)
             token_ref(p); /* the walk goes up */
         edo__spin_unlock(&p->lock);

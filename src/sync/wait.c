@@ -13,33 +13,19 @@ void edo__waiter_init(edo__waiter *w)
 
 void edo__waitq_push(edo__waitq *q, edo__waiter *w)
 {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
+    edo__list_push_back(&q->waiters, &w->link);
     w->queued = true;
 }
 
 void edo__waitq_remove(edo__waitq *q, edo__waiter *w)
 {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
-    w->next = w->prev = NULL;
+    edo__list_remove(&q->waiters, &w->link);
     w->queued = false;
 }
 
 edo__waiter *edo__waitq_claim(edo__waitq *q)
 {
-    for (edo__waiter *w = q->head; w; w = w->next) {
+    for (edo__waiter *w = edo__waitq_first(q); w; w = edo__waitq_next(w)) {
         if (edo__claim(w)) {
             edo__waitq_remove(q, w);
             return w;
@@ -52,14 +38,15 @@ void edo__complete(edo__wakeups *wk, edo__waiter *w, int rc)
 {
     w->rc = rc;
     w->taken = true;
-    w->wnext = wk->head;
-    wk->head = w;
+    /* At the front: the first completed is woken last, and so is the one a waking task
+     * leaves in its worker's LIFO slot (edo__schedule). */
+    edo__fifo_push_front(&wk->done, &w->wake_link);
 }
 
 void edo__complete_all(edo__wakeups *wk, edo__waitq *q)
 {
-    while (q->head) {
-        edo__waiter *w = q->head;
+    edo__waiter *w;
+    while ((w = edo__waitq_first(q))) {
         edo__waitq_remove(q, w);
         edo__complete(wk, w, 0);
     }
@@ -67,12 +54,11 @@ void edo__complete_all(edo__wakeups *wk, edo__waitq *q)
 
 void edo__wakeups_run(edo__wakeups *wk)
 {
-    edo__waiter *w = wk->head;
-    wk->head = NULL;
-    while (w) {
+    edo__slink *l;
+    while ((l = edo__fifo_pop(&wk->done))) {
         /* Read everything before `done`: from then on the waiter may be gone. The
          * reference keeps the task itself alive until its wake is delivered. */
-        edo__waiter *next = w->wnext;
+        edo__waiter *w = edo__container_of(l, edo__waiter, wake_link);
         edo_task *t = w->task;
         if (t) {
             edo__task_ref(t);
@@ -88,7 +74,6 @@ void edo__wakeups_run(edo__wakeups *wk)
             atomic_store(&w->done, 1);
             edo__futex_wake(&w->done, 1);
         }
-        w = next;
     }
 }
 
@@ -123,7 +108,7 @@ int edo__wait(edo__waiter *w, edo__spin *lock, edo_wait_reason why,
     int rc = edo__waiter_park(w, why);
     if (rc == 0)
         return w->rc;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(lock);
     bool queued = w->queued;
     if (queued)

@@ -32,26 +32,27 @@ typedef struct edo__sel {
 
 typedef struct edo__waiter edo__waiter;
 struct edo__waiter {
-    edo__waiter *next, *prev; /* in the object's queue */
-    edo__waiter *wnext;       /* on a completer's list of wake-ups */
-    edo_task *task;           /* the waiting task; NULL: a thread, which waits on `done` */
-    edo__sel *sel;            /* the select it belongs to, or NULL */
-    int index;                /* its case in sel */
-    void *buf;                /* what the operation moves: the object's own use */
-    uint64_t n;               /* permits wanted, or another object-specific number */
-    int rc;                   /* the outcome, set by the completer */
-    bool queued;              /* in a queue: changed only under the object's lock */
-    bool taken;               /* taken out by a completer (under the lock): `done` follows */
-    _Atomic uint32_t done;    /* completed; the last write a completer makes to it */
+    edo__link link;        /* in the object's queue (edo__waitq) */
+    edo__slink wake_link;  /* on a completer's list of wake-ups (edo__wakeups) */
+    edo_task *task;        /* the waiting task; NULL: a thread, which waits on `done` */
+    edo__sel *sel;         /* the select it belongs to, or NULL */
+    int index;             /* its case in sel */
+    void *buf;             /* what the operation moves: the object's own use */
+    uint64_t n;            /* permits wanted, or another object-specific number */
+    int rc;                /* the outcome, set by the completer */
+    bool queued;           /* in a queue: changed only under the object's lock */
+    bool taken;            /* taken out by a completer (under the lock): `done` follows */
+    _Atomic uint32_t done; /* completed; the last write a completer makes to it */
 };
 
+/* An object's waiters, first come first; under the object's lock. All zero: empty. */
 typedef struct edo__waitq {
-    edo__waiter *head, *tail;
+    edo__list waiters; /* edo__waiter.link */
 } edo__waitq;
 
-/* Waiters completed under a lock, woken after it is released. */
+/* Waiters completed under a lock, woken after it is released (on the completer's stack). */
 typedef struct edo__wakeups {
-    edo__waiter *head;
+    edo__fifo done; /* edo__waiter.wake_link */
 } edo__wakeups;
 
 /* A waiter for the calling task (or thread), not in any queue. */
@@ -59,7 +60,23 @@ void edo__waiter_init(edo__waiter *w);
 
 static inline bool edo__waitq_empty(const edo__waitq *q)
 {
-    return q->head == NULL;
+    return edo__list_empty(&q->waiters);
+}
+
+static inline edo__waiter *edo__waiter_of(edo__link *l)
+{
+    return l ? edo__container_of(l, edo__waiter, link) : NULL;
+}
+
+/* The first waiter of q, and the one after w: NULL at the end. */
+static inline edo__waiter *edo__waitq_first(const edo__waitq *q)
+{
+    return edo__waiter_of(edo__list_first(&q->waiters));
+}
+
+static inline edo__waiter *edo__waitq_next(const edo__waiter *w)
+{
+    return edo__waiter_of(w->link.next);
 }
 
 /* At the tail. */

@@ -46,7 +46,7 @@ int edo_watch_send(edo_watch *w, const void *val)
 {
     if (!w || !val)
         return -EINVAL;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&w->lock);
     if (w->closed) {
         edo__spin_unlock(&w->lock);
@@ -64,7 +64,7 @@ void edo_watch_close(edo_watch *w)
 {
     if (!w)
         return;
-    edo__wakeups wk = { NULL };
+    edo__wakeups wk = { 0 };
     edo__spin_lock(&w->lock);
     w->closed = true;
     edo__complete_all(&wk, &w->q);
