@@ -157,8 +157,7 @@ static void *accept_main(void *arg)
             /* accept has already backed off before returning, so the loop cannot spin. */
             if (edo_now() >= out_quiet) {
                 out_quiet = edo_now() + NOTE_EVERY_MS;
-                note(srv, "accept: %s (retrying%s)", edo_strerror(rc),
-                     rc == -EMFILE ? "; ulimit -n raises the limit" : "");
+                note(srv, "accept: %s (retrying)", edo_strerror(rc));
             }
         } else if (rc != -ECANCELED && rc != -ETIMEDOUT && !edo_retryable(rc)) {
             /* The rest but -ETIMEDOUT (a read timeout set on a listener passed in: no
