@@ -13,10 +13,11 @@
  * Every connection gets its own task: read what arrived, write all of it back, until the
  * peer closes or an error. The reads are edo_read_lent: the runtime lends a buffer only
  * once data is there, so a connection that waits holds no buffer (an idle one costs
- * about 4.2 KB: its task, its edo_io and one stack page). edo_tcp_serve does the rest:
- * the accept loop, and a graceful stop on SIGINT or SIGTERM (exit status 0): it stops
- * accepting, gives the open connections 5 s to end (a second signal: none), then aborts
- * them, whose pending read or write fails with -ECANCELED, and closes their sockets.
+ * about 4.3 KB: its task, its edo_io, its entry in the server's tracker and one stack
+ * page). edo_tcp_serve does the rest: the accept loop, and a graceful stop on SIGINT or
+ * SIGTERM (exit status 0): it stops accepting, gives the open connections 5 s to end (a
+ * second signal: none), then aborts them, whose pending read or write fails with
+ * -ECANCELED, and closes their sockets.
  *
  * Try it:  build/examples/echo-server -p 7000 &  build/examples/echo-client hi there
  *
