@@ -180,6 +180,9 @@ static void *watch_main(void *arg)
 {
     struct server *srv = arg;
     int sig = edo_signal_wait(srv->sigs, srv->nsigs);
+    if (sig < 0 && sig != -ECANCELED) /* another task waits for them (-EBUSY), say */
+        note(srv, "cannot wait for the stop signals (%s): only the token stops the server",
+             edo_strerror(sig));
     if (sig <= 0)
         return NULL;
     atomic_store(&srv->signal, sig);
