@@ -38,6 +38,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
+
 #define BUF_SIZE 4096
 
 struct client {
@@ -260,17 +262,6 @@ static void *run(void *arg)
     return edo_int_result(sig ? 128 + sig : edo_result_int(result));
 }
 
-static bool parse_num(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 int main(int argc, char **argv)
 {
     static struct client cl = { .timeout_ms = 5000 };
@@ -278,28 +269,22 @@ int main(int argc, char **argv)
     long v;
     int c;
 
+    cli_prog = "chat-client";
     while ((c = getopt(argc, argv, "p:t:h")) != -1) {
         switch (c) {
         case 'p':
-            if (!parse_num(optarg, 0, 65535, &v)) {
+            if (!cli_num(optarg, 0, 65535, &v)) {
                 fprintf(stderr, "chat-client: bad port '%s'\n", optarg);
                 return 2;
             }
             port = optarg;
             break;
         case 't':
-            if (!parse_num(optarg, 1, INT_MAX, &v)) {
-                fprintf(stderr, "chat-client: bad timeout '%s' (milliseconds, > 0)\n", optarg);
+            if (!cli_timeout(optarg, &cl.timeout_ms))
                 return 2;
-            }
-            cl.timeout_ms = v;
             break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        default: /* -h, or an unknown option */
+            return cli_usage(c, usage);
         }
     }
     if (optind < argc)

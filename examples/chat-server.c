@@ -48,23 +48,23 @@
  *    (NUL, ESC, a lone CR, C1 controls), is replaced by '?', so that nobody can send
  *    escape sequences to the others' terminals and every line reaches them as valid UTF-8
  *    of the same length.
- *  - SIGINT or SIGTERM stops the server cleanly (exit status 0): the accept loop stops, a
- *    cancellation token (edo_token) that every connection selects on is cancelled, each says
- *    goodbye, sends what it has queued and closes (within GRACE_MS), and the runtime's
- *    shutdown aborts whatever is left after SHUTDOWN_MS.
+ *  - The accept loop and the stop are edo_tcp_serve's. SIGINT or SIGTERM stops the server
+ *    gracefully (exit status 0): it stops accepting and cancels its stop token (an
+ *    edo_token) that every connection selects on; each says goodbye, sends what it has
+ *    queued and closes (within GRACE_MS), and what is left after SHUTDOWN_MS, the server's
+ *    grace period, is aborted.
  */
 #include <edo.h>
 
 #include <errno.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "cli.h"
 
 #define NAME_LEN 16                       /* longest name */
 #define LINE_LEN 512                      /* longest line a client may send, without its end */
@@ -82,7 +82,6 @@
 #define WHO_LEN 4096                      /* longest answer to /who */
 /* Room messages are queued up to here, which leaves room for the client's own answers. */
 #define OUT_ROOM_MAX (OUT_BUDGET - WHO_LEN - MSG_LEN)
-#define MAX_WORKERS 1024 /* edo_runtime_opts.workers' limit */
 #define COMMANDS "Commands: /who, /nick NAME, /quit"
 
 /* A message of the room: a line, ready to be written to a client. */
@@ -93,15 +92,11 @@ struct chat_msg {
 };
 
 struct server {
-    char addr[32];        /* "127.0.0.1:PORT" */
-    edo_io *lis;          /* the listening socket, owned by the accept loop */
-    edo_task *main;       /* the root task, which waits for a signal (borrowed) */
-    int accept_rc;        /* why the accept loop stopped on its own */
-    edo_bcast *room;      /* struct chat_msg */
-    edo_token *stop;      /* cancelled when the server stops */
-    edo_chan *registry;   /* struct reg_req, to the registry task */
-    atomic_int clients;   /* connection tasks alive */
-    edo_notify *all_gone; /* notified when `clients` drops to 0 */
+    struct cli_server cli;    /* the address and the runtime's options */
+    edo_bcast *room;          /* struct chat_msg */
+    edo_token *stop;          /* edo_tcp_serve's: cancelled when the server stops */
+    edo_chan *registry;       /* struct reg_req, to the registry task */
+    _Atomic uint64_t last_id; /* the last connection's id */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -446,7 +441,7 @@ enum why {
     TOO_LONG, /* a line over LINE_LEN: told, then closed */
     LOST,     /* reset, or a write failed: closed at once */
     STOPPING, /* the server is stopping: goodbye, then close */
-    ABORTED,  /* the runtime is shutting down: closed at once */
+    ABORTED,  /* aborted (the grace period of a stop is over): closed at once */
 };
 
 struct client {
@@ -768,11 +763,10 @@ static void leave(struct client *c)
         goodbye(c);
 }
 
-/* One connection's task. Owns c: whatever ends it, the socket is closed and everything
- * freed here. */
-static void *client_task(void *arg)
+/* One connection's task. Whatever ends it, what c holds is freed here, and edo_tcp_serve
+ * closes the socket. */
+static void client_run(struct client *c)
 {
-    struct client *c = arg;
     struct server *srv = c->srv;
     struct chat_msg m;
 
@@ -812,258 +806,68 @@ static void *client_task(void *arg)
             check_lag(c);
             break;
         default:
-            c->why = ABORTED; /* -ECANCELED: the runtime is shutting down */
+            c->why = ABORTED; /* -ECANCELED: the grace period of a stop is over */
             break;
         }
     }
     leave(c);
     if (c->rx)
         edo_bcast_unsubscribe(c->rx);
-    edo_close(c->io);
     free(c->out.buf);
-    free(c);
-    if (atomic_fetch_sub(&srv->clients, 1) == 1)
-        edo_notify_one(srv->all_gone);
-    return NULL;
+}
+
+/* edo_tcp_serve's handler: a connection's client, on its task's stack. */
+static void client_conn(edo_io *conn, void *arg)
+{
+    struct server *srv = arg;
+    /* The kernel grows a socket's send buffer (up to tcp_wmem's maximum, 4 MiB by default)
+     * for a peer that does not read. A fixed one (which also turns that growth off) bounds
+     * what a slow client costs the kernel too; a chat needs little. */
+    int sndbuf = SOCK_SNDBUF;
+    setsockopt(edo_io_fd(conn), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    struct client c = { .srv = srv, .io = conn, .id = atomic_fetch_add(&srv->last_id, 1) + 1 };
+    client_run(&c);
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Accepting, and the server's life                                                         */
+/* The server's life                                                                        */
 
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: chat-server [-p PORT] [-w WORKERS] [-b BACKEND] [-h]\n"
-                 "  -p PORT     listen on 127.0.0.1:PORT (default 7070; 0: any free port)\n"
-                 "  -w WORKERS  worker threads (default: EDO_WORKERS from the environment, "
-                 "else one per CPU)\n"
-                 "  -b BACKEND  epoll, uring or auto (default: EDO_BACKEND from the "
-                 "environment, else auto)\n"
-                 "  -h          show this help\n"
-                 "A chat room: connect with nc, telnet or chat-client. SIGINT/SIGTERM stop it "
-                 "(exit status 0).\n");
-}
-
-/* Accepts until aborted (by serve, on a signal) or until accepting fails for good; then
- * it aborts serve's wait for a signal, so that serve joins it either way. */
-static void *accept_loop(void *arg)
-{
-    struct server *srv = arg;
-    int64_t quiet_until = 0; /* no warning before this time */
-    uint64_t next_id = 1;
-    edo_io *conn;
-    int rc;
-
-    for (;;) {
-        rc = edo_tcp_accept(&conn, srv->lis);
-        if (rc < 0) {
-            if (rc == -ECANCELED) { /* aborted by serve: a clean stop */
-                rc = 0;
-                break;
-            }
-            if (!edo_retryable(rc))
-                break;
-            /* Out of descriptors or memory: accept has already waited a little before
-             * returning, so retrying cannot spin. Say so at most once a second. */
-            if (rc != -ECONNABORTED && rc != -EINTR && rc != -EAGAIN && edo_now() >= quiet_until) {
-                quiet_until = edo_now() + 1000;
-                fprintf(stderr, "chat-server: accept: %s (retrying)\n", edo_strerror(rc));
-            }
-            continue;
-        }
-        /* The kernel grows a socket's send buffer (up to tcp_wmem's maximum, 4 MiB by
-         * default) for a peer that does not read. A fixed one (which also turns that
-         * growth off) bounds what a slow client costs the kernel too; a chat needs
-         * little. */
-        int sndbuf = SOCK_SNDBUF;
-        setsockopt(edo_io_fd(conn), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-        struct client *c = calloc(1, sizeof *c);
-        if (c) {
-            c->srv = srv;
-            c->io = conn;
-            c->id = next_id++;
-            atomic_fetch_add(&srv->clients, 1);
-            rc = edo_spawn(NULL, client_task, c); /* detached: it closes conn itself */
-            if (rc < 0) {
-                atomic_fetch_sub(&srv->clients, 1);
-                free(c);
-            }
-        } else {
-            rc = -ENOMEM;
-        }
-        if (rc < 0) {
-            edo_close(conn);
-            fprintf(stderr, "chat-server: dropping a connection: %s\n", edo_strerror(rc));
-        }
-    }
-    edo_close(srv->lis);
-    if (rc < 0) {
-        edo_fail(rc, "accept");
-        srv->accept_rc = rc;
-        edo_abort(srv->main); /* ends serve's wait for a signal */
-    }
-    return (void *)(intptr_t)rc;
-}
-
-/* After a signal, with no new connections coming: every connection is told to stop, and
- * given time to say goodbye and close. */
-static void stop_room(struct server *srv)
-{
-    edo_token_cancel(srv->stop);
-    /* The count is checked before each wait, and a notify_one that finds nobody waiting
-     * leaves a permit, so the last connection's notification cannot be missed. */
-    int64_t scope = edo_timeout_begin(SHUTDOWN_MS);
-    while (atomic_load(&srv->clients) > 0)
-        if (edo_notify_wait(srv->all_gone) < 0)
-            break; /* -ETIMEDOUT: the runtime's shutdown aborts the rest */
-    edo_deadline_end(scope);
-}
-
-/* The root task: listens, runs the registry and the accept loop, and waits for
- * SIGINT/SIGTERM. Returns 0 for a clean stop, -errno if the server could not run. */
+/* The root task: the registry, then the server until it stops. */
 static void *serve(void *arg)
 {
-    static const int sigs[] = { SIGINT, SIGTERM };
     struct server *srv = arg;
-    edo_task *acceptor;
-    void *result = NULL;
-    char where[48];
-    int rc;
-
-    srv->main = edo_self();
-    /* Signals first: what a clean stop needs (a signalfd) is in place before the port is
-     * open, and a Ctrl-C that comes before the wait below waits for it. */
-    rc = edo_signal_take(sigs, 2);
-    if (rc < 0)
-        return (void *)(intptr_t)edo_fail(rc, "take over SIGINT and SIGTERM");
-    rc = edo_tcp_listen(&srv->lis, srv->addr, 0);
-    if (rc < 0) {
-        fprintf(stderr, "chat-server: cannot listen on %s: %s\n", srv->addr, edo_strerror(rc));
-        return (void *)(intptr_t)rc;
-    }
-    if (edo_local_addr(srv->lis, where, sizeof where) < 0)
-        snprintf(where, sizeof where, "%s", srv->addr);
     /* The registry runs until the runtime's shutdown aborts it, after every connection. */
-    rc = edo_spawn(NULL, registry_task, srv);
-    if (rc == 0)
-        rc = edo_spawn(&acceptor, accept_loop, srv);
-    if (rc < 0) {
-        edo_close(srv->lis);
-        return (void *)(intptr_t)edo_fail(rc, "spawn");
-    }
-    /* Which backend the runtime chose: with -b auto (or none) it depends on the kernel. */
-    edo_runtime *rt = edo_runtime_current();
-    int nw = edo_runtime_workers(rt);
-    printf("chat-server: listening on %s (%s, %d worker%s)\n", where,
-           edo_backend_name(edo_runtime_backend(rt)), nw, nw == 1 ? "" : "s");
-    fflush(stdout);
-
-    /* A Ctrl-C is a clean stop. */
-    int sig = edo_signal_wait(sigs, 2);
-    if (sig == -ECANCELED) {
-        /* The accept loop failed and aborted this wait; it is returning. An aborted task
-         * cannot wait for it, so let it go: the runtime's shutdown reclaims it. */
-        edo_detach(acceptor);
-        return (void *)(intptr_t)srv->accept_rc;
-    }
-    if (sig < 0)
-        edo_fail(sig, "wait for SIGINT/SIGTERM");
-    else
-        fprintf(stderr, "chat-server: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    edo_abort(acceptor); /* its accept returns -ECANCELED */
-    edo_join(acceptor, &result);
-    stop_room(srv);
-    return result;
-}
-
-/* Parses a whole decimal number in [lo, hi]; returns false if s is anything else. */
-static bool parse_num(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
+    int rc = edo_spawn(NULL, registry_task, srv);
+    if (rc < 0)
+        return edo_int_result(edo_fail(rc, "spawn the registry"));
+    edo_serve_opts o = {
+        .name = cli_prog,
+        .on_listen = cli_listening,
+        .stop = srv->stop,
+        .grace_ms = SHUTDOWN_MS,
+    };
+    return edo_int_result(edo_tcp_serve(srv->cli.addr, client_conn, srv, &o));
 }
 
 int main(int argc, char **argv)
 {
     static struct server srv;
-    edo_runtime_opts opts = { 0 };
-    edo_runtime *rt;
-    long port = 7070, workers = 0;
-    void *result = NULL;
-    int c, rc;
+    int rc = cli_server_args(argc, argv, "chat-server", 7070,
+                             "A chat room: connect with nc, telnet or chat-client.", &srv.cli);
+    if (rc >= 0)
+        return rc;
 
-    while ((c = getopt(argc, argv, "p:w:b:h")) != -1) {
-        switch (c) {
-        case 'p':
-            if (!parse_num(optarg, 0, 65535, &port)) {
-                fprintf(stderr, "chat-server: bad port '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'w':
-            if (!parse_num(optarg, 0, MAX_WORKERS, &workers)) {
-                fprintf(stderr, "chat-server: bad worker count '%s' (0-%d)\n", optarg, MAX_WORKERS);
-                return 2;
-            }
-            break;
-        case 'b':
-            if (edo_backend_parse(optarg, &opts.backend) < 0) {
-                fprintf(stderr, "chat-server: bad backend '%s' (epoll, uring or auto)\n", optarg);
-                return 2;
-            }
-            /* An explicit auto is the automatic choice, whatever EDO_BACKEND says. */
-            if (opts.backend == EDO_BACKEND_AUTO)
-                unsetenv("EDO_BACKEND");
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "chat-server: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
-    snprintf(srv.addr, sizeof srv.addr, "127.0.0.1:%ld", port);
-
-    /* The room, the registry's channel, the token and the notify are made here, outside the
-     * runtime, so that they are freed here too, after the runtime's shutdown has ended
-     * every task that used them. The registry's channel is unbounded: each connection has
-     * at most one request in it (and one goodbye), so it holds at most two per
-     * connection. */
+    /* The room, the registry's channel and the token are made here, outside the runtime,
+     * so that they are freed here too, after the runtime's shutdown has ended every task
+     * that used them. The registry's channel is unbounded: each connection has at most one
+     * request in it (and one goodbye), so it holds at most two per connection. */
     if (edo_bcast_new(&srv.room, sizeof(struct chat_msg), ROOM_KEEP) < 0 ||
         edo_chan_new(&srv.registry, sizeof(struct reg_req), EDO_UNBOUNDED) < 0 ||
-        edo_token_new(&srv.stop, NULL) < 0 || edo_notify_new(&srv.all_gone) < 0) {
+        edo_token_new(&srv.stop, NULL) < 0) {
         fprintf(stderr, "chat-server: out of memory\n");
         return 1;
     }
-
-    opts.workers = (int)workers; /* 0: EDO_WORKERS, else one per CPU */
-    rc = edo_runtime_new(&rt, &opts);
-    if (rc < 0) {
-        const char *env_w = getenv("EDO_WORKERS"), *env_b = getenv("EDO_BACKEND");
-        fprintf(stderr, "chat-server: cannot start a runtime");
-        if (workers > 0)
-            fprintf(stderr, " with %ld workers", workers);
-        else if (env_w)
-            fprintf(stderr, " with EDO_WORKERS=%s", env_w);
-        if (opts.backend != EDO_BACKEND_AUTO)
-            fprintf(stderr, " on %s", edo_backend_name(opts.backend));
-        else if (env_b && *env_b)
-            fprintf(stderr, " with EDO_BACKEND=%s", env_b);
-        fprintf(stderr, ": %s\n", edo_strerror(rc));
-        return 1;
-    }
-    rc = edo_block_on(rt, serve, &srv, &result);
-    edo_runtime_free(rt); /* aborts the tasks still there; each frees what it owns */
+    rc = cli_run(&srv.cli.rt, serve, &srv);
 
     /* Requests the registry never took hold a reference to their reply box. */
     struct reg_req req;
@@ -1073,10 +877,5 @@ int main(int argc, char **argv)
     edo_chan_free(srv.registry);
     edo_bcast_free(srv.room);
     edo_token_free(srv.stop);
-    edo_notify_free(srv.all_gone);
-    if (rc < 0) {
-        fprintf(stderr, "chat-server: %s\n", edo_strerror(rc));
-        return 1;
-    }
-    return (intptr_t)result < 0 ? 1 : 0;
+    return rc;
 }

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
+
 struct client {
     const char *addr;
     long count;
@@ -136,48 +138,30 @@ out:
     return edo_int_result(status);
 }
 
-static bool parse_num(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 int main(int argc, char **argv)
 {
     static char *default_msgs[] = { "hello" };
     struct client cl = { .addr = "127.0.0.1:7000", .count = 1, .timeout_ms = 5000 };
-    long v;
     int c;
 
+    cli_prog = "echo-client";
     while ((c = getopt(argc, argv, "a:n:t:h")) != -1) {
         switch (c) {
         case 'a':
             cl.addr = optarg;
             break;
         case 'n':
-            if (!parse_num(optarg, 0, LONG_MAX, &cl.count)) {
+            if (!cli_num(optarg, 0, LONG_MAX, &cl.count)) {
                 fprintf(stderr, "echo-client: bad count '%s'\n", optarg);
                 return 2;
             }
             break;
         case 't':
-            if (!parse_num(optarg, 1, INT_MAX, &v)) {
-                fprintf(stderr, "echo-client: bad timeout '%s' (milliseconds, > 0)\n", optarg);
+            if (!cli_timeout(optarg, &cl.timeout_ms))
                 return 2;
-            }
-            cl.timeout_ms = v;
             break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        default: /* -h, or an unknown option */
+            return cli_usage(c, usage);
         }
     }
     if (optind < argc) {

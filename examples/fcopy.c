@@ -33,6 +33,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
+
 #define MAX_JOBS 256
 
 struct copy {
@@ -204,17 +206,6 @@ static void usage(FILE *out)
             MAX_JOBS);
 }
 
-static bool parse_num(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 static void *root(void *arg)
 {
     return (void *)(intptr_t)run(arg);
@@ -225,8 +216,14 @@ int main(int argc, char **argv)
     struct copy c = { .jobs = 4, .chunk = 1 << 20 };
     edo_runtime_opts opts = { 0 };
     long v;
-    int ch;
+    int ch, r;
+    cli_prog = "fcopy";
     while ((ch = getopt(argc, argv, "cqj:s:w:b:h")) != -1) {
+        if ((r = cli_runtime_opt(ch, optarg, &opts)) != 0) {
+            if (r < 0)
+                return 2;
+            continue;
+        }
         switch (ch) {
         case 'c':
             c.check = true;
@@ -235,38 +232,21 @@ int main(int argc, char **argv)
             c.quiet = true;
             break;
         case 'j':
-            if (!parse_num(optarg, 1, MAX_JOBS, &v)) {
+            if (!cli_num(optarg, 1, MAX_JOBS, &v)) {
                 fprintf(stderr, "fcopy: bad job count '%s' (1-%d)\n", optarg, MAX_JOBS);
                 return 2;
             }
             c.jobs = (int)v;
             break;
         case 's':
-            if (!parse_num(optarg, 1, 1 << 20, &v)) {
+            if (!cli_num(optarg, 1, 1 << 20, &v)) {
                 fprintf(stderr, "fcopy: bad chunk size '%s' (KiB, 1 to 1048576)\n", optarg);
                 return 2;
             }
             c.chunk = (size_t)v << 10;
             break;
-        case 'w':
-            if (!parse_num(optarg, 1, 1024, &v)) {
-                fprintf(stderr, "fcopy: bad worker count '%s' (1-1024)\n", optarg);
-                return 2;
-            }
-            opts.workers = (int)v;
-            break;
-        case 'b':
-            if (edo_backend_parse(optarg, &opts.backend) < 0) {
-                fprintf(stderr, "fcopy: bad backend '%s' (epoll or uring)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        default: /* -h, or an unknown option */
+            return cli_usage(ch, usage);
         }
     }
     if (argc - optind != 2) {
@@ -276,18 +256,5 @@ int main(int argc, char **argv)
     c.src = argv[optind];
     c.dst = argv[optind + 1];
 
-    edo_runtime *rt;
-    int rc = edo_runtime_new(&rt, &opts);
-    if (rc < 0) {
-        fprintf(stderr, "fcopy: cannot create the runtime: %s\n", edo_strerror(rc));
-        return 1;
-    }
-    void *res = NULL;
-    rc = edo_block_on(rt, root, &c, &res);
-    edo_runtime_free(rt);
-    if (rc < 0) {
-        fprintf(stderr, "fcopy: %s\n", edo_strerror(rc));
-        return 1;
-    }
-    return (int)(intptr_t)res;
+    return cli_run(&opts, root, &c);
 }

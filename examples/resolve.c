@@ -27,6 +27,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
+
 /* One lookup. The pool thread and the waiting task share it; whoever finishes with it
  * last frees it (the task gives up on a lookup that outlives its deadline). */
 struct lookup {
@@ -153,30 +155,22 @@ static void *main_task(void *arg)
     return (void *)(intptr_t)(failed || spawned < a->nnames);
 }
 
-static int parse_num(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     struct args a = { .timeout_ms = 5000 };
-    long workers = 0, v;
+    edo_runtime_opts opts = { 0 };
+    long v;
     int opt;
+    cli_prog = "resolve";
     while ((opt = getopt(argc, argv, "t:w:h")) != -1) {
         switch (opt) {
         case 't':
-            if (parse_num(optarg, 1, 3600000, &v) < 0)
+            if (!cli_num(optarg, 1, 3600000, &v))
                 goto usage;
             a.timeout_ms = v;
             break;
         case 'w':
-            if (parse_num(optarg, 0, 1024, &workers) < 0)
+            if (cli_runtime_opt(opt, optarg, &opts) < 0)
                 goto usage;
             break;
         case 'h':
@@ -191,21 +185,7 @@ int main(int argc, char **argv)
     a.names = argv + optind;
     a.nnames = argc - optind;
 
-    edo_runtime *rt;
-    edo_runtime_opts opts = { .workers = (int)workers };
-    int rc = edo_runtime_new(&rt, &opts);
-    if (rc < 0) {
-        fprintf(stderr, "resolve: cannot start the runtime: %s\n", edo_strerror(rc));
-        return 1;
-    }
-    void *res = NULL;
-    rc = edo_block_on(rt, main_task, &a, &res);
-    edo_runtime_free(rt);
-    if (rc < 0) {
-        fprintf(stderr, "resolve: %s\n", edo_strerror(rc));
-        return 1;
-    }
-    return res ? 1 : 0;
+    return cli_run(&opts, main_task, &a);
 usage:
     fprintf(stderr, "usage: resolve [-t TIMEOUT_MS] [-w WORKERS] name...\n");
     return 2;

@@ -603,6 +603,7 @@ int edo_signal_wait(const int *sigs, int nsig);
 
 #include "edo/fs.h"
 #include "edo/sync.h"
+#include "edo/serve.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Internals the macros above need                                                          */
