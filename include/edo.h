@@ -67,7 +67,7 @@ extern "C" {
 
 /* edo's own error codes, returned negated (-EDO_ECLOSED). Above every errno value. */
 #define EDO_EABORTED 10001 /* the task waited for (edo_join, a join set) was aborted */
-#define EDO_ECLOSED 10002  /* the channel, broadcast, watch or semaphore is closed */
+#define EDO_ECLOSED 10002  /* the channel, broadcast, watch, semaphore or tracker is closed */
 #define EDO_EEMPTY 10003   /* nothing to wait for: the join set is empty */
 #define EDO_ENOTASK 10004  /* the call needs a task and was made outside one */
 #define EDO_EINTASK 10005  /* the call must not be made from a task (edo_block_on, ...) */

@@ -136,9 +136,9 @@ static void *tracker_closed_root(void *unused)
     edo_tracker_close(tr); /* twice: nothing */
     CHECK(edo_tracker_closed(tr));
     t = (edo_task *)&env;
-    CHECK_ERR(edo_tracker_spawn(&t, tr, quick_task, &env), -EPIPE);
+    CHECK_ERR(edo_tracker_spawn(&t, tr, quick_task, &env), -EDO_ECLOSED);
     CHECK(t == NULL);
-    CHECK_ERR(edo_tracker_spawn(NULL, tr, quick_task, &env), -EPIPE);
+    CHECK_ERR(edo_tracker_spawn(NULL, tr, quick_task, &env), -EDO_ECLOSED);
     CHECK_EQ(edo_tracker_len(tr), 0);
     CHECK_EQ(edo_tracker_wait(tr), 0);
     CHECK_EQ(edo_yield(), 0);
@@ -188,7 +188,7 @@ static void *tracker_shutdown_root(void *unused)
     CHECK_EQ(atomic_load(&env.cleaned), 2);
     CHECK_EQ(edo_tracker_len(tr), 0);
     CHECK(edo_tracker_closed(tr));
-    CHECK_ERR(edo_tracker_spawn(NULL, tr, quick_task, &env), -EPIPE);
+    CHECK_ERR(edo_tracker_spawn(NULL, tr, quick_task, &env), -EDO_ECLOSED);
     edo_tracker_free(tr);
 
     /* All finish in time: nothing aborted, and no waiting for the whole grace period. */
@@ -217,7 +217,7 @@ static void *tracker_shutdown_root(void *unused)
     atomic_store(&env.cleaned, 0);
     edo_abort(t);
     void *res = NULL;
-    CHECK_ERR(edo_join(t, &res), -ECANCELED);
+    CHECK_ERR(edo_join(t, &res), -EDO_EABORTED);
     CHECK_EQ(INT(res), 2);
     CHECK_EQ(edo_tracker_len(sc.tr), 0);
     edo_tracker_free(sc.tr);
@@ -618,7 +618,7 @@ static void *caller_aborted_root(void *arg)
     start_stallers(env, cl);
     edo_abort(srv);
     void *res = NULL;
-    CHECK_ERR(edo_join(srv, &res), -ECANCELED);
+    CHECK_ERR(edo_join(srv, &res), -EDO_EABORTED);
     CHECK_EQ(INT(res), -ECANCELED);
     CHECK_EQ(atomic_load(&env->cleaned), STALLERS); /* before edo_tcp_serve returned */
     CHECK_EQ(notes_with(env, "aborted 2 connections at once: the serving task was aborted"), 1);
@@ -848,7 +848,7 @@ static void case_serve_start_fails(void)
 {
     srv_env *env = srv_env_new();
     use_token(env);
-    CHECK_ERR(edo_tcp_serve("127.0.0.1:0", echo_handler, env, &env->o), -EPERM);
+    CHECK_ERR(edo_tcp_serve("127.0.0.1:0", echo_handler, env, &env->o), -EDO_ENOTASK);
     CHECK_EQ(notes_with(env, "cannot start: not called from a task"), 1);
     test_run_fds_closed(start_fails_root, env);
     srv_env_free(env);

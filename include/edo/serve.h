@@ -36,7 +36,7 @@ int edo_tracker_new(edo_tracker **tr);
 
 /* Spawns fn(arg) as a task of tr, as edo_spawn does (the handle rules, the returns and
  * the spawn site are edo_spawn's; task NULL: detached, the usual case). The task counts
- * until fn returns. Returns -EPIPE if tr is closed (nothing is spawned), -EINVAL if tr or
+ * until fn returns. Returns -EDO_ECLOSED if tr is closed (nothing is spawned), -EINVAL if tr or
  * fn is NULL. From a task. */
 #define edo_tracker_spawn(task, tr, fn, arg)                                                       \
     edo_tracker_spawn_at((task), (tr), NULL, (fn), (arg), EDO__HERE)
@@ -45,7 +45,7 @@ int edo_tracker_new(edo_tracker **tr);
 #define edo_tracker_spawn_with(task, tr, opts, fn, arg)                                            \
     edo_tracker_spawn_at((task), (tr), (opts), (fn), (arg), EDO__HERE)
 
-/* Closes tr: spawns into it fail with -EPIPE from now on, and edo_tracker_wait can return
+/* Closes tr: spawns into it fail with -EDO_ECLOSED from now on, and edo_tracker_wait can return
  * once its tasks are gone. The tasks already in it run on. Any thread; closing twice does
  * nothing; NULL does nothing. */
 void edo_tracker_close(edo_tracker *tr);
@@ -163,7 +163,7 @@ typedef struct edo_serve_opts {
  *
  * Returns 0 after a stop by a signal or the token; -errno if the server could not start
  * (-EINVAL: a bad address or a NULL argument; the listen's error, such as -EADDRINUSE; the
- * signals' edo_signal_take error; -ENOMEM; -EPERM outside a task), each also written as a
+ * signals' edo_signal_take error; -ENOMEM; -EDO_ENOTASK outside a task), each also written as a
  * note ("cannot listen on 127.0.0.1:80: Permission denied"); the listener's error if it
  * failed for good; -ECANCELED or -ETIMEDOUT if the calling task's abort or deadline
  * stopped it. The ten-line server:

@@ -234,7 +234,7 @@ static int server_init(struct server *srv, const edo_serve_opts *opts, bool args
     }
     if (!edo_self()) {
         note(srv, "cannot start: not called from a task");
-        return -EPERM;
+        return -EDO_ENOTASK;
     }
     /* Signals first: what a stop needs is in place before the port is reachable, and a
      * signal that comes before the watcher waits is kept for it. */

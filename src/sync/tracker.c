@@ -22,8 +22,8 @@
 
 typedef struct member member;
 struct member {
-    member *next, *prev;
-    struct mlist *list; /* the list it is on */
+    edo__link link;  /* on running or aborted */
+    edo__list *list; /* the one it is on */
     edo_tracker *tr;
     edo_task_fn fn;
     void *arg;
@@ -31,15 +31,11 @@ struct member {
     bool abort_pending; /* aborted before its body started */
 };
 
-struct mlist {
-    member *head, *tail;
-};
-
 struct edo_tracker {
     edo__spin lock;
     _Atomic size_t len;  /* members on either list; changed under lock */
     _Atomic bool closed; /* changed under lock */
-    struct mlist running, aborted;
+    edo__list running, aborted;
     edo__waitq waiters; /* for closed and empty */
 };
 
@@ -47,31 +43,22 @@ struct edo_tracker {
  * released, a batch at a time, so a large tracker never holds the lock for long. */
 #define ABORT_BATCH 32
 
-static void mlist_push(struct mlist *l, member *m)
+static void mlist_push(edo__list *l, member *m)
 {
     m->list = l;
-    m->next = NULL;
-    m->prev = l->tail;
-    if (l->tail)
-        l->tail->next = m;
-    else
-        l->head = m;
-    l->tail = m;
+    edo__list_push_back(l, &m->link);
 }
 
 static void mlist_remove(member *m)
 {
-    struct mlist *l = m->list;
-    if (m->prev)
-        m->prev->next = m->next;
-    else
-        l->head = m->next;
-    if (m->next)
-        m->next->prev = m->prev;
-    else
-        l->tail = m->prev;
-    m->next = m->prev = NULL;
+    edo__list_remove(m->list, &m->link);
     m->list = NULL;
+}
+
+static member *mlist_first(const edo__list *l)
+{
+    edo__link *n = edo__list_first(l);
+    return n ? edo__container_of(n, member, link) : NULL;
 }
 
 int edo_tracker_new(edo_tracker **out)
@@ -151,7 +138,7 @@ int edo_tracker_spawn_at(edo_task **task, edo_tracker *tr, const edo_spawn_opts 
     if (atomic_load_explicit(&tr->closed, memory_order_relaxed)) {
         edo__spin_unlock(&tr->lock);
         free(m);
-        return -EPIPE;
+        return -EDO_ECLOSED;
     }
     mlist_push(&tr->running, m);
     atomic_store_explicit(&tr->len, atomic_load_explicit(&tr->len, memory_order_relaxed) + 1,
@@ -229,7 +216,7 @@ static int abort_running(edo_tracker *tr)
         int n = 0;
         edo__spin_lock(&tr->lock);
         member *m;
-        while (n < ABORT_BATCH && (m = tr->running.head)) {
+        while (n < ABORT_BATCH && (m = mlist_first(&tr->running))) {
             mlist_remove(m);
             mlist_push(&tr->aborted, m);
             total++;
@@ -242,7 +229,7 @@ static int abort_running(edo_tracker *tr)
                 m->abort_pending = true;
             }
         }
-        bool more = tr->running.head != NULL;
+        bool more = !edo__list_empty(&tr->running);
         edo__spin_unlock(&tr->lock);
         for (int i = 0; i < n; i++) {
             edo_abort(batch[i]);
