@@ -147,6 +147,24 @@ static inline void edo__fifo_append(edo__fifo *q, edo__fifo *from)
     from->head = from->tail = NULL;
 }
 
+/* Moves the first nodes of q, at most max of them, to the back of to, in order, in one
+ * walk; returns how many. */
+static inline size_t edo__fifo_take(edo__fifo *q, edo__fifo *to, size_t max)
+{
+    edo__fifo piece = { q->head, NULL };
+    size_t k = 0;
+    for (edo__slink *n = q->head; n && k < max; n = n->next, k++)
+        piece.tail = n;
+    if (!k)
+        return 0;
+    q->head = piece.tail->next;
+    if (!q->head)
+        q->tail = NULL;
+    piece.tail->next = NULL;
+    edo__fifo_append(to, &piece);
+    return k;
+}
+
 /* Every node of q, first to last; the body must not unlink n. */
 #define edo__fifo_each(n, q) for (edo__slink *n = (q)->head; n; n = n->next)
 

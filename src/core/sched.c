@@ -229,9 +229,10 @@ static void inject_push_batch(edo_runtime *rt, edo__fifo *batch, uint32_t n)
 
 static void inject_push(edo_runtime *rt, edo_task *t)
 {
-    edo__fifo one = { NULL, NULL };
-    edo__fifo_push(&one, &t->inject_link);
-    inject_push_batch(rt, &one, 1);
+    pthread_mutex_lock(&rt->inject_lock);
+    edo__fifo_push(&rt->inject, &t->inject_link);
+    atomic_fetch_add(&rt->inject_len, 1);
+    pthread_mutex_unlock(&rt->inject_lock);
 }
 
 /* Takes the inject queue's head for w to run, and with `batch`, a share of the rest into
@@ -256,13 +257,9 @@ static edo_task *inject_pop(edo__worker *w, bool batch)
             max = room;
     }
     edo__fifo taken = { NULL, NULL };
-    edo__slink *l;
-    uint32_t n = 0;
-    while (n < max && (l = edo__fifo_pop(&rt->inject))) {
-        edo__fifo_push(&taken, l);
-        n++;
-    }
+    uint32_t n = (uint32_t)edo__fifo_take(&rt->inject, &taken, max);
     pthread_mutex_unlock(&rt->inject_lock);
+    edo__slink *l;
     bool closing = false;
     edo_task *first = NULL;
     while ((l = edo__fifo_pop(&taken))) {
@@ -292,15 +289,18 @@ static void spill_push(edo__worker *w, edo_task *t)
 
 static edo_task *spill_pop(edo__worker *w)
 {
-    edo__slink *n = edo__fifo_pop(&w->spill);
-    return n ? edo__container_of(n, edo_task, spill_link) : NULL;
+    /* The look first: then the pop is known to find a node, and no test is left twice. */
+    if (edo__fifo_empty(&w->spill))
+        return NULL;
+    return edo__container_of(edo__fifo_pop(&w->spill), edo_task, spill_link);
 }
 
 /* The local queue is full. With one worker, t goes to the spill list, and so does every
  * task queued after it until the list is empty again (push_local), so run order stays
  * FIFO. When other workers may steal, half the queue moves to the inject queue with t, in
- * one lock, where idle workers can pick it up. */
-static void push_overflow(edo__worker *w, edo_task *t)
+ * one lock, where idle workers can pick it up. Out of line: inlined, its registers were
+ * saved and restored on every push_local, the hot path of every yield and wake. */
+__attribute__((noinline)) static void push_overflow(edo__worker *w, edo_task *t)
 {
     if (!w->queue.stealable) {
         spill_push(w, t);
@@ -318,7 +318,9 @@ static void push_overflow(edo__worker *w, edo_task *t)
     inject_push_batch(w->rt, &batch, n + 1);
 }
 
-static void push_local(edo__worker *w, edo_task *t)
+/* Out of line: inlined into next_task, which calls it only when a LIFO streak ends, it
+ * would cost every next_task a register's save and restore. */
+__attribute__((noinline)) static void push_local(edo__worker *w, edo_task *t)
 {
     /* A lone worker with tasks on its spill list queues behind them. Were t to go ahead,
      * a worker whose tasks keep one another busy (a wake, a yield) would run the local

@@ -196,8 +196,5 @@ int edo__bcast_sel_arm(edo_bcast_rx *rx, edo__waiter *w)
 
 void edo__bcast_sel_disarm(edo_bcast_rx *rx, edo__waiter *w)
 {
-    edo__spin_lock(&rx->b->lock);
-    if (w->queued)
-        edo__waitq_remove(&rx->b->q, w);
-    edo__spin_unlock(&rx->b->lock);
+    edo__waitq_withdraw(&rx->b->q, &rx->b->lock, w);
 }

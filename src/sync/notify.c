@@ -126,8 +126,5 @@ int edo__notify_sel_arm(edo_notify *n, edo__waiter *w)
 
 void edo__notify_sel_disarm(edo_notify *n, edo__waiter *w)
 {
-    edo__spin_lock(&n->lock);
-    if (w->queued)
-        edo__waitq_remove(&n->q, w);
-    edo__spin_unlock(&n->lock);
+    edo__waitq_withdraw(&n->q, &n->lock, w);
 }

@@ -210,8 +210,5 @@ int edo__token_sel_arm(edo_token *tok, edo__waiter *w)
 
 void edo__token_sel_disarm(edo_token *tok, edo__waiter *w)
 {
-    edo__spin_lock(&tok->lock);
-    if (w->queued)
-        edo__waitq_remove(&tok->waiters, w);
-    edo__spin_unlock(&tok->lock);
+    edo__waitq_withdraw(&tok->waiters, &tok->lock, w);
 }

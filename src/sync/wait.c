@@ -23,6 +23,14 @@ void edo__waitq_remove(edo__waitq *q, edo__waiter *w)
     w->queued = false;
 }
 
+void edo__waitq_withdraw(edo__waitq *q, edo__spin *lock, edo__waiter *w)
+{
+    edo__spin_lock(lock);
+    if (w->queued)
+        edo__waitq_remove(q, w);
+    edo__spin_unlock(lock);
+}
+
 edo__waiter *edo__waitq_claim(edo__waitq *q)
 {
     for (edo__waiter *w = edo__waitq_first(q); w; w = edo__waitq_next(w)) {

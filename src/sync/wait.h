@@ -82,6 +82,9 @@ static inline edo__waiter *edo__waitq_next(const edo__waiter *w)
 /* At the tail. */
 void edo__waitq_push(edo__waitq *q, edo__waiter *w);
 void edo__waitq_remove(edo__waitq *q, edo__waiter *w);
+/* Takes the lock, and w out of q if it is still queued (a completer may have taken it
+ * meanwhile): what an edo_select case's disarm does. */
+void edo__waitq_withdraw(edo__waitq *q, edo__spin *lock, edo__waiter *w);
 
 /* May an operation be done for w? Always for a plain waiter; for a select waiter only if
  * this claims its select (its other cases are then withdrawn by the select). */

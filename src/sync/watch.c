@@ -144,8 +144,5 @@ int edo__watch_sel_arm(edo_watch *w, uint64_t seen, edo__waiter *wt)
 
 void edo__watch_sel_disarm(edo_watch *w, edo__waiter *wt)
 {
-    edo__spin_lock(&w->lock);
-    if (wt->queued)
-        edo__waitq_remove(&w->q, wt);
-    edo__spin_unlock(&w->lock);
+    edo__waitq_withdraw(&w->q, &w->lock, wt);
 }
