@@ -89,6 +89,29 @@ static inline edo__link *edo__list_pop_front(edo__list *l)
 /* Every node of l, first to last; the body must not remove n (pop instead). */
 #define edo__list_each(n, l) for (edo__link *n = (l)->head; n; n = n->next)
 
+/* The object of type `type` first on l through its node `member`, or NULL. */
+#define edo__list_first_entry(l, type, member)                                                     \
+    ((l)->head ? edo__container_of((l)->head, type, member) : (type *)NULL)
+
+/* A node that knows which of its owner's lists it is on, for objects that move between
+ * several (running, aborted, finished) and are removed without their owner saying which. */
+typedef struct edo__onode {
+    edo__link link;
+    edo__list *on; /* NULL: on none */
+} edo__onode;
+
+static inline void edo__onode_push(edo__list *l, edo__onode *n)
+{
+    n->on = l;
+    edo__list_push_back(l, &n->link);
+}
+
+static inline void edo__onode_remove(edo__onode *n)
+{
+    edo__list_remove(n->on, &n->link);
+    n->on = NULL;
+}
+
 /* ---- singly-linked FIFO: push at either end, pop at the front -------------------------- */
 
 typedef struct edo__slink {

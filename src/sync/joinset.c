@@ -19,8 +19,7 @@
 
 typedef struct member member;
 struct member {
-    edo__link link;
-    edo__list *list; /* the one of the set's lists it is on */
+    edo__onode node; /* on one of the set's lists */
     edo_joinset *js;
     edo_task_fn fn;
     void *arg;
@@ -34,7 +33,7 @@ struct member {
 struct edo_joinset {
     edo__spin lock;
     _Atomic size_t len;                   /* members on any list; changed under lock */
-    edo__list running, aborted, finished; /* member.link */
+    edo__list running, aborted, finished; /* member.node */
     edo__waitq waiters;                   /* tasks in edo_joinset_next */
     edo__waiter *free_waiter; /* edo_joinset_free, waiting for the last body to return */
 };
@@ -42,24 +41,6 @@ struct edo_joinset {
 /* Members aborted per round of abort_all: their tasks are woken after the lock is
  * released, a batch at a time, so a large set never holds the lock for long. */
 #define ABORT_BATCH 32
-
-static void mlist_push(edo__list *l, member *m)
-{
-    m->list = l;
-    edo__list_push_back(l, &m->link);
-}
-
-static void mlist_remove(member *m)
-{
-    edo__list_remove(m->list, &m->link);
-    m->list = NULL;
-}
-
-static member *mlist_first(const edo__list *l)
-{
-    edo__link *n = edo__list_first(l);
-    return n ? edo__container_of(n, member, link) : NULL;
-}
 
 int edo_joinset_new(edo_joinset **out)
 {
@@ -107,14 +88,14 @@ static void *member_main(void *arg)
     m->result = result;
     m->cancelled = edo_aborted(); /* as edo_join: an abort after fn returned changes nothing */
     m->task = NULL;
-    mlist_remove(m);
+    edo__onode_remove(&m->node);
     edo__waiter *w = edo__waitq_claim(&js->waiters);
     if (w) {
         w->buf = m;
         edo__complete(&wk, w, 0);
         take_one(js, &wk);
     } else {
-        mlist_push(&js->finished, m);
+        edo__onode_push(&js->finished, &m->node);
     }
     if (edo__list_empty(&js->running) && edo__list_empty(&js->aborted) && js->free_waiter) {
         edo__complete(&wk, js->free_waiter, 0);
@@ -140,7 +121,7 @@ int edo_joinset_spawn_at(edo_joinset *js, edo_task_fn fn, void *arg, uint64_t *i
     m->arg = arg;
     /* In the set before the task exists, so that a next racing this spawn waits for it. */
     edo__spin_lock(&js->lock);
-    mlist_push(&js->running, m);
+    edo__onode_push(&js->running, &m->node);
     atomic_store_explicit(&js->len, atomic_load_explicit(&js->len, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     edo__spin_unlock(&js->lock);
@@ -150,7 +131,7 @@ int edo_joinset_spawn_at(edo_joinset *js, edo_task_fn fn, void *arg, uint64_t *i
     if (rc < 0) {
         edo__wakeups wk = { 0 };
         edo__spin_lock(&js->lock);
-        mlist_remove(m);
+        edo__onode_remove(&m->node);
         take_one(js, &wk);
         edo__spin_unlock(&js->lock);
         edo__wakeups_run(&wk);
@@ -190,9 +171,9 @@ int edo_joinset_next(edo_joinset *js, void **result, uint64_t *id)
         return -EINVAL;
     edo__wakeups wk = { 0 };
     edo__spin_lock(&js->lock);
-    member *m = mlist_first(&js->finished);
+    member *m = edo__list_first_entry(&js->finished, member, node.link);
     if (m) {
-        mlist_remove(m);
+        edo__onode_remove(&m->node);
         take_one(js, &wk);
         edo__spin_unlock(&js->lock);
         edo__wakeups_run(&wk);
@@ -222,9 +203,9 @@ void edo_joinset_abort_all(edo_joinset *js)
         int n = 0;
         edo__spin_lock(&js->lock);
         member *m;
-        while (n < ABORT_BATCH && (m = mlist_first(&js->running))) {
-            mlist_remove(m);
-            mlist_push(&js->aborted, m);
+        while (n < ABORT_BATCH && (m = edo__list_first_entry(&js->running, member, node.link))) {
+            edo__onode_remove(&m->node);
+            edo__onode_push(&js->aborted, &m->node);
             if (m->task) {
                 /* Alive while its member is on a running list; the reference keeps it for
                  * the abort after unlocking. */
@@ -262,8 +243,8 @@ void edo_joinset_free(edo_joinset *js)
     if (wait)
         edo__waiter_finish(&w);
     member *m;
-    while ((m = mlist_first(&js->finished))) {
-        mlist_remove(m);
+    while ((m = edo__list_first_entry(&js->finished, member, node.link))) {
+        edo__onode_remove(&m->node);
         free(m);
     }
     free(js);

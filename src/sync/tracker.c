@@ -22,8 +22,7 @@
 
 typedef struct member member;
 struct member {
-    edo__link link;  /* on running or aborted */
-    edo__list *list; /* the one it is on */
+    edo__onode node; /* on running or aborted */
     edo_tracker *tr;
     edo_task_fn fn;
     void *arg;
@@ -42,24 +41,6 @@ struct edo_tracker {
 /* Members aborted per round of abort_all: their tasks are aborted after the lock is
  * released, a batch at a time, so a large tracker never holds the lock for long. */
 #define ABORT_BATCH 32
-
-static void mlist_push(edo__list *l, member *m)
-{
-    m->list = l;
-    edo__list_push_back(l, &m->link);
-}
-
-static void mlist_remove(member *m)
-{
-    edo__list_remove(m->list, &m->link);
-    m->list = NULL;
-}
-
-static member *mlist_first(const edo__list *l)
-{
-    edo__link *n = edo__list_first(l);
-    return n ? edo__container_of(n, member, link) : NULL;
-}
 
 int edo_tracker_new(edo_tracker **out)
 {
@@ -89,7 +70,7 @@ static bool done_locked(edo_tracker *tr)
 /* Under the lock: a member has left. */
 static void take_one(edo_tracker *tr, member *m, edo__wakeups *wk)
 {
-    mlist_remove(m);
+    edo__onode_remove(&m->node);
     atomic_store_explicit(&tr->len, atomic_load_explicit(&tr->len, memory_order_relaxed) - 1,
                           memory_order_release);
     if (done_locked(tr))
@@ -140,7 +121,7 @@ int edo_tracker_spawn_at(edo_task **task, edo_tracker *tr, const edo_spawn_opts 
         free(m);
         return -EDO_ECLOSED;
     }
-    mlist_push(&tr->running, m);
+    edo__onode_push(&tr->running, &m->node);
     atomic_store_explicit(&tr->len, atomic_load_explicit(&tr->len, memory_order_relaxed) + 1,
                           memory_order_release);
     edo__spin_unlock(&tr->lock);
@@ -216,9 +197,9 @@ static int abort_running(edo_tracker *tr)
         int n = 0;
         edo__spin_lock(&tr->lock);
         member *m;
-        while (n < ABORT_BATCH && (m = mlist_first(&tr->running))) {
-            mlist_remove(m);
-            mlist_push(&tr->aborted, m);
+        while (n < ABORT_BATCH && (m = edo__list_first_entry(&tr->running, member, node.link))) {
+            edo__onode_remove(&m->node);
+            edo__onode_push(&tr->aborted, &m->node);
             total++;
             if (m->task) {
                 /* Alive while its member is on a list; the reference keeps it for the
