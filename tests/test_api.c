@@ -276,7 +276,7 @@ static void *late_reader(void *arg)
 {
     struct late *l = arg;
     char c = 0;
-    CHECK_OK(edo_io_set_timeout(l->rd, 50, 0));
+    CHECK_OK(edo_io_set_timeout(l->rd, 500, 0));
     ssize_t n = edo_read(l->rd, &c, 1);
     return VAL(n == 1 && c == 'x' ? 1 : n);
 }
@@ -303,14 +303,16 @@ static void *late_joiner(void *arg)
 
 static void *in_time_root(void *unused)
 {
-    /* Data sent before the reader's 50 ms timeout, while the one worker is busy past it:
-     * when the reader runs at last, the data is there and the read gets it. */
+    /* Data sent before the reader's 500 ms timeout, while the one worker is busy past it:
+     * when the reader runs at last, the data is there and the read gets it. (500 ms: the
+     * reader's timer must not fire while this task still waits to see it parked, however
+     * slow the machine; the join below has no such window.) */
     struct late l;
     test_tcp_pair(&l.rd, &l.wr);
     CHECK_OK(edo_spawn(&l.reader, late_reader, &l));
     test_wait_parked(l.reader, EDO_WAIT_READ);
     CHECK_EQ(edo_write(l.wr, "x", 1), 1);
-    hog_worker(150);
+    hog_worker(700);
     void *res;
     CHECK_OK(edo_join(l.reader, &res));
     CHECK_EQ(INT(res), 1);
