@@ -227,6 +227,18 @@ typedef struct edo_runtime_opts {
     /* Start with the clock paused, as if the root task's first call were edo_time_pause(),
      * for a test whose every timer is to run on the paused clock. */
     bool start_paused;
+    /* Observation (edo/observe.h). The console endpoint's address: a Unix socket path, or
+     * HOST:PORT for TCP. NULL: EDO_CONSOLE from the environment; "" or "off": none. */
+    const char *console;
+    /* The Prometheus endpoint's HOST:PORT. NULL: EDO_METRICS; "" or "off": none. */
+    const char *metrics;
+    /* Report a task that runs this many ms without suspending, and move the tasks queued
+     * behind it to other workers. 0: EDO_BLOCKING_MS, else 10. Negative: do not watch. */
+    int64_t blocking_ms;
+    /* The signal that prints a task dump to stderr. 0: EDO_DUMP_SIGNAL (a name or number,
+     * "off"), else SIGQUIT. Negative: none. Taken only while its disposition is the
+     * default one. */
+    int dump_signal;
 } edo_runtime_opts;
 
 /* Creates a runtime. opts may be NULL for the defaults. Returns 0 or -errno. */
@@ -409,18 +421,36 @@ typedef enum edo_wait_reason {
     EDO_WAIT_SELECT  /* edo_select */
 } edo_wait_reason;
 
-/* A snapshot of one task's counters. */
+/* Buckets of a task's run histogram: runs (resume to suspension) shorter than 1 us,
+ * 2 us, 4 us, ... 16.4 ms, and the last one those of 16.4 ms or more. */
+#define EDO_RUN_HIST 16
+
+/* A snapshot of one task's counters (edo/observe.h has the rest of the picture). */
 typedef struct edo_task_info {
     uint64_t id;
+    uint64_t parent; /* id of the task that spawned it; 0: spawned from outside a task */
     char name[32];
     const char *spawn_site; /* "file.c:123" */
     edo_task_state state;
     edo_wait_reason waiting_on;
-    uint64_t resumes;   /* times it was switched to */
-    uint64_t busy_ns;   /* time spent running */
-    uint64_t idle_ns;   /* time alive but not running: parked or waiting for a worker */
-    int64_t spawned_at; /* edo_now() at spawn, to a few ms (derived from busy_ns's clock) */
+    int worker;          /* the worker it runs on, or ran on last; -1: it never ran */
+    uint64_t resumes;    /* times it was switched to */
+    uint64_t busy_ns;    /* time spent running */
+    uint64_t idle_ns;    /* time alive but not running: parked or waiting for a worker */
+    uint64_t scheduled_ns; /* of idle_ns, the time it was ready and waited for a worker */
+    uint64_t wakes_self;   /* wakes it gave itself (yields, its own channel sends, ...) */
+    uint64_t wakes_other;  /* wakes from other tasks, threads, timers and the driver */
+    int64_t last_wake;     /* edo_now() at its last wake; EDO_NEVER: never woken */
+    int64_t spawned_at;    /* edo_now() at spawn, to a few ms (derived from busy_ns's clock) */
     size_t stack_size;
+    size_t stack_used;     /* deepest use of its stack seen at a suspension, in bytes */
+    /* While it waits (waiting_on != EDO_WAIT_NONE): */
+    const void *wait_obj; /* what it waits on: the edo_io, channel, lock, task; NULL none */
+    int wait_fd;          /* the descriptor of a read or write, else -1 */
+    int64_t wait_until;   /* the wait's deadline (edo_now() ms), EDO_NEVER none */
+    char wait[96];        /* in words: "read fd 7 (127.0.0.1:5123)", "sleep until +250 ms",
+                           * "chan recv 0x55d0c2a0", "join task 12", "select: 3 cases" */
+    uint32_t run_hist[EDO_RUN_HIST]; /* its runs by duration */
 } edo_task_info;
 
 /* Calls fn for every live task of rt (spawned and not yet returned), with a snapshot of
