@@ -90,6 +90,7 @@ int edo__runtime_new(edo_runtime **out, const edo_runtime_opts *opts, edo__drive
     if (!rt)
         return -ENOMEM;
     edo__cycles_to_ns(0); /* start calibrating the busy-time clock */
+    rt->born_cycles = edo__cycles();
     size_t page = edo__page_size();
     size_t stack = opts && opts->stack_size ? opts->stack_size : DEFAULT_STACK;
     rt->stack_size = (stack + page - 1) & ~(page - 1);
@@ -353,6 +354,8 @@ void edo_runtime_free(edo_runtime *rt)
         fprintf(stderr, "edo: edo_runtime_free called while the runtime runs; not freed\n");
         return;
     }
+    if (rt->observe_stop)
+        rt->observe_stop(rt);
     atomic_store(&rt->closing, true);
     edo__pool_close(rt);
     /* Tasks spawned from outside that no worker has taken yet join the list first (a

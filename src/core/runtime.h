@@ -79,6 +79,12 @@ struct edo__worker {
     void *driver_data; /* the driver's state for this worker (driver.h) */
     char **lent_cache; /* free buffers for edo_read_lent (src/io/buf.c) */
     uint32_t nlent_cache;
+    /* Counters for edo_worker_stats (edo/observe.h), each written by one thread: the
+     * worker, except blocking_reports and handoffs (the monitor). */
+    _Atomic uint64_t run_started; /* edo__cycles() at the running task's resume; 0: none */
+    _Atomic uint64_t n_runs, n_steals, n_parks, n_polls, n_events, n_timers, n_forced;
+    _Atomic uint64_t n_blocking, n_handoffs;
+    _Atomic uint64_t busy_cycles;
 } __attribute__((aligned(64)));
 
 struct edo_runtime {
@@ -124,6 +130,11 @@ struct edo_runtime {
     int sig_slot;          /* where signal.c lists that eventfd */
     sigset_t sigmask;      /* the signals this runtime took over */
     sigset_t base_sigmask; /* the mask of the thread that made the runtime */
+    /* observation (src/observe/): set up after the runtime is made, by the layer that made
+     * it; observe_stop (if set) is edo_runtime_free's first step */
+    void *observe;
+    void (*observe_stop)(edo_runtime *rt);
+    uint64_t born_cycles; /* edo__cycles() at edo_runtime_new, for uptime */
 };
 
 /* ---- making a runtime (runtime.c) ------------------------------------------------------ */
