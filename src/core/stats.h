@@ -22,6 +22,12 @@ static inline void edo__counter_add(_Atomic uint64_t *c, uint64_t v)
                           memory_order_relaxed);
 }
 
+static inline void edo__counter_inc32(_Atomic uint32_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 /* A cheap monotonic tick counter for the busy-time counters: the TSC on x86-64 (no system
  * call, no vDSO), the virtual counter on aarch64, the coarse clock elsewhere. */
 static inline uint64_t edo__cycles(void)
@@ -38,6 +44,10 @@ static inline uint64_t edo__cycles(void)
     return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 #endif
 }
+
+/* Microseconds in 2^32 edo__cycles() ticks, for the run histograms (sched.c); set when a
+ * runtime is made. */
+extern _Atomic uint64_t edo__hist_mul;
 
 /* Converts a span of edo__cycles() ticks to nanoseconds. */
 uint64_t edo__cycles_to_ns(uint64_t cycles);
