@@ -268,9 +268,10 @@ static void *values_root(void *arg)
     CHECK_EQ(metric(after, "edo_tasks_done_total"), ri.tasks_done);
     CHECK_EQ(metric(after, "edo_tasks_live") + metric(after, "edo_tasks_done_total"),
              metric(after, "edo_tasks_spawned_total"));
-    /* Each task resumed at its start and after its sleep, whose timer fired. */
+    /* Each task resumed at its start and after its sleep. (A sleep whose time has come by
+     * the time it is armed fires no timer, so timers count no more than that they moved.) */
     CHECK_GE(worker_sum(after, "edo_worker_tasks_run_total", workers), runs0 + 2 * WORKLOAD);
-    CHECK_GE(worker_sum(after, "edo_worker_timers_fired_total", workers), timers0 + WORKLOAD);
+    CHECK_GE(worker_sum(after, "edo_worker_timers_fired_total", workers), timers0);
     CHECK_GE(worker_sum(after, "edo_worker_busy_seconds_total", workers), 0);
     worker_sum(after, "edo_worker_queue_depth", workers);
     worker_sum(after, "edo_worker_polls_total", workers);
