@@ -434,7 +434,8 @@ static void json_tasks(edo__text *t, edo_runtime *rt, edo__history *h, int64_t n
 {
     task_walk w = { 0 };
     edo_task_list(rt, walk_one, &w);
-    qsort(w.infos, w.ninfos, sizeof *w.infos, info_cmp);
+    if (w.ninfos) /* qsort wants an array even for none */
+        qsort(w.infos, w.ninfos, sizeof *w.infos, info_cmp);
     edo__text_puts(t, ",\"tasks\":[");
     for (size_t i = 0; i < w.ninfos; i++) {
         if (i)
@@ -448,7 +449,8 @@ static void json_tasks(edo__text *t, edo_runtime *rt, edo__history *h, int64_t n
         /* Out of memory: the walk missed tasks, which must not be taken for returned. */
         free(w.seen);
     } else {
-        qsort(w.seen, w.nseen, sizeof *w.seen, seen_cmp);
+        if (w.nseen)
+            qsort(w.seen, w.nseen, sizeof *w.seen, seen_cmp);
         history_update(h, w.seen, w.nseen, now);
     }
     free(w.infos);
