@@ -519,10 +519,6 @@ static edo__ctx *switch_target(edo__worker *w, edo_task *self, int why)
     edo__counter_add(&w->busy_cycles, ran);
     if (EDO__COUNTERS) {
         edo__counter_inc32(&self->run_hist[run_bucket(ran)]);
-        char here;
-        uint64_t used = (uint64_t)((char *)self - &here);
-        if (used > atomic_load_explicit(&self->stack_used, memory_order_relaxed))
-            atomic_store_explicit(&self->stack_used, used, memory_order_relaxed);
         if (why == EDO__SW_YIELD) {
             atomic_store_explicit(&self->ready_cycles, c, memory_order_relaxed);
             edo__counter_add(&self->wakes_self, 1);

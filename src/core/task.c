@@ -377,6 +377,14 @@ int edo__park(edo_wait_reason why, int64_t deadline)
     }
     atomic_store_explicit(&t->wait_until, deadline, memory_order_relaxed);
     atomic_store_explicit(&t->waiting_on, (uint8_t)why, memory_order_relaxed);
+    if (EDO__COUNTERS) {
+        /* How deep the stack is here: the record sits at its top (a blocking call's task
+         * has no stack, and never parks). */
+        char here;
+        uint64_t used = (uint64_t)((char *)t - &here);
+        if (used > atomic_load_explicit(&t->stack_used, memory_order_relaxed))
+            atomic_store_explicit(&t->stack_used, used, memory_order_relaxed);
+    }
     edo__suspend(w, t);
     atomic_store_explicit(&t->waiting_on, EDO_WAIT_NONE, memory_order_relaxed);
     t->budget = EDO__BUDGET;
