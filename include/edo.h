@@ -443,7 +443,7 @@ typedef struct edo_task_info {
     int64_t last_wake;     /* edo_now() at its last wake; EDO_NEVER: never woken */
     int64_t spawned_at;    /* edo_now() at spawn, to a few ms (derived from busy_ns's clock) */
     size_t stack_size;
-    size_t stack_used; /* deepest use of its stack seen at a suspension, in bytes */
+    size_t stack_used; /* deepest use of its stack seen when it parked, in bytes */
     /* While it waits (waiting_on != EDO_WAIT_NONE): */
     const void *wait_obj; /* what it waits on: the edo_io, channel, lock, task; NULL none */
     int wait_fd;          /* the descriptor of a read or write, else -1 */

@@ -450,9 +450,11 @@ static void run_prepare(edo__worker *w, edo_task *t, uint64_t now)
     if (atomic_load_explicit(&t->state, memory_order_acquire) == EDO__QUEUED)
         atomic_store_explicit(&t->state, EDO__RUNNING, memory_order_relaxed);
     edo__counter_add(&t->resumes, 1);
-    uint64_t ready = atomic_load_explicit(&t->ready_cycles, memory_order_relaxed);
-    if (now > ready)
-        edo__counter_add(&t->sched_cycles, now - ready);
+    if (EDO__COUNTERS) {
+        uint64_t ready = atomic_load_explicit(&t->ready_cycles, memory_order_relaxed);
+        if (now > ready)
+            edo__counter_add(&t->sched_cycles, now - ready);
+    }
     atomic_store_explicit(&t->worker, w->index, memory_order_relaxed);
     atomic_store_explicit(&w->run_started, now, memory_order_relaxed);
     atomic_store_explicit(&w->running_id, t->id, memory_order_relaxed);
@@ -515,14 +517,12 @@ static edo__ctx *switch_target(edo__worker *w, edo_task *self, int why)
     uint64_t ran = c - self->run_start;
     edo__counter_add(&self->busy_cycles, ran);
     edo__counter_add(&w->busy_cycles, ran);
-    edo__counter_inc32(&self->run_hist[run_bucket(ran)]);
-    char here;
-    uint64_t used = (uint64_t)((char *)self - &here);
-    if (used > atomic_load_explicit(&self->stack_used, memory_order_relaxed))
-        atomic_store_explicit(&self->stack_used, used, memory_order_relaxed);
-    if (why == EDO__SW_YIELD) {
-        atomic_store_explicit(&self->ready_cycles, c, memory_order_relaxed);
-        edo__counter_add(&self->wakes_self, 1);
+    if (EDO__COUNTERS) {
+        edo__counter_inc32(&self->run_hist[run_bucket(ran)]);
+        if (why == EDO__SW_YIELD) {
+            atomic_store_explicit(&self->ready_cycles, c, memory_order_relaxed);
+            edo__counter_add(&self->wakes_self, 1);
+        }
     }
     atomic_store_explicit(&w->run_started, 0, memory_order_relaxed);
     w->prev = self;
@@ -588,7 +588,7 @@ int edo__fire_timers(edo__worker *w, int64_t now)
         total += n;
         if (n < 64) {
             /* the monitor fires a stuck worker's timers too: two writers */
-            if (total)
+            if (EDO__COUNTERS && total)
                 atomic_fetch_add_explicit(&w->n_timers, (uint64_t)total, memory_order_relaxed);
             return total;
         }

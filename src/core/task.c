@@ -314,7 +314,8 @@ void edo__wake(edo_task *t)
                                                       memory_order_acq_rel, memory_order_acquire)) {
                 /* The one waker that won the exchange writes these; a parked task cannot
                  * wake itself. */
-                atomic_store_explicit(&t->ready_cycles, edo__cycles(), memory_order_relaxed);
+                if (EDO__COUNTERS)
+                    atomic_store_explicit(&t->ready_cycles, edo__cycles(), memory_order_relaxed);
                 edo__counter_add(&t->wakes_other, 1);
                 edo__schedule(t);
                 return;
@@ -322,9 +323,10 @@ void edo__wake(edo_task *t)
         } else if (s == EDO__RUNNING) {
             if (atomic_compare_exchange_weak_explicit(&t->state, &s, EDO__RUNNING | EDO__NOTIFIED,
                                                       memory_order_acq_rel, memory_order_acquire)) {
-                atomic_fetch_add_explicit(edo__task_current() == t ? &t->wakes_self
-                                                                   : &t->wakes_other,
-                                          1, memory_order_relaxed);
+                if (EDO__COUNTERS)
+                    atomic_fetch_add_explicit(edo__task_current() == t ? &t->wakes_self
+                                                                       : &t->wakes_other,
+                                              1, memory_order_relaxed);
                 return;
             }
         } else {
@@ -375,6 +377,14 @@ int edo__park(edo_wait_reason why, int64_t deadline)
     }
     atomic_store_explicit(&t->wait_until, deadline, memory_order_relaxed);
     atomic_store_explicit(&t->waiting_on, (uint8_t)why, memory_order_relaxed);
+    if (EDO__COUNTERS) {
+        /* How deep the stack is here: the record sits at its top (a blocking call's task
+         * has no stack, and never parks). */
+        char here;
+        uint64_t used = (uint64_t)((char *)t - &here);
+        if (used > atomic_load_explicit(&t->stack_used, memory_order_relaxed))
+            atomic_store_explicit(&t->stack_used, used, memory_order_relaxed);
+    }
     edo__suspend(w, t);
     atomic_store_explicit(&t->waiting_on, EDO_WAIT_NONE, memory_order_relaxed);
     t->budget = EDO__BUDGET;

@@ -86,7 +86,7 @@ struct edo_task {
     _Atomic uint64_t ready_cycles; /* edo__cycles() when it last became ready */
     _Atomic uint64_t sched_cycles; /* ticks spent ready, waiting for a worker */
     _Atomic uint64_t wakes_self, wakes_other;
-    _Atomic uint64_t stack_used; /* deepest stack use seen at a switch */
+    _Atomic uint64_t stack_used; /* deepest stack use seen at a park */
     _Atomic uint32_t run_hist[EDO_RUN_HIST];
     /* what it waits on (edo__wait_note, before it parks): meaningful while waiting_on is
      * not EDO_WAIT_NONE; written by the task, read by anyone */
