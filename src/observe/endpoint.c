@@ -617,9 +617,11 @@ static void *observer_main(void *arg)
         for (int i = 0; i < nclients; i++, k++) {
             client *c = o->clients[i];
             short re = p[k].revents;
+            /* POLLHUP: both directions are shut, the client is gone (one that only shut
+             * its sending side reads end of stream, without it, and goes on reading). */
             bool bad = (re & POLLIN && client_read(o, c, now) < 0) ||
                        (re & POLLOUT && client_flush(c) < 0) || re & (POLLERR | POLLNVAL) ||
-                       (re & POLLHUP && !(re & POLLIN));
+                       (re & POLLHUP && (c->eof || !(re & POLLIN)));
             if (bad) {
                 client_free(c);
                 o->clients[i] = NULL;
