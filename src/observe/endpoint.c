@@ -327,8 +327,10 @@ static void client_accept(edo__observer *o, int64_t now)
         }
         client *c = o->nclients < MAX_CLIENTS ? calloc(1, sizeof *c) : NULL;
         if (!c) {
-            close(fd); /* one too many: accepted and closed at once */
-            continue;
+            /* One too many: accepted and closed at once. Back to poll after each, so that
+             * a client that left meanwhile is seen gone before the next is refused. */
+            close(fd);
+            return;
         }
         c->fd = fd;
         c->tail = &c->head;
@@ -546,7 +548,7 @@ static void scraper_accept(edo__observer *o, int64_t now)
         scraper *s = o->nscrapers < MAX_SCRAPERS ? calloc(1, sizeof *s) : NULL;
         if (!s) {
             close(fd);
-            continue;
+            return;
         }
         s->fd = fd;
         s->deadline = now + HEAD_MS;
