@@ -830,9 +830,19 @@ static void done_client(scene *s)
     done_env *e = s->data;
     conn *c = conn_open(s->path);
     conn_sends(c, "interval 100\n");
-    jval *v = until_listed(c, "tasks", e->brief_ids, BRIEF, true);
-    json_free(v);
+    /* Seen parked (so the fields last seen of them are of a task that ran), then ended. */
+    for (;;) {
+        jval *v = until_listed(c, "tasks", e->brief_ids, BRIEF, true);
+        int parked = 0;
+        for (int i = 0; i < BRIEF; i++)
+            parked +=
+                strcmp(json_str(snap_find(v, "tasks", e->brief_ids[i]), "state"), "parked") == 0;
+        json_free(v);
+        if (parked == BRIEF)
+            break;
+    }
     scene_do(s, done_release);
+    jval *v;
     v = until_listed(c, "done", e->brief_ids, BRIEF, true);
     int64_t ended = -1;
     for (int i = 0; i < BRIEF; i++) {
