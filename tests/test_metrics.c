@@ -81,14 +81,13 @@ static void write_file(const char *path, const char *text, size_t len)
 }
 
 typedef struct tmp {
-    char dir[64];
+    char dir[100];
     char file[3][128];
 } tmp;
 
 static void tmp_make(tmp *t)
 {
-    snprintf(t->dir, sizeof t->dir, "/tmp/edo-test-metrics-XXXXXX");
-    CHECK(mkdtemp(t->dir) != NULL);
+    test_make_tmpdir(t->dir, sizeof t->dir, "edo-test-metrics");
     for (int i = 0; i < 3; i++)
         snprintf(t->file[i], sizeof t->file[i], "%s/f%d", t->dir, i);
 }
@@ -445,7 +444,7 @@ static void case_bind_fails(void)
     CHECK_ERR(edo_runtime_new(&rt, &(edo_runtime_opts){ .workers = 1, .metrics = busy }),
               -EADDRINUSE);
     CHECK(rt == NULL);
-    CHECK_ERR(edo_runtime_new(&rt, &(edo_runtime_opts){ .workers = 1, .metrics = "/tmp/m.sock" }),
+    CHECK_ERR(edo_runtime_new(&rt, &(edo_runtime_opts){ .workers = 1, .metrics = "./m.sock" }),
               -EINVAL);
     CHECK_ERR(edo_runtime_new(&rt, &(edo_runtime_opts){ .workers = 1, .metrics = "nohost:80" }),
               -EINVAL);
