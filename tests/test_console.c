@@ -161,25 +161,32 @@ static void case_hello_snapshot(void)
 
 /* ---- console-target, a program of its own ------------------------------------------------ */
 
-static pid_t spawn_target(const char *sock, int *out_fd)
+/* Starts console-target with its console at sock, its standard output to *out_fd, its
+ * standard error to the file err, and EDO_LOG=log (NULL: unset). */
+static pid_t spawn_target(const char *sock, int *out_fd, const char *err, const char *log)
 {
     int pipefd[2];
     CHECK_SYS(pipe2(pipefd, O_CLOEXEC));
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char env_log[32];
+    snprintf(env_log, sizeof env_log, "EDO_LOG=%s", log ? log : "");
     char env_console[200];
     snprintf(env_console, sizeof env_console, "EDO_CONSOLE=%s", sock);
     size_t n = 0;
     while (environ[n])
         n++;
-    char **env = calloc(n + 2, sizeof *env);
+    char **env = calloc(n + 3, sizeof *env);
     CHECK(env != NULL);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "EDO_CONSOLE=", 12) != 0)
+        if (strncmp(environ[i], "EDO_CONSOLE=", 12) != 0 && strncmp(environ[i], "EDO_LOG=", 8) != 0)
             env[k++] = environ[i];
     env[k++] = env_console;
+    if (log)
+        env[k++] = env_log;
     char *argv[] = { (char *)EDO_CONSOLE_TARGET, NULL };
     pid_t pid;
     int rc = posix_spawn(&pid, EDO_CONSOLE_TARGET, &fa, NULL, argv, env);
@@ -191,12 +198,8 @@ static pid_t spawn_target(const char *sock, int *out_fd)
     return pid;
 }
 
-static void case_target(void)
+static void wait_ready(int out)
 {
-    scene s = { 0 };
-    scene_tmpdir(&s);
-    int out;
-    pid_t pid = spawn_target(s.path, &out);
     char ready[16] = { 0 };
     size_t got = 0;
     while (got < 6) {
@@ -207,6 +210,35 @@ static void case_target(void)
         got += (size_t)r;
     }
     CHECK_STR_EQ(ready, "ready\n");
+}
+
+static void wait_exit_0(pid_t pid)
+{
+    int status;
+    CHECK_SYS(waitpid(pid, &status, 0));
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "console-target: status %#x", status);
+}
+
+static void case_target(void)
+{
+    scene s = { 0 };
+    scene_tmpdir(&s);
+    char err_path[128];
+    snprintf(err_path, sizeof err_path, "%s/err", s.dir);
+
+    /* EDO_LOG=0: not a word on standard error. */
+    int out;
+    pid_t pid = spawn_target(s.path, &out, err_path, "0");
+    wait_ready(out);
+    CHECK_SYS(kill(pid, SIGTERM));
+    wait_exit_0(pid);
+    close(out);
+    struct stat st;
+    CHECK_SYS(stat(err_path, &st));
+    CHECK_MSG(st.st_size == 0, "console-target said something with EDO_LOG=0");
+
+    pid = spawn_target(s.path, &out, err_path, NULL);
+    wait_ready(out);
 
     conn *c = conn_open(s.path);
     jval *h = conn_expect(c, "hello");
@@ -276,12 +308,21 @@ static void case_target(void)
     CHECK_SYS(kill(pid, SIGTERM));
     CHECK(conn_closed_within(c, CLIENT_WAIT_MS));
     conn_close(c);
-    int status;
-    CHECK_SYS(waitpid(pid, &status, 0));
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "console-target: status %#x", status);
+    wait_exit_0(pid);
     close(out);
-    struct stat st;
     CHECK_MSG(lstat(s.path, &st) < 0 && errno == ENOENT, "%s left behind", s.path);
+    /* Without EDO_LOG, the endpoint says where it is, once. */
+    FILE *f = fopen(err_path, "r");
+    CHECK(f != NULL);
+    char line[512], want_line[512];
+    snprintf(want_line, sizeof want_line, "edo: console on %s (attach: edo-console %s)\n", s.path,
+             s.path);
+    bool said = false;
+    while (fgets(line, sizeof line, f))
+        said |= strcmp(line, want_line) == 0;
+    fclose(f);
+    CHECK_MSG(said, "no line \"%s\" on standard error", want_line);
+    CHECK_SYS(unlink(err_path));
     CHECK_SYS(rmdir(s.dir));
 }
 
