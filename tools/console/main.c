@@ -81,6 +81,7 @@ struct live {
     ui *u;
     ui_source *src;
     int64_t next_try;
+    char lost[128]; /* why the last connection ended, "" if there was none */
     char *scratch;
     size_t scap;
 };
@@ -100,6 +101,7 @@ static void disconnect(struct live *lv, const char *why)
     lv->fd = -1;
     cs_lines_free(&lv->lines);
     lv->src->connected = false;
+    snprintf(lv->lost, sizeof lv->lost, "%s", why);
     snprintf(lv->src->conn_msg, sizeof lv->src->conn_msg,
              "lost %s: %s; reconnecting every %d s (showing what was last seen)", lv->addr, why,
              RETRY_MS / 1000);
@@ -112,10 +114,17 @@ static void try_connect(struct live *lv)
     int fd;
     lv->next_try = cs_now_ms() + RETRY_MS;
     if (cs_connect(lv->addr, &fd, err, sizeof err) < 0) {
-        snprintf(lv->src->conn_msg, sizeof lv->src->conn_msg, "%s; trying again every %d s", err,
-                 RETRY_MS / 1000);
+        /* Keep saying that the program went away: the screen still shows its last data. */
+        if (lv->lost[0])
+            snprintf(lv->src->conn_msg, sizeof lv->src->conn_msg,
+                     "lost %s: %s; reconnecting every %d s (showing what was last seen)", lv->addr,
+                     lv->lost, RETRY_MS / 1000);
+        else
+            snprintf(lv->src->conn_msg, sizeof lv->src->conn_msg, "%s; trying again every %d s",
+                     err, RETRY_MS / 1000);
         return;
     }
+    lv->lost[0] = '\0';
     lv->fd = fd;
     cs_lines_init(&lv->lines, fd, CS_MAX_LINE);
     lv->src->connected = true;

@@ -291,12 +291,6 @@ static void draw_status(ui *u)
                  src->record_path ? src->record_path : "",
                  src->record_failed ? " (a write failed)" : "");
     }
-    if (u->filter[0] && !u->filtering && u->view == UI_TASKS) {
-        size_t k = strlen(line);
-        char f[80] = "";
-        tx_cell(f, sizeof f, u->filter, 40, false, false);
-        snprintf(line + k, sizeof line - k, "   filter: %s", f);
-    }
     char safe[1024] = "";
     tx_cell(safe, sizeof safe, line, COLS, false, false);
     ui_put(y, 0, A_NORMAL, safe);

@@ -9,6 +9,7 @@
 
 #include <curses.h>
 #include <stdio.h>
+#include <string.h>
 
 void view_tasks_draw(ui *u, int top, int rows)
 {
@@ -19,8 +20,13 @@ void view_tasks_draw(ui *u, int top, int rows)
     if (s && s->tasks_omitted > 0 && n > 0)
         snprintf(info + n, sizeof info - (size_t)n, " (%lld left out of the snapshot)",
                  (long long)s->tasks_omitted);
-    snprintf(line, sizeof line, "%s   sorted by %s%s", info, tc_name(u->sort_col),
-             u->sort_rev ? ", reversed" : "");
+    char f[80] = "";
+    if (u->filter[0] && !u->filtering) {
+        strcpy(f, "   filter: ");
+        tx_cell(f, sizeof f, u->filter, 40, false, false);
+    }
+    snprintf(line, sizeof line, "%s   sorted by %s%s%s", info, tc_name(u->sort_col),
+             u->sort_rev ? ", reversed" : "", f);
     ui_put(top, 1, A_NORMAL, line);
     tc_row(line, sizeof line, NULL, cols, u->sort_col, u->sort_rev);
     ui_put(top + 1, 0, A_BOLD, line);
