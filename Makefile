@@ -1,6 +1,7 @@
 # Thin wrapper over CMake for the README's commands.
 #   make          build the library, examples, tests and benchmarks into build/
-#   make run      build, then start the echo server on 127.0.0.1:7000 (Ctrl-C stops it)
+#   make run      build, then start the echo server on 127.0.0.1:7000 (Ctrl-C stops it),
+#                 with its console endpoint open for build/tools/edo-console
 #   make test     the whole suite in three builds (release, ASan+UBSan, TSan) on each backend:
 #                 each case with 1, 2 and 4 workers (sanitizers: 1 and 4), or once per
 #                 backend where the case makes its own runtimes
@@ -28,8 +29,13 @@ build-tsan:
 	      -DEDO_BUILD_BENCH=OFF -DEDO_BUILD_EXAMPLES=ON $(CMAKE_FLAGS)
 	cmake --build build-tsan -j $(JOBS)
 
+# The demo opens its console endpoint (docs/guide.md, "Observing a program"): attach
+# with build/tools/edo-console from another terminal.
+CONSOLE ?= $${XDG_RUNTIME_DIR:-/tmp}/edo-echo-$$(id -u).sock
 run: build
-	./build/examples/echo-server -p $(PORT)
+	@c="$(CONSOLE)"; echo "echo server on 127.0.0.1:$(PORT); to look inside, from another terminal:"; \
+	echo "    ./build/tools/edo-console $$c"; \
+	EDO_CONSOLE="$$c" exec ./build/examples/echo-server -p $(PORT)
 
 test-release: build
 	cd build && ctest --output-on-failure -j $(TEST_JOBS)

@@ -98,7 +98,7 @@ static int take_spawn_error(int rc)
 static int latch_wait(struct latch *l)
 {
     int rc = edo_join(l->waiter, NULL);
-    return rc == -ECANCELED ? 0 : rc; /* -ECANCELED: it was aborted, as it should be */
+    return rc == -EDO_EABORTED ? 0 : rc; /* it was aborted, as it should be */
 }
 
 /* splitmix64, as in tokio-rtbench: deterministic sleep lengths for `timers`. */
@@ -427,7 +427,7 @@ static void *pong_task(void *arg)
         rc = edo_chan_send(p->ch[1], &m);
     if (rc < 0) {
         record_error(rc);
-        edo_chan_close(p->ch[1]); /* the pinger gets -EPIPE instead of waiting for ever */
+        edo_chan_close(p->ch[1]); /* the pinger gets -EDO_ECLOSED instead of waiting for ever */
     }
     pair_release(p);
     return NULL;
@@ -438,7 +438,7 @@ static int ping(struct ping_pair *p)
     char m = 0;
     int rc = edo_chan_send(p->ch[0], &m);
     if (rc < 0)
-        edo_chan_close(p->ch[0]); /* the partner gets -EPIPE, and closes ch[1] */
+        edo_chan_close(p->ch[0]); /* the partner gets -EDO_ECLOSED, and closes ch[1] */
     int rrc = edo_chan_recv(p->ch[1], &m);
     return rc < 0 ? rc : rrc;
 }
@@ -545,7 +545,7 @@ static void *mpsc_receiver(void *arg)
     while ((rc = edo_chan_recv(m->ch, &v)) == 0)
         s += v;
     m->sum = s;
-    return PTR(rc == -EPIPE ? 0 : rc);
+    return PTR(rc == -EDO_ECLOSED ? 0 : rc);
 }
 
 /* Joins t if it was spawned; returns rc, or else t's error. */

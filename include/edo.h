@@ -433,17 +433,17 @@ typedef struct edo_task_info {
     const char *spawn_site; /* "file.c:123" */
     edo_task_state state;
     edo_wait_reason waiting_on;
-    int worker;          /* the worker it runs on, or ran on last; -1: it never ran */
-    uint64_t resumes;    /* times it was switched to */
-    uint64_t busy_ns;    /* time spent running */
-    uint64_t idle_ns;    /* time alive but not running: parked or waiting for a worker */
+    int worker;            /* the worker it runs on, or ran on last; -1: it never ran */
+    uint64_t resumes;      /* times it was switched to */
+    uint64_t busy_ns;      /* time spent running */
+    uint64_t idle_ns;      /* time alive but not running: parked or waiting for a worker */
     uint64_t scheduled_ns; /* of idle_ns, the time it was ready and waited for a worker */
     uint64_t wakes_self;   /* wakes it gave itself (yields, its own channel sends, ...) */
     uint64_t wakes_other;  /* wakes from other tasks, threads, timers and the driver */
     int64_t last_wake;     /* edo_now() at its last wake; EDO_NEVER: never woken */
     int64_t spawned_at;    /* edo_now() at spawn, to a few ms (derived from busy_ns's clock) */
     size_t stack_size;
-    size_t stack_used;     /* deepest use of its stack seen at a suspension, in bytes */
+    size_t stack_used; /* deepest use of its stack seen when it parked, in bytes */
     /* While it waits (waiting_on != EDO_WAIT_NONE): */
     const void *wait_obj; /* what it waits on: the edo_io, channel, lock, task; NULL none */
     int wait_fd;          /* the descriptor of a read or write, else -1 */
@@ -633,6 +633,7 @@ int edo_signal_wait(const int *sigs, int nsig);
 
 #include "edo/fs.h"
 #include "edo/sync.h"
+/* after sync.h, whose types it uses */
 #include "edo/serve.h"
 
 /* ---------------------------------------------------------------------------------------- */

@@ -36,16 +36,16 @@ typedef struct edo_runtime_info {
     edo_backend backend;
     int workers;
     bool clock_paused;
-    int64_t now;             /* edo_now() on the runtime's clock */
-    uint64_t uptime_ns;      /* since edo_runtime_new */
-    uint64_t tasks_spawned;  /* tasks ever spawned (blocking calls included) */
-    uint64_t tasks_live;     /* spawned and not yet returned */
-    uint64_t tasks_done;     /* returned */
-    uint32_t inject_depth;   /* tasks queued for any worker (woken from outside, overflow) */
-    uint32_t blocking_threads;  /* threads of the blocking pool */
-    uint32_t blocking_busy;     /* of them running a call */
-    uint64_t blocking_queued;   /* calls waiting for a thread of the pool */
-    uint64_t blocking_reports;  /* tasks reported for running too long without suspending */
+    int64_t now;                   /* edo_now() on the runtime's clock */
+    uint64_t uptime_ns;            /* since edo_runtime_new */
+    uint64_t tasks_spawned;        /* tasks ever spawned (blocking calls included) */
+    uint64_t tasks_live;           /* spawned and not yet returned */
+    uint64_t tasks_done;           /* returned */
+    uint32_t inject_depth;         /* tasks queued for any worker (woken from outside, overflow) */
+    uint32_t blocking_threads;     /* threads of the blocking pool */
+    uint32_t blocking_busy;        /* of them running a call */
+    uint64_t blocking_queued;      /* calls waiting for a thread of the pool */
+    uint64_t blocking_reports;     /* tasks reported for running too long without suspending */
     int64_t blocking_threshold_ms; /* that threshold; -1: not watched */
 } edo_runtime_info;
 
@@ -55,28 +55,28 @@ int edo_runtime_stats(edo_runtime *rt, edo_runtime_info *out);
 /* ---- workers ----------------------------------------------------------------------------- */
 
 typedef enum edo_worker_state {
-    EDO_WORKER_RUNNING,   /* running a task */
+    EDO_WORKER_RUNNING,    /* running a task */
     EDO_WORKER_SCHEDULING, /* between tasks: polling, stealing, firing timers */
-    EDO_WORKER_IDLE,      /* asleep: nothing to do */
-    EDO_WORKER_BLOCKED    /* running one task for longer than the blocking threshold */
+    EDO_WORKER_IDLE,       /* asleep: nothing to do */
+    EDO_WORKER_BLOCKED     /* running one task for longer than the blocking threshold */
 } edo_worker_state;
 
 typedef struct edo_worker_info {
     int index;
     edo_worker_state state;
-    uint64_t task;          /* id of the task it runs now, 0: none */
-    uint64_t task_run_ns;   /* how long that task has run since it last resumed */
-    uint32_t queue_depth;   /* tasks in its local queue (and LIFO slot) */
-    uint64_t tasks_run;     /* task resumes on it */
-    uint64_t steals;        /* tasks it took from other workers' queues */
-    uint64_t parks;         /* times it went to sleep for want of work */
-    uint64_t polls;         /* driver polls */
-    uint64_t events;        /* readiness events or completions those polls delivered */
+    uint64_t task;        /* id of the task it runs now, 0: none */
+    uint64_t task_run_ns; /* how long that task has run since it last resumed */
+    uint32_t queue_depth; /* tasks in its local queue (and LIFO slot) */
+    uint64_t tasks_run;   /* task resumes on it */
+    uint64_t steals;      /* tasks it took from other workers' queues */
+    uint64_t parks;       /* times it went to sleep for want of work */
+    uint64_t polls;       /* driver polls */
+    uint64_t events;      /* readiness events or completions those polls delivered */
     uint64_t timers_fired;
-    uint64_t forced_yields; /* tasks made to yield by the cooperative budget */
+    uint64_t forced_yields;    /* tasks made to yield by the cooperative budget */
     uint64_t blocking_reports; /* tasks reported blocking on it */
-    uint64_t handoffs;      /* tasks moved off it to other workers while it was stuck */
-    uint64_t busy_ns;       /* time spent running tasks; busy ratio = busy_ns / uptime_ns */
+    uint64_t handoffs;         /* tasks moved off it to other workers while it was stuck */
+    uint64_t busy_ns;          /* time spent running tasks; busy ratio = busy_ns / uptime_ns */
 } edo_worker_info;
 
 /* Fills *out for worker `index` of rt (0 .. workers-1). Returns 0, or -EINVAL. */
@@ -119,10 +119,10 @@ typedef struct edo_blocking_info {
     char name[32];
     const char *spawn_site;
     int worker;
-    int64_t at;         /* edo_now() when it was caught */
-    uint64_t ran_ns;    /* how long it had run without suspending when it was caught */
-    uint64_t total_ns;  /* how long it ran in the end (0: still running) */
-    char stack[1024];   /* the backtrace where it was caught, "" if none could be taken */
+    int64_t at;        /* edo_now() when it was caught */
+    uint64_t ran_ns;   /* how long it had run without suspending when it was caught */
+    uint64_t total_ns; /* how long it ran in the end (0: still running) */
+    char stack[1024];  /* the backtrace where it was caught, "" if none could be taken */
 } edo_blocking_info;
 
 /* Calls fn for each of the most recent blocking reports of rt (at most 64, oldest first);
@@ -148,24 +148,29 @@ typedef enum edo_resource_kind {
 } edo_resource_kind;
 
 #define EDO_RESOURCE_WAITERS 8
+#define EDO_HOLDER_THREAD UINT64_MAX
 
 typedef struct edo_resource_info {
-    const void *addr;      /* the object (for a worker's timers: its index) */
+    const void *addr; /* the object (for a worker's timers: its index) */
     edo_resource_kind kind;
-    uint64_t holder;       /* mutex, write-locked rwlock: the holding task's id; 0 none */
-    uint32_t readers;      /* rwlock: read holders */
-    uint64_t len;          /* messages queued (chan, bcast), permits available (sem),
-                            * timers armed (timers), tasks arrived (barrier) */
-    uint64_t cap;          /* chan: capacity; barrier: parties */
-    bool closed;           /* closed channel, semaphore; cancelled token */
-    uint32_t waiters;      /* tasks and threads waiting */
+    uint64_t holder;  /* mutex, write-locked rwlock: the holding task's id; 0 none,
+                       * EDO_HOLDER_THREAD a thread outside the runtime */
+    uint32_t readers; /* rwlock: read holders */
+    uint64_t len;     /* messages queued (chan, bcast), permits available (sem),
+                       * timers armed (timers), tasks arrived (barrier) */
+    uint64_t cap;     /* chan: capacity; barrier: parties */
+    bool closed;      /* closed channel, semaphore; cancelled token */
+    uint32_t waiters; /* tasks and threads waiting */
     uint64_t waiter_ids[EDO_RESOURCE_WAITERS]; /* the first of them; 0: a thread */
 } edo_resource_info;
 
 const char *edo_resource_kind_name(edo_resource_kind k);
 
 /* Calls fn for every live resource of the process and each worker timer wheel of rt
- * (NULL: none). Stops when fn returns non-zero. Returns the number visited. */
+ * (NULL: none). Stops when fn returns non-zero. Returns the number visited. fn runs with a
+ * lock held that making and freeing these objects also takes: keep it short, and do not
+ * make or free one in it. A read-write lock is listed (and waited on) at the address of
+ * the semaphore inside it. */
 size_t edo_resource_list(edo_runtime *rt, int (*fn)(const edo_resource_info *info, void *arg),
                          void *arg);
 

@@ -365,6 +365,7 @@ int edo__pool_run(void (*fn)(void *arg), void *arg, edo_wait_reason why, bool al
     }
 
     bool interruptible = !always;
+    edo__wait_note(self, NULL, 0, EDO__OP_BLOCKING);
     while (atomic_load(&c.state) != CALL_DONE) {
         if (interruptible) {
             rc = edo__park(why, EDO_NEVER);
@@ -413,6 +414,22 @@ void edo__pool_close(edo_runtime *rt)
     while ((n = edo__list_pop_front(&p->calls))) /* off the list first: c may go once DONE */
         call_end(edo__container_of(n, pool_call, link), -ECANCELED);
     pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void edo__pool_stats(edo_runtime *rt, uint32_t *threads, uint32_t *busy, uint64_t *queued)
+{
+    *threads = *busy = 0;
+    *queued = 0;
+    pthread_mutex_lock(&rt->pool_lock); /* an observer's thread: the pool may be new */
+    edo__pool *p = rt->pool;
+    pthread_mutex_unlock(&rt->pool_lock);
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    *threads = (uint32_t)p->nthreads;
+    *busy = (uint32_t)p->nrunning;
+    *queued = (uint64_t)atomic_load(&p->queued);
     pthread_mutex_unlock(&p->lock);
 }
 

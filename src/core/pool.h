@@ -36,6 +36,8 @@ int edo__pool_run(void (*fn)(void *arg), void *arg, edo_wait_reason why, bool al
 void edo__pool_close(edo_runtime *rt);
 /* Calls still running. */
 int edo__pool_running(edo_runtime *rt);
+/* Threads of the pool, those of them running a call, and calls waiting for a thread. */
+void edo__pool_stats(edo_runtime *rt, uint32_t *threads, uint32_t *busy, uint64_t *queued);
 /* No call of the pool is running or waiting for a thread. */
 bool edo__pool_idle(edo_runtime *rt);
 /* Abandons the calls still running (their joins report -EDO_EABORTED) and lets the pool's

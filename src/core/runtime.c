@@ -15,6 +15,7 @@
 
 #define DEFAULT_STACK (64 * 1024)
 #define DEFAULT_STACK_CACHE 256
+#define DEFAULT_BLOCKING_MS 10
 #define DEFAULT_SHUTDOWN_TIMEOUT_MS 5000
 
 #define DEFAULT_BLOCKING_THREADS 512
@@ -70,6 +71,26 @@ static void runtime_destroy(edo_runtime *rt)
 static void *worker_main(void *arg);
 static void stop_threads(edo_runtime *rt);
 
+/* The blocking threshold: the option, else EDO_BLOCKING_MS (a number, or "off"), else
+ * 10 ms; -1 for none. */
+static int64_t blocking_threshold(const edo_runtime_opts *opts)
+{
+    if (opts && opts->blocking_ms)
+        return opts->blocking_ms < 0 ? -1 : opts->blocking_ms;
+    const char *env = getenv("EDO_BLOCKING_MS");
+    if (env && *env) {
+        char *end;
+        long long v = strtoll(env, &end, 10);
+        if (!strcmp(env, "off") || (*end == 0 && v <= 0))
+            return -1;
+        if (*end == 0)
+            return v;
+        fprintf(stderr, "edo: EDO_BLOCKING_MS=%s is not a number of ms or \"off\"; using 10\n",
+                env);
+    }
+    return DEFAULT_BLOCKING_MS;
+}
+
 int edo__runtime_new(edo_runtime **out, const edo_runtime_opts *opts, edo__driver_choice choose)
 {
     *out = NULL;
@@ -91,6 +112,8 @@ int edo__runtime_new(edo_runtime **out, const edo_runtime_opts *opts, edo__drive
         return -ENOMEM;
     edo__cycles_to_ns(0); /* start calibrating the busy-time clock */
     rt->born_cycles = edo__cycles();
+    rt->blocking_ms = blocking_threshold(opts);
+    atomic_store(&edo__hist_mul, edo__cycles_to_ns(1ULL << 32) / 1000);
     size_t page = edo__page_size();
     size_t stack = opts && opts->stack_size ? opts->stack_size : DEFAULT_STACK;
     rt->stack_size = (stack + page - 1) & ~(page - 1);

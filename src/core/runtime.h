@@ -82,6 +82,7 @@ struct edo__worker {
     /* Counters for edo_worker_stats (edo/observe.h), each written by one thread: the
      * worker, except blocking_reports and handoffs (the monitor). */
     _Atomic uint64_t run_started; /* edo__cycles() at the running task's resume; 0: none */
+    _Atomic uint64_t running_id;  /* that task's id */
     _Atomic uint64_t n_runs, n_steals, n_parks, n_polls, n_events, n_timers, n_forced;
     _Atomic uint64_t n_blocking, n_handoffs;
     _Atomic uint64_t busy_cycles;
@@ -135,7 +136,15 @@ struct edo_runtime {
     void *observe;
     void (*observe_stop)(edo_runtime *rt);
     uint64_t born_cycles; /* edo__cycles() at edo_runtime_new, for uptime */
+    /* A task running this many ms without suspending is reported (blocking); -1: not
+     * watched */
+    int64_t blocking_ms;
 };
+
+static inline int64_t edo__blocking_threshold(const edo_runtime *rt)
+{
+    return rt->blocking_ms;
+}
 
 /* ---- making a runtime (runtime.c) ------------------------------------------------------ */
 

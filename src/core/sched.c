@@ -413,8 +413,11 @@ static edo_task *steal(edo__worker *w)
         if (v == w)
             continue;
         edo_task *t = queue_steal(&v->queue, &w->queue);
-        if (t)
+        if (t) {
+            /* w's queue was empty: what is in it now came with t */
+            edo__counter_add(&w->n_steals, 1 + edo__queue_len(&w->queue));
             return t;
+        }
     }
     return inject_pop(w, true);
 }
@@ -429,12 +432,33 @@ bool edo__work_exists(edo_runtime *rt)
     return false;
 }
 
+/* The histogram bucket of a run of `ticks` edo__cycles(): < 1 us, < 2 us, ... (task.h). */
+_Atomic uint64_t edo__hist_mul; /* microseconds in 2^32 ticks (set by edo__runtime_new) */
+
+static inline unsigned run_bucket(uint64_t ticks)
+{
+    if (ticks >> 42)
+        return EDO_RUN_HIST - 1;
+    uint64_t us = (ticks * atomic_load_explicit(&edo__hist_mul, memory_order_relaxed)) >> 32;
+    unsigned b = us ? 64 - (unsigned)__builtin_clzll(us) : 0;
+    return b < EDO_RUN_HIST ? b : EDO_RUN_HIST - 1;
+}
+
 static void run_prepare(edo__worker *w, edo_task *t, uint64_t now)
 {
     /* Acquire: pairs with the release of whoever queued it, on another thread perhaps. */
     if (atomic_load_explicit(&t->state, memory_order_acquire) == EDO__QUEUED)
         atomic_store_explicit(&t->state, EDO__RUNNING, memory_order_relaxed);
     edo__counter_add(&t->resumes, 1);
+    if (EDO__COUNTERS) {
+        uint64_t ready = atomic_load_explicit(&t->ready_cycles, memory_order_relaxed);
+        if (now > ready)
+            edo__counter_add(&t->sched_cycles, now - ready);
+    }
+    atomic_store_explicit(&t->worker, w->index, memory_order_relaxed);
+    atomic_store_explicit(&w->run_started, now, memory_order_relaxed);
+    atomic_store_explicit(&w->running_id, t->id, memory_order_relaxed);
+    edo__counter_add(&w->n_runs, 1);
     t->run_start = now;
     t->budget = EDO__BUDGET;
     w->current = t;
@@ -490,7 +514,17 @@ static edo__ctx *switch_target(edo__worker *w, edo_task *self, int why)
             return NULL;
         }
     }
-    edo__counter_add(&self->busy_cycles, c - self->run_start);
+    uint64_t ran = c - self->run_start;
+    edo__counter_add(&self->busy_cycles, ran);
+    edo__counter_add(&w->busy_cycles, ran);
+    if (EDO__COUNTERS) {
+        edo__counter_inc32(&self->run_hist[run_bucket(ran)]);
+        if (why == EDO__SW_YIELD) {
+            atomic_store_explicit(&self->ready_cycles, c, memory_order_relaxed);
+            edo__counter_add(&self->wakes_self, 1);
+        }
+    }
+    atomic_store_explicit(&w->run_started, 0, memory_order_relaxed);
     w->prev = self;
     w->prev_why = why;
     if (next) {
@@ -552,8 +586,12 @@ int edo__fire_timers(edo__worker *w, int64_t now)
             edo__task_unref(fired[i]);
         }
         total += n;
-        if (n < 64)
+        if (n < 64) {
+            /* the monitor fires a stuck worker's timers too: two writers */
+            if (EDO__COUNTERS && total)
+                atomic_fetch_add_explicit(&w->n_timers, (uint64_t)total, memory_order_relaxed);
             return total;
+        }
     }
 }
 
@@ -597,6 +635,9 @@ static int poll_driver(edo__worker *w, int timeout_ms)
         return 0;
     int n = drv->poll(w, timeout_ms);
     drv->release(w);
+    edo__counter_add(&w->n_polls, 1);
+    if (n > 0)
+        edo__counter_add(&w->n_events, (uint64_t)n);
     return n;
 }
 
@@ -620,6 +661,7 @@ static void poll_once(edo__worker *w, int max_wait)
         /* Announce the sleep, then look once more: a foreign wake either sees `parked`
          * and writes the eventfd, or its task is already in the inject queue here. */
         atomic_store(&w->parked, 1);
+        edo__counter_add(&w->n_parks, 1);
         if (atomic_load(&rt->inject_len))
             timeout = 0;
         else
@@ -663,6 +705,7 @@ void edo__worker_sleep(edo__worker *w)
     }
     int timeout = timer_timeout(w, -1);
     const edo__driver *drv = rt->driver;
+    edo__counter_add(&w->n_parks, 1);
     if (drv->acquire(w)) {
         /* Announce where it sleeps, then look at the wake word (the waker does the
          * mirror image): either it sees the word, or the waker sees DRIVER. */
@@ -674,6 +717,9 @@ void edo__worker_sleep(edo__worker *w)
         int n = drv->poll(w, timeout);
         atomic_store(&w->sleep_mode, EDO__AWAKE);
         drv->release(w);
+        edo__counter_add(&w->n_polls, 1);
+        if (n > 0)
+            edo__counter_add(&w->n_events, (uint64_t)n);
         poll_done(w, n, true);
     } else {
         atomic_store(&w->sleep_mode, EDO__SLEEP_FUTEX);

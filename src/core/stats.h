@@ -15,11 +15,27 @@
 #include <stdint.h>
 #include <time.h>
 
+/* EDO_NO_COUNTERS (cmake -DEDO_COUNTERS=OFF) compiles the counters out, only to measure
+ * what they cost; the snapshots then read zeros. */
+#ifdef EDO_NO_COUNTERS
+#define EDO__COUNTERS 0
+#else
+#define EDO__COUNTERS 1
+#endif
+
 /* A counter written by one thread at a time and read by others: no locked instruction. */
 static inline void edo__counter_add(_Atomic uint64_t *c, uint64_t v)
 {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-                          memory_order_relaxed);
+    if (EDO__COUNTERS)
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                              memory_order_relaxed);
+}
+
+static inline void edo__counter_inc32(_Atomic uint32_t *c)
+{
+    if (EDO__COUNTERS)
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
 }
 
 /* A cheap monotonic tick counter for the busy-time counters: the TSC on x86-64 (no system
@@ -38,6 +54,10 @@ static inline uint64_t edo__cycles(void)
     return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 #endif
 }
+
+/* Microseconds in 2^32 edo__cycles() ticks, for the run histograms (sched.c); set when a
+ * runtime is made. */
+extern _Atomic uint64_t edo__hist_mul;
 
 /* Converts a span of edo__cycles() ticks to nanoseconds. */
 uint64_t edo__cycles_to_ns(uint64_t cycles);

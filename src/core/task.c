@@ -81,6 +81,10 @@ void edo__task_init(edo_task *t, edo_runtime *rt, edo_task_fn fn, void *arg, con
     t->deadline = EDO_NEVER;
     t->id = id;
     t->spawned_cycles = edo__cycles();
+    atomic_init(&t->ready_cycles, t->spawned_cycles);
+    atomic_init(&t->worker, -1);
+    edo_task *parent = edo__task_current();
+    t->parent = parent ? parent->id : 0;
     atomic_init(&t->refs, joinable ? 2 : 1);
     atomic_init(&t->state, EDO__QUEUED);
 }
@@ -94,6 +98,7 @@ void edo__task_list_add(edo_runtime *rt, edo_task *t)
     t->listed = true;
     edo__list_push_front(&sh->all, &t->all_link);
     sh->live++;
+    sh->added++;
     edo__spin_unlock(&sh->lock);
 }
 
@@ -119,6 +124,18 @@ uint64_t edo__live(edo_runtime *rt)
         edo__spin_unlock(&sh->lock);
     }
     return n;
+}
+
+void edo__task_counts(edo_runtime *rt, uint64_t *spawned, uint64_t *live)
+{
+    *spawned = *live = 0;
+    for (int i = 0; i < rt->nworkers; i++) {
+        edo__shard *sh = &rt->shards[i];
+        edo__spin_lock(&sh->lock);
+        *live += sh->live;
+        *spawned += sh->added;
+        edo__spin_unlock(&sh->lock);
+    }
 }
 
 void edo__task_each(edo_runtime *rt, void (*fn)(edo_task *t, void *arg), void *arg)
@@ -295,13 +312,23 @@ void edo__wake(edo_task *t)
         if (s == EDO__PARKED) {
             if (atomic_compare_exchange_weak_explicit(&t->state, &s, EDO__QUEUED,
                                                       memory_order_acq_rel, memory_order_acquire)) {
+                /* The one waker that won the exchange writes these; a parked task cannot
+                 * wake itself. */
+                if (EDO__COUNTERS)
+                    atomic_store_explicit(&t->ready_cycles, edo__cycles(), memory_order_relaxed);
+                edo__counter_add(&t->wakes_other, 1);
                 edo__schedule(t);
                 return;
             }
         } else if (s == EDO__RUNNING) {
             if (atomic_compare_exchange_weak_explicit(&t->state, &s, EDO__RUNNING | EDO__NOTIFIED,
-                                                      memory_order_acq_rel, memory_order_acquire))
+                                                      memory_order_acq_rel, memory_order_acquire)) {
+                if (EDO__COUNTERS)
+                    atomic_fetch_add_explicit(edo__task_current() == t ? &t->wakes_self
+                                                                       : &t->wakes_other,
+                                              1, memory_order_relaxed);
                 return;
+            }
         } else {
             return; /* already queued or notified, or done */
         }
@@ -348,7 +375,16 @@ int edo__park(edo_wait_reason why, int64_t deadline)
         edo__wheel_insert(&home->wheel, &t->timer, deadline);
         edo__spin_unlock(&home->wheel_lock);
     }
+    atomic_store_explicit(&t->wait_until, deadline, memory_order_relaxed);
     atomic_store_explicit(&t->waiting_on, (uint8_t)why, memory_order_relaxed);
+    if (EDO__COUNTERS) {
+        /* How deep the stack is here: the record sits at its top (a blocking call's task
+         * has no stack, and never parks). */
+        char here;
+        uint64_t used = (uint64_t)((char *)t - &here);
+        if (used > atomic_load_explicit(&t->stack_used, memory_order_relaxed))
+            atomic_store_explicit(&t->stack_used, used, memory_order_relaxed);
+    }
     edo__suspend(w, t);
     atomic_store_explicit(&t->waiting_on, EDO_WAIT_NONE, memory_order_relaxed);
     t->budget = EDO__BUDGET;
@@ -415,6 +451,7 @@ void edo__budget_spend(void)
     edo_task *t = w ? w->current : NULL;
     if (t && --t->budget == 0) {
         t->budget = EDO__BUDGET;
+        edo__counter_add(&w->n_forced, 1);
         edo__switch_out(w, t, EDO__SW_YIELD);
     }
 }
@@ -471,6 +508,7 @@ int edo_join(edo_task *t, void **result)
             edo__futex_wait(&t->state, s, -1);
         return join_result(t, result);
     }
+    edo__wait_note(self, t, (int64_t)t->id, EDO__OP_TASK);
     while (atomic_load_explicit(&t->state, memory_order_acquire) != EDO__DONE) {
         if (!edo__slot_arm(&t->joiner, self))
             return -EINVAL; /* another task joins it: the handle was given twice */
@@ -574,65 +612,6 @@ int64_t edo_deadline(void)
 {
     edo_task *t = edo__task_current();
     return t ? t->deadline : EDO_NEVER;
-}
-
-void edo_task_stats(const edo_task *t, edo_task_info *info)
-{
-    edo_task *self = edo__task_current();
-    if (!t)
-        t = self;
-    memset(info, 0, sizeof *info);
-    if (!t)
-        return;
-    uint32_t s = atomic_load(&t->state);
-    uint64_t now = edo__cycles();
-    info->id = t->id;
-    snprintf(info->name, sizeof info->name, "%s", t->name[0] ? t->name : "task");
-    info->spawn_site = t->site;
-    /* A yielded task waits in a run queue without leaving RUNNING (runtime.h). */
-    uint8_t waiting = atomic_load_explicit(&t->waiting_on, memory_order_relaxed);
-    info->state = s == EDO__DONE                           ? EDO_TASK_DONE
-                  : s == EDO__PARKED                       ? EDO_TASK_PARKED
-                  : s == EDO__QUEUED                       ? EDO_TASK_READY
-                  : t != self && waiting == EDO_WAIT_YIELD ? EDO_TASK_READY
-                                                           : EDO_TASK_RUNNING;
-    info->waiting_on = (edo_wait_reason)waiting;
-    info->resumes = atomic_load_explicit(&t->resumes, memory_order_relaxed);
-    uint64_t busy = atomic_load_explicit(&t->busy_cycles, memory_order_relaxed) +
-                    (t == self ? now - t->run_start : 0);
-    uint64_t life = now - t->spawned_cycles;
-    info->busy_ns = edo__cycles_to_ns(busy);
-    info->idle_ns = life > busy ? edo__cycles_to_ns(life - busy) : 0;
-    info->spawned_at = (edo__clock_ns(t->rt) - (int64_t)edo__cycles_to_ns(life)) / 1000000;
-    info->stack_size = t->stack_size;
-}
-
-struct list_walk {
-    int (*fn)(const edo_task_info *, void *);
-    void *arg;
-    size_t n;
-    bool stop;
-};
-
-static void list_one(edo_task *t, void *arg)
-{
-    struct list_walk *lw = arg;
-    if (lw->stop)
-        return;
-    edo_task_info info;
-    edo_task_stats(t, &info);
-    lw->n++;
-    if (lw->fn(&info, lw->arg))
-        lw->stop = true;
-}
-
-size_t edo_task_list(edo_runtime *rt, int (*fn)(const edo_task_info *, void *), void *arg)
-{
-    if (!rt || !fn)
-        return 0;
-    struct list_walk lw = { fn, arg, 0, false };
-    edo__task_each(rt, list_one, &lw);
-    return lw.n;
 }
 
 /* ---- stack overflow report ------------------------------------------------------------- */

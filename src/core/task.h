@@ -80,7 +80,52 @@ struct edo_task {
     uint64_t spawned_cycles;      /* edo__cycles() at spawn */
     const char *site;
     char name[32];
+    /* more counters, for edo_task_info (edo/observe.h) */
+    uint64_t parent;               /* the spawning task's id, 0: none */
+    _Atomic int32_t worker;        /* index of the worker it runs or ran on, -1 */
+    _Atomic uint64_t ready_cycles; /* edo__cycles() when it last became ready */
+    _Atomic uint64_t sched_cycles; /* ticks spent ready, waiting for a worker */
+    _Atomic uint64_t wakes_self, wakes_other;
+    _Atomic uint64_t stack_used; /* deepest stack use seen at a park */
+    _Atomic uint32_t run_hist[EDO_RUN_HIST];
+    /* what it waits on (edo__wait_note, before it parks): meaningful while waiting_on is
+     * not EDO_WAIT_NONE; written by the task, read by anyone */
+    _Atomic(const void *) wait_obj;
+    _Atomic int64_t wait_arg;   /* descriptor, task id, permits, select's packed cases */
+    _Atomic int64_t wait_until; /* the park's deadline, EDO_NEVER none */
+    _Atomic uint8_t wait_op;    /* EDO__OP_*: which operation on wait_obj */
 };
+
+/* What a waiting task does with its wait_obj, for the text of edo_task_info.wait. */
+enum {
+    EDO__OP_NONE = 0,
+    EDO__OP_RECV,    /* chan, bcast */
+    EDO__OP_SEND,    /* chan */
+    EDO__OP_MUTEX,   /* lock a mutex */
+    EDO__OP_SEM,     /* acquire wait_arg permits */
+    EDO__OP_RWREAD,  /* read-lock (a semaphore underneath) */
+    EDO__OP_RWWRITE, /* write-lock */
+    EDO__OP_BARRIER,
+    EDO__OP_NOTIFY,
+    EDO__OP_WATCH,
+    EDO__OP_TOKEN,
+    EDO__OP_TASK, /* join: wait_arg is the task's id */
+    EDO__OP_JOINSET,
+    EDO__OP_TRACKER,
+    EDO__OP_IO,       /* read/write: wait_obj the edo_io, wait_arg its descriptor */
+    EDO__OP_FILE,     /* a file operation: wait_arg the descriptor */
+    EDO__OP_BLOCKING, /* a call on the blocking pool */
+    EDO__OP_SELECT,   /* wait_arg: number of cases | kind of the first six << 8 * (i + 1) */
+};
+
+/* Says what the calling task t is about to wait on: before edo__park, for its next park
+ * (and the ones after, until another note). */
+static inline void edo__wait_note(edo_task *t, const void *obj, int64_t arg, int op)
+{
+    atomic_store_explicit(&t->wait_obj, obj, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_op, (uint8_t)op, memory_order_relaxed);
+}
 
 void edo__task_ref(edo_task *t);
 void edo__task_unref(edo_task *t);
@@ -98,12 +143,15 @@ typedef struct edo__shard {
     edo__spin lock;
     edo__list all; /* t->all_link */
     uint64_t live;
+    uint64_t added; /* tasks ever listed here */
 } __attribute__((aligned(64))) edo__shard;
 
 void edo__task_list_add(edo_runtime *rt, edo_task *t);
 void edo__task_list_remove(edo_task *t);
 /* Tasks in the runtime's task list. */
 uint64_t edo__live(edo_runtime *rt);
+/* Tasks ever listed (spawned) and those listed now. */
+void edo__task_counts(edo_runtime *rt, uint64_t *spawned, uint64_t *live);
 /* Calls fn on every listed task, each held by a reference while fn runs. */
 void edo__task_each(edo_runtime *rt, void (*fn)(edo_task *t, void *arg), void *arg);
 

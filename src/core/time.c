@@ -10,6 +10,7 @@ int edo_sleep_until(int64_t deadline)
     edo_task *t = edo__task_current();
     if (!t)
         return -EDO_ENOTASK;
+    edo__wait_note(t, NULL, 0, EDO__OP_NONE);
     for (;;) {
         int rc = edo__park(EDO_WAIT_SLEEP, deadline);
         if (rc == -ETIMEDOUT)

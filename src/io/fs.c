@@ -344,6 +344,7 @@ static ssize_t op_call(fs_op *op)
             edo__clock_hold(self->rt);
         if ((op->kind == OP_READ || op->kind == OP_WRITE) && op->len > WORKER_IO)
             op->len = WORKER_IO; /* it may be carried out inline, on this worker */
+        edo__wait_note(self, NULL, op->fd, EDO__OP_FILE);
         rc = edo__uring_op(op_prep, op, op_why(op->kind), EDO_NEVER);
         if (hold)
             edo__clock_unhold(self->rt);

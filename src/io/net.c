@@ -221,6 +221,9 @@ static int op_run(edo_io *io, edo__dir *d, edo__uring_prep_fn prep, op_args *a, 
                   int64_t deadline)
 {
     int rc;
+    edo_task *self = edo__task_current();
+    if (self)
+        edo__wait_note(self, io, io->fd, EDO__OP_IO);
     do
         rc = edo__uring_op_in(&d->op, prep, a, why, deadline);
     while (!op_done(io, &rc));
@@ -382,8 +385,10 @@ static int dir_wait(edo_io *io, edo__dir *d, uint32_t seen, edo_wait_reason why,
     if (!edo__slot_arm(&d->waiter, self))
         return -EBUSY; /* another task already waits in this direction */
     /* Armed first, then checked: the driver bumps `events` before firing the slot. */
-    if (atomic_load(&d->events) == seen && !atomic_load(&io->closing))
+    if (atomic_load(&d->events) == seen && !atomic_load(&io->closing)) {
+        edo__wait_note(self, io, io->fd, EDO__OP_IO);
         rc = edo__park(why, deadline);
+    }
     edo__slot_disarm(&d->waiter, self);
     /* What arrived in time wins: an edge that came before the deadline, with the task
      * resuming only after it, is still tried (the caller's next wait, if the call would
@@ -541,6 +546,9 @@ ssize_t edo_read_lent(edo_io *io, edo_buf *buf)
     ssize_t n;
 #ifdef EDO_HAVE_URING
     if (io->flags & EDO__IO_OPS) {
+        edo_task *self = edo__task_current();
+        if (self)
+            edo__wait_note(self, io, io->fd, EDO__OP_IO);
         do
             rc = (int)edo__uring_read_lent(&io->rd.op, io->fd, io->flags & EDO__IO_SOCKET, buf,
                                            EDO_WAIT_READ, deadline);

@@ -6,6 +6,7 @@
  * abort) takes its arrival back when it withdraws; one completed first was counted, and
  * its call returns 0 like the others of its round.
  */
+#include "sync/resource.h"
 #include "sync/sync.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@ struct edo_barrier {
     unsigned n;
     unsigned arrived; /* this round, the waiters in q */
     edo__waitq q;
+    edo__res res;
 };
 
 int edo_barrier_new(edo_barrier **b, unsigned n)
@@ -29,6 +31,7 @@ int edo_barrier_new(edo_barrier **b, unsigned n)
     if (!bar)
         return -ENOMEM;
     bar->n = n;
+    edo__res_add(&bar->res, EDO_RES_BARRIER);
     *b = bar;
     return 0;
 }
@@ -54,10 +57,24 @@ int edo_barrier_wait(edo_barrier *b)
         edo__wakeups_run(&wk);
         return 1;
     }
-    return edo__wait_queued(&b->q, &b->lock, EDO_WAIT_LOCK, NULL, 0, withdraw, b);
+    return edo__wait_queued(&b->q, &b->lock, EDO_WAIT_LOCK, EDO__OP_BARRIER, NULL, 0, withdraw, b);
 }
 
 void edo_barrier_free(edo_barrier *b)
 {
+    if (!b)
+        return;
+    edo__res_remove(&b->res);
     free(b);
+}
+
+void edo__barrier_describe(edo__res *r, edo_resource_info *info)
+{
+    edo_barrier *b = edo__container_of(r, edo_barrier, res);
+    info->addr = b;
+    edo__spin_lock(&b->lock);
+    info->len = b->arrived;
+    info->cap = b->n;
+    edo__res_waiters(&b->q, info);
+    edo__spin_unlock(&b->lock);
 }

@@ -5,6 +5,7 @@
  * copies once and tells every waiting receiver to look again; a receiver copies its
  * message out under the lock, so a sender can never overwrite a slot while it is read.
  */
+#include "sync/resource.h"
 #include "sync/sync.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@ struct edo_bcast {
     int receivers;
     unsigned char *ring;
     edo__waitq q;
+    edo__res res;
 };
 
 struct edo_bcast_rx {
@@ -45,6 +47,7 @@ int edo_bcast_new(edo_bcast **out, size_t elem_size, size_t capacity)
     }
     b->elem = elem_size;
     b->cap = capacity;
+    edo__res_add(&b->res, EDO_RES_BCAST);
     *out = b;
     return 0;
 }
@@ -53,8 +56,21 @@ void edo_bcast_free(edo_bcast *b)
 {
     if (!b)
         return;
+    edo__res_remove(&b->res);
     free(b->ring);
     free(b);
+}
+
+void edo__bcast_describe(edo__res *r, edo_resource_info *info)
+{
+    edo_bcast *b = edo__container_of(r, edo_bcast, res);
+    info->addr = b;
+    edo__spin_lock(&b->lock);
+    info->len = b->tail < b->cap ? b->tail : b->cap;
+    info->cap = b->cap;
+    info->closed = b->closed;
+    edo__res_waiters(&b->q, info);
+    edo__spin_unlock(&b->lock);
 }
 
 int edo_bcast_subscribe(edo_bcast_rx **out, edo_bcast *b)
@@ -175,7 +191,7 @@ int edo_bcast_recv(edo_bcast_rx *rx, void *msg, uint64_t *missed)
                 edo__budget_spend();
             return rc;
         }
-        rc = edo__wait_queued(&b->q, &b->lock, EDO_WAIT_CHAN, NULL, 0, withdraw, b);
+        rc = edo__wait_queued(&b->q, &b->lock, EDO_WAIT_CHAN, EDO__OP_RECV, NULL, 0, withdraw, b);
         if (rc < 0)
             return rc;
     }

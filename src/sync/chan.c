@@ -5,6 +5,7 @@
  * a receiver that gave up can never have taken one: it either got the message entirely or
  * the message is still in the channel.
  */
+#include "sync/resource.h"
 #include "sync/sync.h"
 
 #include <errno.h>
@@ -45,6 +46,7 @@ struct edo_chan {
     size_t head; /* slot of the oldest message */
     _Atomic size_t len;
     edo__waitq recvq, sendq;
+    edo__res res;
     /* A bounded channel's ring follows, in the same allocation. */
 };
 
@@ -79,6 +81,7 @@ static int chan_new(edo_chan **out, size_t elem, size_t cap, bool oneshot)
         free(ch);
         return -ENOMEM;
     }
+    edo__res_add(&ch->res, EDO_RES_CHAN);
     *out = ch;
     return 0;
 }
@@ -261,8 +264,8 @@ static int chan_send(edo_chan *ch, const void *msg, bool wait)
         edo__wakeups_run(&wk);
         return rc;
     }
-    return edo__wait_queued(&ch->sendq, &ch->lock, EDO_WAIT_CHAN, (void *)msg, 0, withdraw_send,
-                            ch);
+    return edo__wait_queued(&ch->sendq, &ch->lock, EDO_WAIT_CHAN, EDO__OP_SEND, (void *)msg, 0,
+                            withdraw_send, ch);
 }
 
 static int chan_recv(edo_chan *ch, void *msg, bool wait)
@@ -279,7 +282,8 @@ static int chan_recv(edo_chan *ch, void *msg, bool wait)
             edo__budget_spend();
         return rc;
     }
-    return edo__wait_queued(&ch->recvq, &ch->lock, EDO_WAIT_CHAN, msg, 0, withdraw_recv, ch);
+    return edo__wait_queued(&ch->recvq, &ch->lock, EDO_WAIT_CHAN, EDO__OP_RECV, msg, 0,
+                            withdraw_recv, ch);
 }
 
 int edo_chan_send(edo_chan *ch, const void *msg)
@@ -330,9 +334,23 @@ void edo_chan_free(edo_chan *ch)
 {
     if (!ch)
         return;
+    edo__res_remove(&ch->res);
     if (ch->ring != inline_ring(ch))
         free(ch->ring);
     free(ch);
+}
+
+void edo__chan_describe(edo__res *r, edo_resource_info *info)
+{
+    edo_chan *ch = edo__container_of(r, edo_chan, res);
+    info->addr = ch;
+    edo__spin_lock(&ch->lock);
+    info->len = atomic_load_explicit(&ch->len, memory_order_relaxed);
+    info->cap = ch->cap == EDO_UNBOUNDED ? UINT64_MAX : ch->cap;
+    info->closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
+    /* Senders wait for room, receivers for a message: never both at once. */
+    edo__res_waiters(edo__waitq_empty(&ch->recvq) ? &ch->sendq : &ch->recvq, info);
+    edo__spin_unlock(&ch->lock);
 }
 
 /* ---- edo_select ------------------------------------------------------------------------ */

@@ -188,7 +188,7 @@ int edo_joinset_next(edo_joinset *js, void **result, uint64_t *id)
     edo__waiter_init(&w);
     edo__waitq_push(&js->waiters, &w);
     edo__spin_unlock(&js->lock);
-    int rc = edo__wait(&w, &js->lock, EDO_WAIT_JOIN, withdraw, js);
+    int rc = edo__wait(&w, &js->lock, EDO_WAIT_JOIN, EDO__OP_JOINSET, withdraw, js);
     if (rc < 0)
         return rc; /* the wait's own error, or -EDO_EEMPTY: the set emptied meanwhile */
     return deliver(w.buf, result, id);

@@ -21,6 +21,7 @@
  * spinlock, which it can only get after the waiter is queued, so it finds the waiter and
  * hands it the lock. No wake-up is lost and the lock is never left held by nobody.
  */
+#include "sync/resource.h"
 #include "sync/sync.h"
 
 #include <errno.h>
@@ -35,6 +36,8 @@ struct edo_mutex {
     _Atomic uint32_t state;
     edo__spin lock;
     edo__waitq q;
+    _Atomic uint64_t holder; /* the holding task's id (edo__holder_self), for observers */
+    edo__res res;
 };
 
 int edo_mutex_new(edo_mutex **m)
@@ -42,7 +45,16 @@ int edo_mutex_new(edo_mutex **m)
     if (!m)
         return -EINVAL;
     *m = calloc(1, sizeof **m);
-    return *m ? 0 : -ENOMEM;
+    if (!*m)
+        return -ENOMEM;
+    edo__res_add(&(*m)->res, EDO_RES_MUTEX);
+    return 0;
+}
+
+static inline int held(edo_mutex *m)
+{
+    atomic_store_explicit(&m->holder, edo__holder_self(), memory_order_relaxed);
+    return 0;
 }
 
 static inline bool fast_lock(edo_mutex *m)
@@ -85,7 +97,7 @@ static int lock_slow(edo_mutex *m)
     }
     /* Completed: the lock is ours, whatever deadline or abort came meanwhile (wait.h). The
      * unlocker's writes reach us through the spinlock and the waiter's `done`. */
-    return edo__wait_queued(&m->q, &m->lock, EDO_WAIT_LOCK, NULL, 0, withdraw, m);
+    return edo__wait_queued(&m->q, &m->lock, EDO_WAIT_LOCK, EDO__OP_MUTEX, NULL, 0, withdraw, m);
 }
 
 int edo_mutex_lock(edo_mutex *m)
@@ -96,15 +108,16 @@ int edo_mutex_lock(edo_mutex *m)
      * others run (and queue for the lock). Before taking it: never yield holding it. */
     edo__budget_spend();
     if (__builtin_expect(fast_lock(m), 1))
-        return 0;
-    return lock_slow(m);
+        return held(m);
+    int rc = lock_slow(m);
+    return rc < 0 ? rc : held(m);
 }
 
 int edo_mutex_try_lock(edo_mutex *m)
 {
     if (!m)
         return -EINVAL;
-    return fast_lock(m) ? 0 : -EBUSY;
+    return fast_lock(m) ? held(m) : -EBUSY;
 }
 
 static void unlock_slow(edo_mutex *m)
@@ -129,9 +142,10 @@ void edo_mutex_unlock(edo_mutex *m)
 {
     if (!m)
         return;
-    uint32_t held = LOCKED;
+    atomic_store_explicit(&m->holder, 0, memory_order_relaxed);
+    uint32_t locked = LOCKED;
     if (__builtin_expect(atomic_compare_exchange_strong_explicit(
-                             &m->state, &held, 0, memory_order_release, memory_order_relaxed),
+                             &m->state, &locked, 0, memory_order_release, memory_order_relaxed),
                          1))
         return;
     unlock_slow(m);
@@ -139,5 +153,19 @@ void edo_mutex_unlock(edo_mutex *m)
 
 void edo_mutex_free(edo_mutex *m)
 {
+    if (!m)
+        return;
+    edo__res_remove(&m->res);
     free(m);
+}
+
+void edo__mutex_describe(edo__res *r, edo_resource_info *info)
+{
+    edo_mutex *m = edo__container_of(r, edo_mutex, res);
+    info->addr = m;
+    edo__spin_lock(&m->lock);
+    if (atomic_load_explicit(&m->state, memory_order_relaxed) & LOCKED)
+        info->holder = atomic_load_explicit(&m->holder, memory_order_relaxed);
+    edo__res_waiters(&m->q, info);
+    edo__spin_unlock(&m->lock);
 }

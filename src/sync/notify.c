@@ -2,6 +2,7 @@
  * Notify: a queue of waiting tasks, at most one stored permit, and an epoch that counts
  * edo_notify_all calls so that a waiter can tell whether one came since it last looked.
  */
+#include "sync/resource.h"
 #include "sync/sync.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@ struct edo_notify {
     bool permit;
     _Atomic uint64_t epoch;
     edo__waitq q;
+    edo__res res;
 };
 
 int edo_notify_new(edo_notify **out)
@@ -19,12 +21,28 @@ int edo_notify_new(edo_notify **out)
     if (!out)
         return -EINVAL;
     *out = calloc(1, sizeof **out);
-    return *out ? 0 : -ENOMEM;
+    if (!*out)
+        return -ENOMEM;
+    edo__res_add(&(*out)->res, EDO_RES_NOTIFY);
+    return 0;
 }
 
 void edo_notify_free(edo_notify *n)
 {
+    if (!n)
+        return;
+    edo__res_remove(&n->res);
     free(n);
+}
+
+void edo__notify_describe(edo__res *r, edo_resource_info *info)
+{
+    edo_notify *n = edo__container_of(r, edo_notify, res);
+    info->addr = n;
+    edo__spin_lock(&n->lock);
+    info->len = n->permit;
+    edo__res_waiters(&n->q, info);
+    edo__spin_unlock(&n->lock);
 }
 
 uint64_t edo_notify_epoch(edo_notify *n)
@@ -54,7 +72,7 @@ static int notify_wait(edo_notify *n, const uint64_t *since)
         edo__spin_unlock(&n->lock);
         return 0;
     }
-    return edo__wait_queued(&n->q, &n->lock, EDO_WAIT_NOTIFY, NULL, 0, withdraw, n);
+    return edo__wait_queued(&n->q, &n->lock, EDO_WAIT_NOTIFY, EDO__OP_NOTIFY, NULL, 0, withdraw, n);
 }
 
 int edo_notify_wait(edo_notify *n)

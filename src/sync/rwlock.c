@@ -5,13 +5,14 @@
  * waits for the readers to leave blocks every reader that comes after it, and a writer's
  * unlock lets in the run of readers at the head of the queue together.
  */
+#include "sync/resource.h"
 #include "sync/sync.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
 /* Readers at once: more than there can be tasks or threads. */
-#define ALL EDO_SEM_MAX
+#define ALL EDO__RWLOCK_ALL
 
 struct edo_rwlock {
     edo_sem *sem;
@@ -25,7 +26,7 @@ int edo_rwlock_new(edo_rwlock **l)
     edo_rwlock *rw = malloc(sizeof *rw);
     if (!rw)
         return -ENOMEM;
-    int rc = edo_sem_new(&rw->sem, ALL);
+    int rc = edo__sem_make(&rw->sem, ALL, EDO_RES_RWLOCK);
     if (rc < 0) {
         free(rw);
         return rc;
@@ -45,7 +46,10 @@ int edo_rwlock_wrlock(edo_rwlock *l)
 {
     if (!l)
         return -EINVAL;
-    return edo_sem_acquire(l->sem, ALL);
+    int rc = edo_sem_acquire(l->sem, ALL);
+    if (rc == 0)
+        edo__sem_set_holder(l->sem, edo__holder_self());
+    return rc;
 }
 
 int edo_rwlock_try_rdlock(edo_rwlock *l)
@@ -59,7 +63,10 @@ int edo_rwlock_try_wrlock(edo_rwlock *l)
 {
     if (!l)
         return -EINVAL;
-    return edo_sem_try_acquire(l->sem, ALL) == 0 ? 0 : -EBUSY;
+    if (edo_sem_try_acquire(l->sem, ALL) < 0)
+        return -EBUSY;
+    edo__sem_set_holder(l->sem, edo__holder_self());
+    return 0;
 }
 
 void edo_rwlock_rdunlock(edo_rwlock *l)
@@ -73,6 +80,7 @@ void edo_rwlock_wrunlock(edo_rwlock *l)
 {
     if (!l)
         return;
+    edo__sem_set_holder(l->sem, 0);
     edo_sem_release(l->sem, ALL);
 }
 

@@ -357,6 +357,10 @@ int edo_select(edo_case *cases, int n)
                 break;
         }
         int err = 0;
+        int64_t kinds = n > 255 ? 255 : n;
+        for (int i = 0; i < n && i < 6; i++)
+            kinds |= (int64_t)(cases[i].kind & 0xff) << (8 * (i + 1));
+        edo__wait_note(self, cases, kinds, EDO__OP_SELECT);
         while (!retry && atomic_load_explicit(&s.group.winner, memory_order_acquire) < 0) {
             int rc = edo__park(EDO_WAIT_SELECT, deadline);
             check_ready(&s, started);

@@ -15,6 +15,7 @@
  * A waiter that gives up (deadline, abort) may have been what held the others back: the
  * withdrawal hands out the free permits again.
  */
+#include "sync/resource.h"
 #include "sync/sync.h"
 
 #include <errno.h>
@@ -30,6 +31,8 @@ struct edo_sem {
     _Atomic uint64_t state;
     edo__spin lock;
     edo__waitq q;
+    _Atomic uint64_t holder; /* a read-write lock's: the writer's id (rwlock.c) */
+    edo__res res;            /* EDO_RES_SEM, or EDO_RES_RWLOCK for a read-write lock's */
 };
 
 static inline uint64_t permits_of(uint64_t s)
@@ -48,6 +51,11 @@ static inline uint64_t add_permits(uint64_t s, uint64_t n)
 
 int edo_sem_new(edo_sem **s, uint64_t permits)
 {
+    return edo__sem_make(s, permits, EDO_RES_SEM);
+}
+
+int edo__sem_make(edo_sem **s, uint64_t permits, edo_resource_kind kind)
+{
     if (!s)
         return -EINVAL;
     *s = NULL;
@@ -57,6 +65,7 @@ int edo_sem_new(edo_sem **s, uint64_t permits)
     if (!sem)
         return -ENOMEM;
     atomic_init(&sem->state, permits << SHIFT);
+    edo__res_add(&sem->res, kind);
     *s = sem;
     return 0;
 }
@@ -134,7 +143,8 @@ int edo_sem_acquire(edo_sem *sem, uint64_t n)
             break;
         }
     }
-    return edo__wait_queued(&sem->q, &sem->lock, EDO_WAIT_LOCK, NULL, n, withdraw, sem);
+    return edo__wait_queued(&sem->q, &sem->lock, EDO_WAIT_LOCK, EDO__OP_SEM, NULL, n, withdraw,
+                            sem);
 }
 
 int edo_sem_try_acquire(edo_sem *sem, uint64_t n)
@@ -192,5 +202,39 @@ void edo_sem_close(edo_sem *sem)
 
 void edo_sem_free(edo_sem *sem)
 {
+    if (!sem)
+        return;
+    edo__res_remove(&sem->res);
     free(sem);
+}
+
+void edo__sem_set_holder(edo_sem *sem, uint64_t id)
+{
+    atomic_store_explicit(&sem->holder, id, memory_order_relaxed);
+}
+
+static void sem_describe(edo__res *r, edo_resource_info *info, uint64_t all)
+{
+    edo_sem *sem = edo__container_of(r, edo_sem, res);
+    info->addr = sem;
+    edo__spin_lock(&sem->lock);
+    uint64_t s = atomic_load_explicit(&sem->state, memory_order_relaxed);
+    info->len = permits_of(s);
+    info->closed = s & CLOSED;
+    if (all && info->len == 0)
+        info->holder = atomic_load_explicit(&sem->holder, memory_order_relaxed);
+    else if (all)
+        info->readers = (uint32_t)(all - info->len);
+    edo__res_waiters(&sem->q, info);
+    edo__spin_unlock(&sem->lock);
+}
+
+void edo__sem_describe(edo__res *r, edo_resource_info *info)
+{
+    sem_describe(r, info, 0);
+}
+
+void edo__rwlock_describe(edo__res *r, edo_resource_info *info)
+{
+    sem_describe(r, info, EDO__RWLOCK_ALL);
 }

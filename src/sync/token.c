@@ -21,6 +21,7 @@
  * subtree cancelled, not only the one that came first. A child whose count has dropped to
  * zero is being freed: it has no owner and no children, and the walk passes it by.
  */
+#include "sync/resource.h"
 #include "sync/sync.h"
 
 #include <errno.h>
@@ -35,6 +36,7 @@ struct edo_token {
     edo__list children;    /* newest first (sibling); under lock */
     edo__link sibling;     /* in the parent's children; under the parent's lock */
     edo__waitq waiters;
+    edo__res res;
 };
 
 static void token_ref(edo_token *t)
@@ -63,6 +65,7 @@ static void token_unref(edo_token *t)
             edo__list_remove(&p->children, &t->sibling);
             edo__spin_unlock(&p->lock);
         }
+        edo__res_remove(&t->res);
         free(t);
         t = p; /* drop the reference t held on its parent */
     }
@@ -77,6 +80,7 @@ int edo_token_new(edo_token **out, edo_token *parent)
     if (!t)
         return -ENOMEM;
     atomic_init(&t->refs, 1);
+    edo__res_add(&t->res, EDO_RES_TOKEN);
     if (parent) {
         token_ref(parent);
         t->parent = parent;
@@ -185,12 +189,23 @@ int edo_token_wait(edo_token *tok)
         edo__spin_unlock(&tok->lock);
         return 0;
     }
-    return edo__wait_queued(&tok->waiters, &tok->lock, EDO_WAIT_NOTIFY, NULL, 0, withdraw, tok);
+    return edo__wait_queued(&tok->waiters, &tok->lock, EDO_WAIT_NOTIFY, EDO__OP_TOKEN, NULL, 0,
+                            withdraw, tok);
 }
 
 void edo_token_free(edo_token *tok)
 {
     token_unref(tok);
+}
+
+void edo__token_describe(edo__res *r, edo_resource_info *info)
+{
+    edo_token *t = edo__container_of(r, edo_token, res);
+    info->addr = t;
+    edo__spin_lock(&t->lock);
+    info->closed = atomic_load_explicit(&t->cancelled, memory_order_relaxed);
+    edo__res_waiters(&t->waiters, info);
+    edo__spin_unlock(&t->lock);
 }
 
 /* ---- edo_select ------------------------------------------------------------------------ */

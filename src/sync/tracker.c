@@ -168,7 +168,7 @@ int edo_tracker_wait(edo_tracker *tr)
     edo__waiter_init(&w);
     edo__waitq_push(&tr->waiters, &w);
     edo__spin_unlock(&tr->lock);
-    return edo__wait(&w, &tr->lock, EDO_WAIT_JOIN, withdraw, tr);
+    return edo__wait(&w, &tr->lock, EDO_WAIT_JOIN, EDO__OP_TRACKER, withdraw, tr);
 }
 
 /* Waits until tr is closed and empty, not cut short by the caller's deadline or abort:

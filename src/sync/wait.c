@@ -110,9 +110,11 @@ void edo__waiter_finish(edo__waiter *w)
     }
 }
 
-int edo__wait(edo__waiter *w, edo__spin *lock, edo_wait_reason why,
+int edo__wait(edo__waiter *w, edo__spin *lock, edo_wait_reason why, int op,
               void (*withdraw)(void *obj, edo__waiter *w, edo__wakeups *wk), void *obj)
 {
+    if (w->task)
+        edo__wait_note(w->task, obj, (int64_t)w->n, op);
     int rc = edo__waiter_park(w, why);
     if (rc == 0)
         return w->rc;
@@ -129,8 +131,9 @@ int edo__wait(edo__waiter *w, edo__spin *lock, edo_wait_reason why,
     return w->rc;
 }
 
-int edo__wait_queued(edo__waitq *q, edo__spin *lock, edo_wait_reason why, void *buf, uint64_t n,
-                     void (*withdraw)(void *obj, edo__waiter *w, edo__wakeups *wk), void *obj)
+int edo__wait_queued(edo__waitq *q, edo__spin *lock, edo_wait_reason why, int op, void *buf,
+                     uint64_t n, void (*withdraw)(void *obj, edo__waiter *w, edo__wakeups *wk),
+                     void *obj)
 {
     edo__waiter w;
     edo__waiter_init(&w);
@@ -138,5 +141,5 @@ int edo__wait_queued(edo__waitq *q, edo__spin *lock, edo_wait_reason why, void *
     w.n = n;
     edo__waitq_push(q, &w);
     edo__spin_unlock(lock);
-    return edo__wait(&w, lock, why, withdraw, obj);
+    return edo__wait(&w, lock, why, op, withdraw, obj);
 }

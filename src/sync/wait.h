@@ -121,14 +121,15 @@ void edo__waiter_finish(edo__waiter *w);
 
 /* Called with lock held: queues a waiter for the calling task (or thread) at q's tail,
  * with buf and n for the completer, unlocks and waits as edo__wait. */
-int edo__wait_queued(edo__waitq *q, edo__spin *lock, edo_wait_reason why, void *buf, uint64_t n,
-                     void (*withdraw)(void *obj, edo__waiter *w, edo__wakeups *wk), void *obj);
+int edo__wait_queued(edo__waitq *q, edo__spin *lock, edo_wait_reason why, int op, void *buf,
+                     uint64_t n, void (*withdraw)(void *obj, edo__waiter *w, edo__wakeups *wk),
+                     void *obj);
 
 /* The common case of the above: waits for w, queued under lock, and on a deadline or an
  * abort withdraws it, calling withdraw(obj, w, wk) under the lock (which must take w out
  * of its queue, and may complete others, e.g. the waiters behind it). Returns w->rc when
  * completed, else the wait's error. The lock is not held on entry or return. */
-int edo__wait(edo__waiter *w, edo__spin *lock, edo_wait_reason why,
+int edo__wait(edo__waiter *w, edo__spin *lock, edo_wait_reason why, int op,
               void (*withdraw)(void *obj, edo__waiter *w, edo__wakeups *wk), void *obj);
 
 #endif

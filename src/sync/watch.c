@@ -3,6 +3,7 @@
  * again. Receivers keep the version they have seen themselves, so a watch has no list of
  * receivers and any number can follow it.
  */
+#include "sync/resource.h"
 #include "sync/sync.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@ struct edo_watch {
     size_t elem;
     uint64_t version;
     edo__waitq q;
+    edo__res res;
     unsigned char val[];
 };
 
@@ -33,13 +35,28 @@ int edo_watch_new(edo_watch **out, size_t elem_size, const void *initial)
     w->elem = elem_size;
     w->version = 1;
     memcpy(w->val, initial, elem_size);
+    edo__res_add(&w->res, EDO_RES_WATCH);
     *out = w;
     return 0;
 }
 
 void edo_watch_free(edo_watch *w)
 {
+    if (!w)
+        return;
+    edo__res_remove(&w->res);
     free(w);
+}
+
+void edo__watch_describe(edo__res *r, edo_resource_info *info)
+{
+    edo_watch *w = edo__container_of(r, edo_watch, res);
+    info->addr = w;
+    edo__spin_lock(&w->lock);
+    info->len = w->version;
+    info->closed = w->closed;
+    edo__res_waiters(&w->q, info);
+    edo__spin_unlock(&w->lock);
 }
 
 int edo_watch_send(edo_watch *w, const void *val)
@@ -124,7 +141,7 @@ int edo_watch_recv(edo_watch *w, void *val, uint64_t *seen)
         edo__waiter_init(&wt);
         edo__waitq_push(&w->q, &wt);
         edo__spin_unlock(&w->lock);
-        rc = edo__wait(&wt, &w->lock, EDO_WAIT_NOTIFY, withdraw, w);
+        rc = edo__wait(&wt, &w->lock, EDO_WAIT_NOTIFY, EDO__OP_WATCH, withdraw, w);
         if (rc < 0)
             return rc;
     }
