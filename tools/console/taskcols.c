@@ -1,7 +1,8 @@
 /*
  * taskcols.c - the task table's columns (taskcols.h). At 80 columns every column but the
  * name and the site has its fixed width and the site keeps room for "file.c:1234"; what a
- * wider terminal adds goes to the name first (up to its 31 characters), then the site.
+ * wider terminal adds goes to the name first (up to its 31 characters), then the site,
+ * which is shown without its directories (the task view has all of it).
  */
 #include "taskcols.h"
 
@@ -144,9 +145,13 @@ void tc_row(char *buf, size_t n, const cm_task *t, int cols, int sort_col, bool 
                 else
                     snprintf(cell, sizeof cell, "%" PRId64, t->worker);
                 break;
-            default:
-                snprintf(cell, sizeof cell, "%s", t->site);
+            default: {
+                /* The file's name and line: compilers give __FILE__ with the path the
+                 * build used, which says little and takes the room. */
+                const char *slash = strrchr(t->site, '/');
+                snprintf(cell, sizeof cell, "%s", slash ? slash + 1 : t->site);
                 break;
+            }
             }
         }
         tx_cell(buf, n, cell, w, i != TC_SITE, COLS[i].right);
