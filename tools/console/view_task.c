@@ -24,7 +24,8 @@ static void field(int y, int x, int w, const char *label, const char *value)
 {
     char line[512] = "";
     tx_cell(line, sizeof line, label, 10, true, false);
-    tx_cell(line, sizeof line, value, w - 10, false, false);
+    /* One column short of the room: a gap before the field to its right. */
+    tx_cell(line, sizeof line, value, w - 11, false, false);
     ui_put(y, x, A_NORMAL, line);
 }
 
@@ -130,12 +131,14 @@ void view_task_draw(ui *u, int top, int rows)
     field(y, 1, half - 1, "state", a);
     snprintf(a, sizeof a, "%" PRIu64, t->parent);
     field(y++, half, cols - half, "parent", t->parent ? a : "-");
-    field(y, 1, half - 1, "site", t->site);
     if (t->worker >= 0)
         snprintf(a, sizeof a, "%" PRId64, t->worker);
     else
         snprintf(a, sizeof a, "-");
-    field(y++, half, cols - half, "worker", a);
+    field(y, 1, half - 1, "worker", a);
+    snprintf(a, sizeof a, "%" PRIu64 " of %" PRIu64 " bytes used", t->stack_used, t->stack_size);
+    field(y++, half, cols - half, "stack", a);
+    field(y++, 1, cols - 2, "site", t->site);
     field(y, 1, half - 1, "wait", t->wait);
     if (t->wait_until_ms != CM_NONE && s) {
         int64_t d = t->wait_until_ms - s->now_ms;
@@ -146,8 +149,7 @@ void view_task_draw(ui *u, int top, int rows)
     }
     field(y++, half, cols - half, "deadline", a);
     field(y++, 1, cols - 2, "waits for", t->wait_text[0] ? t->wait_text : "-");
-    snprintf(a, sizeof a, "%s", t->wait_obj[0] ? t->wait_obj : "-");
-    field(y, 1, half - 1, "object", a);
+    field(y, 1, half - 1, "object", t->wait_obj[0] ? t->wait_obj : "-");
     if (t->wait_fd >= 0)
         snprintf(a, sizeof a, "%" PRId64, t->wait_fd);
     else
@@ -165,11 +167,17 @@ void view_task_draw(ui *u, int top, int rows)
              t->wakes_other);
     field(y++, half, cols - half, "wakes", a);
     tx_ago(b, sizeof b, s ? s->now_ms : CM_NONE, t->last_wake_ms);
-    tx_ago(c, sizeof c, s ? s->now_ms : CM_NONE, t->spawned_ms);
-    snprintf(a, sizeof a, "%s ago (spawned %s ago)", b, c);
+    snprintf(a, sizeof a, "%s ago", b);
     field(y, 1, half - 1, "last wake", t->last_wake_ms == CM_NONE ? "never" : a);
-    snprintf(a, sizeof a, "%" PRIu64 " of %" PRIu64 " bytes", t->stack_used, t->stack_size);
-    field(y++, half, cols - half, "stack", a);
+    if (t->origin == CM_DONE) {
+        tx_ago(b, sizeof b, s ? s->now_ms : CM_NONE, t->ended_ms);
+        snprintf(a, sizeof a, "%s ago", b);
+        field(y++, half, cols - half, "ended", t->ended_ms == CM_NONE ? "-" : a);
+    } else {
+        tx_ago(b, sizeof b, s ? s->now_ms : CM_NONE, t->spawned_ms);
+        snprintf(a, sizeof a, "%s ago", b);
+        field(y++, half, cols - half, "spawned", t->spawned_ms == CM_NONE ? "-" : a);
+    }
     y++;
     int left = top + rows - y;
     if (u->pane == UI_PANE_BACKTRACE)

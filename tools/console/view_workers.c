@@ -77,10 +77,9 @@ void view_workers_draw(ui *u, int top, int rows)
     const cm_snap *s = cm_snap_at(u->m, 0);
     char line[512], cell[32];
     int ncols = shown(ui_cols());
-    snprintf(
-        line, sizeof line,
-        "%zu workers   busy: the share of wall time spent running tasks since the last snapshot",
-        s->nworkers);
+    snprintf(line, sizeof line,
+             "%zu workers   BUSY: time running tasks over wall time in the last interval",
+             s->nworkers);
     ui_put(top, 1, A_NORMAL, line);
     line[0] = '\0';
     for (int i = 0; i < ncols; i++) {
