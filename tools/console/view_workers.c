@@ -89,13 +89,22 @@ void view_workers_draw(ui *u, int top, int rows)
     ui_put(top + 1, 0, A_BOLD, line);
     int y = top + 2, end = top + rows;
     size_t i = 0;
-    /* The runtime's lines need 5 rows; the workers get the rest. */
-    for (; i < s->nworkers && y < end - 5; i++) {
+    /* The runtime's lines need 5 rows, the left-out columns one; the workers get the rest. */
+    for (; i < s->nworkers && y < end - 6; i++) {
         worker_row(line, sizeof line, &s->workers[i], ncols);
         ui_put(y++, 0, A_NORMAL, line);
     }
     if (i < s->nworkers) {
         snprintf(line, sizeof line, "... and %zu more", s->nworkers - i);
+        ui_put(y++, 1, A_NORMAL, line);
+    }
+    if (ncols < NW && y < end - 5) {
+        /* The columns a narrow screen leaves out, in one line. */
+        size_t off = (size_t)snprintf(line, sizeof line, "blocking reports/handoffs:");
+        for (size_t k = 0; k < i && off < sizeof line - 32; k++)
+            off += (size_t)snprintf(line + off, sizeof line - off, "  %d: %" PRIu64 "/%" PRIu64,
+                                    s->workers[k].index, s->workers[k].blocking_reports,
+                                    s->workers[k].handoffs);
         ui_put(y++, 1, A_NORMAL, line);
     }
     y++;
