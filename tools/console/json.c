@@ -45,14 +45,23 @@ static cj_val *node_new(struct parser *ps)
 
 void cj_arena_reset(cj_arena *a)
 {
+    /* Keep one block: most lines fit in it, and a snapshot a second should not cost a
+     * mapping and an unmapping each time. */
     struct cj_block *b = a->blocks;
-    while (b) {
+    while (b && b->next) {
         struct cj_block *next = b->next;
         free(b);
         b = next;
     }
-    a->blocks = NULL;
+    a->blocks = b;
     a->used = 0;
+}
+
+void cj_arena_free(cj_arena *a)
+{
+    cj_arena_reset(a);
+    free(a->blocks);
+    a->blocks = NULL;
 }
 
 static void skip_ws(struct parser *ps)

@@ -54,8 +54,10 @@ typedef struct cj_arena {
  * what was wrong, -ENOMEM. On failure the text may be partly decoded already. */
 int cj_parse(cj_arena *a, char *text, size_t len, cj_val **root, const char **err);
 
-/* Frees every node of a (the arena can be used again). */
+/* Frees every node of a (the arena can be used again; it keeps one block for that). */
 void cj_arena_reset(cj_arena *a);
+/* Frees the arena's memory too. */
+void cj_arena_free(cj_arena *a);
 
 /* The member `key` of object o, NULL if o is not an object or has no such member. */
 const cj_val *cj_get(const cj_val *o, const char *key);

@@ -53,7 +53,7 @@ void cm_reset(cm_model *m)
 void cm_free(cm_model *m)
 {
     cm_reset(m);
-    cj_arena_reset(&m->arena);
+    cj_arena_free(&m->arena);
 }
 
 const cm_snap *cm_snap_at(const cm_model *m, size_t back)

@@ -144,7 +144,7 @@ int rp_open(rp_file *r, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: no snapshot of the console protocol in it", path);
     }
 out:
-    cj_arena_reset(&a);
+    cj_arena_free(&a);
     cs_lines_free(&l);
     if (rc < 0)
         rp_close(r);
