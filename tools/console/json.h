@@ -6,7 +6,7 @@
  * too deep or simply huge. cj_parse refuses all of that with an error text and never reads
  * past the line; what it accepts is RFC 8259 JSON. Strings are decoded in place, in the
  * line's own buffer, so the line must stay alive (and unchanged) while its tree is used.
- * Used by the model (model.c), the replay index (record.c) and the --once mode (once.c).
+ * Used by the model (model.c) and the replay index (record.c).
  */
 #ifndef EDO_CONSOLE_JSON_H
 #define EDO_CONSOLE_JSON_H
@@ -43,7 +43,8 @@ struct cj_val {
 /* The nodes of the trees parsed with it, allocated in blocks; freed all at once. */
 typedef struct cj_arena {
     struct cj_block *blocks;
-    size_t used; /* of the newest block */
+    size_t used;  /* of the newest block */
+    size_t nodes; /* in all blocks: a line may have at most so many (json.c) */
 } cj_arena;
 
 /* How deep arrays and objects may nest: the protocol needs four levels. */

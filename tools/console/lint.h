@@ -3,7 +3,7 @@
  * snapshots: blocking tasks, lost wakes (a deadlock of the whole program, a wait on a
  * resource or a task that is gone), self-waking busy loops, a task idle far longer than
  * its peers, a worker falling behind, a wait queue that keeps growing. Each warning is a
- * kind, a subject and a one-line reason. Computed by the warnings view and once.c; the
+ * kind, a subject and a one-line reason. Computed by the warnings view and report.c; the
  * model is only read.
  */
 #ifndef EDO_CONSOLE_LINT_H

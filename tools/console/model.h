@@ -2,7 +2,7 @@
  * model.h - what the console knows about the program it watches: the hello, the last few
  * snapshots in a ring (for deltas, histograms and the lints), the task list merged from
  * them, and the answer to the last backtrace request. Fed one protocol line at a time by
- * main.c (live), record.c's replay, or once.c; read by the lints and the views. Every
+ * main.c (live), record.c's replay, or report.c; read by the lints and the views. Every
  * string from the program is copied into a bounded field (cut if longer), every array is
  * as long as the snapshot's, so memory follows what the program sends and nothing else.
  */

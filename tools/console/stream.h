@@ -3,7 +3,7 @@
  * (a path is a Unix socket, HOST:PORT, :PORT or PORT is TCP, the last two on loopback),
  * connecting, splitting what arrives into lines, and sending a command. A program that
  * sends a line longer than the limit has that line skipped, not the client's memory
- * exhausted. Owned by main.c (live mode) and once.c; record.c reads files with it too.
+ * exhausted. Owned by main.c (live mode) and report.c; record.c reads files with it too.
  */
 #ifndef EDO_CONSOLE_STREAM_H
 #define EDO_CONSOLE_STREAM_H
@@ -15,7 +15,7 @@
 /* The longest line kept: a snapshot of 10,000 tasks (the protocol's limit) with long
  * names is a few megabytes; this leaves room and still bounds what a peer can make us
  * hold. */
-#define CS_MAX_LINE (64u << 20)
+#define CS_MAX_LINE (32u << 20)
 
 typedef struct cs_lines {
     int fd;

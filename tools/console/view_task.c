@@ -220,6 +220,8 @@ bool view_task_key(ui *u, int key)
         u->pane = UI_PANE_HIST;
         return true;
     case 'b': {
+        if (!u->detail_id)
+            return true;
         u->pane = UI_PANE_BACKTRACE;
         u->bt_top = 0;
         if (!u->src->live) {
