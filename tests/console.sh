@@ -115,6 +115,7 @@ if [ "$mode" = replay ]; then
     # ---- recordings, no terminal -----------------------------------------------------------
     "$console" --replay "$fixtures/target.jsonl" --dump >"$tmp/dump.out"
     [ "$(grep -c '^snapshot ' "$tmp/dump.out")" -eq 3 ] || { cat "$tmp/dump.out"; fail "dump: not 3 snapshots"; }
+    grep -q "^snapshot 3 at 2.1 s: 8 tasks, 1 done, 2 workers, 0 warnings$" "$tmp/dump.out" || fail "dump: snapshot 3"
     for name in sleeper reader holder locker receiver joiner selector; do
         grep -q " $name .*console-target.c:" "$tmp/dump.out" || fail "dump: no $name"
     done
@@ -212,6 +213,18 @@ if [ "$mode" = replay ]; then
     wait_screen "replay .* x4 "
     t send-keys -t ui 5
     wait_screen "nothing looks wrong"
+    ui_quit
+    # At its last snapshot: a task found done (shown with d, opened as it was last seen),
+    # a lock held by a thread outside the runtime.
+    ui_start "$console" --replay "$fixtures/target.jsonl"
+    wait_screen "replay 3/3  x1  paused"
+    t send-keys -t ui 3
+    wait_screen "^rwlock  0x560000004000 a thread"
+    t send-keys -t ui 1 d
+    wait_screen "9 worker-9 *done "
+    t send-keys -t ui G Enter
+    wait_screen "^ task 9  worker-9"
+    wait_screen "ended .* ago"
     ui_quit
     # A recording's lints in the warnings view, with the blocking report's stack.
     ui_start "$console" --replay "$fixtures/lints.jsonl"

@@ -136,20 +136,17 @@ static void parse_task(cm_task *t, const cj_val *o)
     t->origin = CM_LIVE;
 }
 
+/* A done entry is what was last seen of the task alive, and when it was found gone; a
+ * program that sends less leaves the rest zero. */
 static void parse_done(cm_task *t, const cj_val *o)
 {
-    memset(t, 0, sizeof *t);
-    t->id = u64(o, "id");
-    copy_str(t->name, sizeof t->name, o, "name");
-    copy_str(t->site, sizeof t->site, o, "site");
+    parse_task(t, o);
     strcpy(t->state, "done");
     strcpy(t->wait, "none");
-    t->ended_ms = opt_ms(o, "ended_ms");
-    t->resumes = u64(o, "resumes");
-    t->busy_ns = u64(o, "busy_ns");
+    t->wait_text[0] = t->wait_obj[0] = '\0';
     t->wait_fd = -1;
-    t->wait_until_ms = t->last_wake_ms = t->spawned_ms = CM_NONE;
-    t->worker = -1;
+    t->wait_until_ms = CM_NONE;
+    t->ended_ms = opt_ms(o, "ended_ms");
     t->origin = CM_DONE;
 }
 
@@ -179,7 +176,7 @@ static void parse_res(cm_resource *r, const cj_val *o)
     memset(r, 0, sizeof *r);
     copy_str(r->addr, sizeof r->addr, o, "addr");
     copy_str(r->kind, sizeof r->kind, o, "kind");
-    r->holder = u64(o, "holder");
+    r->holder = cj_int(o, "holder", 0);
     r->readers = u64(o, "readers");
     r->len = u64(o, "len");
     r->cap = u64(o, "cap");
@@ -284,6 +281,7 @@ static cm_snap *parse_snapshot(const cj_val *o, int64_t recv_ms)
     s->now_ms = cj_int(o, "now_ms", 0);
     s->uptime_ms = cj_int(o, "uptime_ms", 0);
     s->tasks_omitted = cj_int(o, "tasks_omitted", 0);
+    s->resources_omitted = cj_int(o, "resources_omitted", 0);
     s->recv_ms = recv_ms;
     const cj_val *rt = cj_get(o, "runtime");
     s->tasks_spawned = u64(rt, "tasks_spawned");
@@ -374,9 +372,10 @@ static int rebuild_rows(cm_model *m)
         const cm_task *d = &s->done[i];
         if (cm_snap_task(s, d->id))
             continue;
-        /* The last we saw of it alive says more than the done list does. */
+        /* A program that lists only the done entry's own fields: what we saw of the task
+         * alive says more. */
         const cm_task *seen = NULL;
-        for (size_t h = 1; h < m->nhist && !seen; h++)
+        for (size_t h = 1; h < m->nhist && !seen && !d->site[0]; h++)
             seen = cm_snap_task(m->hist[h], d->id);
         cm_task *r = &rows[n++];
         *r = seen ? *seen : *d;

@@ -64,7 +64,8 @@ typedef struct cm_task {
 typedef struct cm_resource {
     char addr[24];
     char kind[12];
-    uint64_t holder, readers, len, cap;
+    int64_t holder; /* a task's id, 0: none, -1: a thread outside the runtime */
+    uint64_t readers, len, cap;
     bool closed;
     uint64_t waiters;
     int nwaiter_ids;
@@ -82,7 +83,7 @@ typedef struct cm_blocking {
 #define CM_STACK_MAX 8192
 
 typedef struct cm_snap {
-    int64_t seq, now_ms, uptime_ms, recv_ms, tasks_omitted;
+    int64_t seq, now_ms, uptime_ms, recv_ms, tasks_omitted, resources_omitted;
     uint64_t tasks_spawned, tasks_live, tasks_done, inject_depth;
     uint64_t blocking_threads, blocking_busy, blocking_queued, blocking_reports;
     bool clock_paused;
@@ -90,7 +91,7 @@ typedef struct cm_snap {
     size_t nworkers;
     cm_task *tasks; /* sorted by id */
     size_t ntasks;
-    cm_task *done; /* ended tasks (origin CM_DONE, only the done list's fields) */
+    cm_task *done; /* ended tasks: as last seen alive, state "done", origin CM_DONE */
     size_t ndone;
     cm_resource *res; /* sorted by addr */
     size_t nres;

@@ -41,8 +41,10 @@ static void row(char *line, size_t n, const cm_snap *s, const cm_resource *r, in
     tx_cell(line, n, " ", 1, false, false);
     tx_cell(line, n, r->addr, 14, true, false);
     tx_cell(line, n, " ", 1, false, false);
-    if (r->holder)
-        task_ref(cell, sizeof cell, s, r->holder);
+    if (r->holder > 0)
+        task_ref(cell, sizeof cell, s, (uint64_t)r->holder);
+    else if (r->holder < 0)
+        snprintf(cell, sizeof cell, "a thread");
     else if (r->readers)
         snprintf(cell, sizeof cell, "%" PRIu64 " reader%s", r->readers, r->readers == 1 ? "" : "s");
     else
@@ -77,7 +79,11 @@ void view_resources_draw(ui *u, int top, int rows)
     const cm_snap *s = cm_snap_at(u->m, 0);
     char line[1024];
     int cols = ui_cols();
-    snprintf(line, sizeof line, "%zu resources", s->nres);
+    if (s->resources_omitted > 0)
+        snprintf(line, sizeof line, "%zu resources (%lld more left out of the snapshot)", s->nres,
+                 (long long)s->resources_omitted);
+    else
+        snprintf(line, sizeof line, "%zu resources", s->nres);
     ui_put(top, 1, A_NORMAL, line);
     row(line, sizeof line, s, NULL, cols);
     ui_put(top + 1, 0, A_BOLD, line);
@@ -104,7 +110,7 @@ bool view_resources_key(ui *u, int key)
         return true;
     if ((key == '\n' || key == '\r' || key == KEY_ENTER) && u->res_sel < n) {
         const cm_resource *r = &s->res[u->res_sel];
-        uint64_t id = r->holder ? r->holder : r->nwaiter_ids ? r->waiter_ids[0] : 0;
+        uint64_t id = r->holder > 0 ? (uint64_t)r->holder : r->nwaiter_ids ? r->waiter_ids[0] : 0;
         if (id)
             ui_open_task(u, id);
         else
