@@ -24,10 +24,11 @@ target=${4:-}
 tmp=$(mktemp -d)
 tpid=
 tmux_up=
+ui_n=0
 cleanup() {
     rc=$?
     set +e
-    [ -n "$tmux_up" ] && tmux -S "$tmp/tmux.sock" kill-server 2>/dev/null
+    [ -n "$tmux_up" ] && tmux -S "$tmp/tmux.$ui_n.sock" kill-server 2>/dev/null
     [ -n "$tpid" ] && kill -KILL "$tpid" 2>/dev/null
     rm -rf "$tmp"
     exit $rc
@@ -39,13 +40,15 @@ fail() {
     exit 1
 }
 
-# ---- screen helpers ----------------------------------------------------------------------
+# ---- the screen ---------------------------------------------------------------------------
 
 have_tmux=
 command -v tmux >/dev/null 2>&1 && have_tmux=1
 
+# Each UI gets a tmux server of its own: a new one on the socket of one just killed could
+# meet it still going away.
 t() {
-    tmux -S "$tmp/tmux.sock" "$@"
+    tmux -S "$tmp/tmux.$ui_n.sock" "$@"
 }
 
 screen() {
@@ -75,7 +78,8 @@ wait_gone() {
 # Starts the UI in an 80x24 window: ui_start COMMAND...; its exit status goes to $tmp/ui.exit.
 ui_start() {
     rm -f "$tmp/ui.exit"
-    t new-session -d -x 80 -y 24 -s ui \
+    ui_n=$((ui_n + 1))
+    t new -d -x 80 -y 24 -s ui \
         "$* 2>$tmp/ui.err; echo \"exit \$?\" >$tmp/ui.exit; sleep 600"
     tmux_up=1
 }
@@ -90,7 +94,8 @@ ui_quit() {
         sleep 0.1
     done
     grep -q "^exit 0$" "$tmp/ui.exit" || { cat "$tmp/ui.err"; fail "q: $(cat "$tmp/ui.exit")"; }
-    t kill-session -t ui
+    t kill-server
+    tmux_up=
 }
 
 # The line number on the screen of the first line matching $1 (0: none).
@@ -98,7 +103,7 @@ line_of() {
     screen | grep -n -- "$1" | head -1 | cut -d: -f1 | grep . || echo 0
 }
 
-# ---- JSON helpers (no jq needed) ---------------------------------------------------------
+# ---- JSON, without jq ------------------------------------------------------------------
 
 # One task object a line, out of a --once --json output $1.
 tasks_of() {

@@ -1,7 +1,7 @@
 /*
  * ui.h - the terminal UI: its state (which view, sort, filter, selections), the frame every
  * view is drawn in (title, tabs, status and key lines), key dispatch, help, and the drawing
- * helpers the views share. main.c owns the source of the data (a live program or a
+ * functions the views share. main.c owns the source of the data (a live program or a
  * recording) and tells the UI when the model changed; the UI asks the source for what
  * only it can do (send a command, step a replay) through ui_source. The views
  * (view_*.c) keep their state here and draw with ui_put.
