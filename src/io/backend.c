@@ -1,8 +1,10 @@
 /*
  * The choice of a runtime's I/O driver, and edo_runtime_new, which wires the scheduler
- * (src/core) to it: src/core knows drivers only through driver.h.
+ * (src/core) to it (src/core knows drivers only through driver.h) and the observation
+ * layer's endpoints to the runtime.
  */
 #include "io/io.h"
+#include "observe/observe.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -117,5 +119,20 @@ int edo_runtime_new(edo_runtime **out, const edo_runtime_opts *opts)
 {
     if (!out)
         return -EINVAL;
-    return edo__runtime_new(out, opts, choose);
+    *out = NULL;
+    /* The endpoints first: one that cannot be opened fails the call before there is a
+     * runtime to take apart. Their thread starts once the runtime is there. */
+    edo__observer *obs;
+    int rc = edo__observe_open(&obs, opts);
+    if (rc < 0)
+        return rc;
+    if ((rc = edo__runtime_new(out, opts, choose)) < 0) {
+        edo__observe_close(obs);
+        return rc;
+    }
+    if (obs && (rc = edo__observe_start(obs, *out)) < 0) {
+        edo_runtime_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
