@@ -425,18 +425,18 @@ static void *stress_reader(void *arg)
     while (!atomic_load(&s->done)) {
         int i = (int)test_rng_range(&r, 0, STRESS_TASKS);
         int n = edo_task_backtrace(s->rt, s->ids[i], buf, sizeof buf);
-        if (n >= 0) {
+        if (n == -ENOSYS) {
+            atomic_fetch_add(&s->read_ok, 1); /* no unwinder, but it was held all the same */
+        } else if (n >= 0) {
             const char *fn = i < STRESS_TASKS ? "stress_task" : "stress_sender_task";
             CHECK_MSG(strstr(buf, fn) != NULL, "backtrace:\n%s", buf);
             atomic_fetch_add(&s->read_ok, 1);
         } else {
             /* The feeding task returns once stopped; the receivers only after `done`. */
             bool gone = n == -ESRCH && i == STRESS_TASKS && atomic_load(&s->stop);
-            CHECK_MSG(n == -EBUSY || n == -ENOSYS || gone, "backtrace of task %llu (%d of %d): %s",
+            CHECK_MSG(n == -EBUSY || gone, "backtrace of task %llu (%d of %d): %s",
                       (unsigned long long)s->ids[i], i, STRESS_TASKS, edo_strerror(n));
             atomic_fetch_add(&s->read_busy, 1);
-            if (n == -ENOSYS)
-                break;
         }
     }
     return NULL;
@@ -487,7 +487,10 @@ static void *stress_root(void *arg)
     return NULL;
 }
 
-static const test_root case_peek_while_woken = { .fn = stress_root };
+/* Not watched for blocking: a task caught running long would answer with the stack it was
+ * caught at, which is not what this case reads. */
+static const test_root case_peek_while_woken = { .fn = stress_root,
+                                                 .opts = &(edo_runtime_opts){ .blocking_ms = -1 } };
 
 /* ---- the dump signal ---------------------------------------------------------------------- */
 

@@ -179,7 +179,11 @@ void edo__bt_call(void (*fn)(void *arg), void *arg)
     edo__ctx_init_thread(&back);
     back.stack_lo = t->ctx.stack_lo;
     back.stack_len = t->ctx.stack_len;
-    big_call c = { fn, arg, &back, { 0 } };
+    big_call c;
+    memset(&c, 0, sizeof c);
+    c.fn = fn;
+    c.arg = arg;
+    c.back = &back;
     size_t page = edo__page_size();
     edo__ctx_make(&c.self, big.map + page, big.map_len - page, big_entry, &c);
     edo__coro_switch(&back, &c.self, 0);
@@ -275,11 +279,13 @@ typedef struct frame_name {
 #endif
 } frame_name;
 
+#ifdef EDO_HAVE_DW
 static const char *base_name(const char *path)
 {
     const char *s = path ? strrchr(path, '/') : NULL;
     return s ? s + 1 : path;
 }
+#endif
 
 /* Names the instruction at addr (inside edo__bt_call). */
 static void name_frame(uintptr_t addr, frame_name *fn, bool *refreshed)
