@@ -233,11 +233,14 @@ typedef struct edo_runtime_opts {
     /* The Prometheus endpoint's HOST:PORT. NULL: EDO_METRICS; "" or "off": none. */
     const char *metrics;
     /* Report a task that runs this many ms without suspending, and move the tasks queued
-     * behind it to other workers. 0: EDO_BLOCKING_MS, else 10. Negative: do not watch. */
+     * behind it to other workers (edo/observe.h). 0: EDO_BLOCKING_MS, else 10. Negative: do
+     * not watch (nor signal a stuck worker; its queue still moves). */
     int64_t blocking_ms;
-    /* The signal that prints a task dump to stderr. 0: EDO_DUMP_SIGNAL (a name or number,
-     * "off"), else SIGQUIT. Negative: none. Taken only while its disposition is the
-     * default one. */
+    /* The signal that prints a task dump to stderr (edo/observe.h). 0: EDO_DUMP_SIGNAL (a
+     * name or number, "off"), else SIGQUIT. Negative: none. Taken only while its
+     * disposition is the default one. SIGKILL, SIGSTOP, the signals of faults (SIGSEGV,
+     * SIGBUS, SIGFPE, SIGILL), SIGPIPE and SIGURG (the blocking watch's) make
+     * edo_runtime_new fail with -EINVAL. */
     int dump_signal;
 } edo_runtime_opts;
 

@@ -499,8 +499,16 @@ static inline int test_raw_connect(const char *addr, int wait_ms, bool *establis
     CHECK_MSG(rc == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
     *established = rc == 0;
     if (!*established) {
+        /* A signal (the runtime's SIGURG to a worker whose task runs long: this one, say)
+         * cuts a poll short: wait out the rest. */
         struct pollfd p = { .fd = fd, .events = POLLOUT };
-        if (poll(&p, 1, wait_ms) == 1) {
+        int64_t until = test_clock_ms() + wait_ms;
+        int n;
+        do {
+            int64_t left = until - test_clock_ms();
+            n = poll(&p, 1, left > 0 ? (int)left : 0);
+        } while (n < 0 && errno == EINTR);
+        if (n == 1) {
             int err = 0;
             socklen_t el = sizeof err;
             CHECK_SYS(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el));

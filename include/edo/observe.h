@@ -14,7 +14,8 @@
  *                                named); tools/edo-console attaches to it
  *   EDO_METRICS=HOST:PORT        serve Prometheus's text format over HTTP at /metrics
  *   EDO_BLOCKING_MS=N|off        report a task that runs N ms without suspending (10)
- *   EDO_DUMP_SIGNAL=NAME|off     the signal that prints a task dump to stderr (SIGQUIT)
+ *   EDO_DUMP_SIGNAL=NAME|N|off   the signal that prints a task dump to stderr (SIGQUIT;
+ *                                a name as "SIGUSR1" or "usr1", or a number)
  *   EDO_LOG=0                    no reports on stderr (blocking tasks, endpoints opened)
  */
 #ifndef EDO_OBSERVE_H
@@ -97,13 +98,32 @@ const char *edo_wait_reason_name(edo_wait_reason r);
  * the stack it was caught at when it was reported blocking. Returns the length of the text
  * (as snprintf: it may exceed len), -ESRCH for no such live task, -EBUSY while it is
  * running or queued (no stack to read), -ENOSYS in a build without an unwinder (libunwind
- * was not found). */
+ * was not found, or a CPU whose suspended stacks it does not read: only x86-64's are),
+ * -EINVAL for no runtime (rt NULL outside a task) or a NULL buf with len > 0. The frames of
+ * the switch that suspended it are left out. */
 int edo_task_backtrace(edo_runtime *rt, uint64_t id, char *buf, size_t len);
 
 /* Prints every task of rt to f (NULL: stderr) like a Go program's goroutine dump: a head
  * line per task with id, name, state, what it waits for and for how long, spawn site and
- * parent, then its backtrace. The runtime's dump signal (SIGQUIT by default) prints one
- * to stderr. Returns the number of tasks printed, or -errno. */
+ * parent, then its backtrace, and a blank line:
+ *     task 12 "conn 127.0.0.1:5000" parked 1532 ms: read fd 7 (127.0.0.1:5000)
+ *       spawned at echo.c:40 by task 3, worker 1, resumes 4, busy 0.3 ms
+ *       #0 edo__park (task.c:351)
+ *       ...
+ * A running task has no stack to show but the one it was caught at if it was reported
+ * blocking; the calling task shows its own. Naming the frames of many stacks takes a
+ * while (a few ms for a thousand tasks, more the first time, when the symbol tables are
+ * read), during which the calling thread does nothing else. rt NULL: the calling task's
+ * runtime. Returns the number of tasks printed, or -errno (-EINVAL: no runtime).
+ *
+ * The runtime's dump signal (edo_runtime_opts.dump_signal, SIGQUIT by default) prints one
+ * to stderr, as Go's SIGQUIT does, but the program goes on. It is taken when the runtime is
+ * made, only if the program has left the signal's default disposition (several runtimes
+ * share it, and each prints its dump), and given back when the runtime is freed. With
+ * worker threads the monitor thread prints the dump at once; with one worker the worker
+ * prints it when it next passes through its scheduler loop: a task that never suspends
+ * delays it, and a runtime that nobody drives (no thread in edo_block_on) prints it when
+ * one does. */
 int edo_dump_tasks(edo_runtime *rt, FILE *f);
 
 /* ---- blocking tasks ------------------------------------------------------------------------
@@ -112,7 +132,27 @@ int edo_dump_tasks(edo_runtime *rt, FILE *f);
  * EDO_LOG=0) with the stack where it was caught, keeps the report for the console, and
  * moves the tasks queued behind it to other workers, so one blocking task costs its worker
  * and nothing else (worker threads only: with one worker there is nobody to move them to,
- * and no thread to watch). */
+ * and no thread to watch). A report comes within twice the threshold of the task's resume,
+ * once per such run, and at most 10 a second are printed in the whole process; a line
+ * follows when the run ends, with how long it lasted:
+ *     edo: task 12 "hash" (spawned at x.c:9) has run 23 ms on worker 1 without suspending
+ *     (blocking threshold 10 ms); the tasks queued behind it move to other workers. Caught at:
+ *       #0 spin (x.c:12)
+ *       ...
+ *     edo: task 12 "hash" ran 2003 ms on worker 1 before it suspended
+ *
+ * A worker stuck in one task for 10 ms has its due timers fired and its I/O collected by
+ * the monitor thread, and its queued tasks moved to the inject queue, for the others. The
+ * stack and the task that the blocking task itself woke last (which waits in a slot only
+ * the worker's own thread may touch) are had by a signal to that thread: SIGURG, as Go
+ * uses for preemption, whose default action is to do nothing. It is sent when the task is
+ * reported, then again after 100 ms, 200 ms, 400 ms and so on while the run lasts. Its
+ * handler is installed the first time it is needed, only if the program has left SIGURG's
+ * default (or ignored) disposition, and only SA_RESTART system calls go on as if nothing
+ * came: a blocking poll, nanosleep or epoll_wait made inside the blocking task itself
+ * returns EINTR (see signal(7)). A program that handles SIGURG itself (edo_signal_take
+ * included) keeps it: reports then come without a stack, and the last-woken task waits
+ * for the blocking one to suspend. */
 
 typedef struct edo_blocking_info {
     uint64_t task;

@@ -16,10 +16,16 @@
  * futex word. Every worker sleeps at most until its own next timer. A worker is woken
  * where it sleeps: by the driver's unpark, by FUTEX_WAKE on its word.
  *
- * The monitor thread looks at the workers every 10 ms (100 ms when all of them sleep). A
- * worker whose task has not switched since its last look is stuck in that task: its due
- * timers are fired from the monitor and its queue is offered to the others. If nobody has
- * polled the driver for 10 ms (every worker busy in long tasks), the monitor polls it.
+ * The monitor thread looks at the workers every 10 ms, or every half the blocking threshold
+ * if that is shorter (100 ms when all of them sleep; the first worker to wake up then
+ * wakes it). A worker whose task has not switched for 10 ms is stuck in that task: its
+ * due timers are fired from the monitor, its I/O rescued, and what is queued on it handed
+ * to the others: its local queue moves to the inject queue (from here: the queue is
+ * stealable), and the task in its LIFO slot, which only its own thread may touch, is
+ * taken out by a probe (probe.h) when the runtime watches for blocking tasks (blocking.h:
+ * it also reports a run past the threshold). If nobody has polled the driver for 10 ms
+ * (every worker busy in long tasks), the monitor polls it. It also prints the task dump
+ * the dump signal asked for (dumpsig.c).
  */
 #include "core/runtime.h"
 
@@ -173,19 +179,45 @@ void edo__park_worker(edo__worker *w)
         pthread_mutex_unlock(&rt->idle_lock);
     }
     atomic_store(&w->parked, 0);
+    /* The monitor may be in its long sleep (every worker slept): it must look at this one
+     * within its busy interval, or a task this worker runs from now on could block it for
+     * that long unseen. Only the first worker to wake pays for the wake-up. */
+    if (atomic_load_explicit(&rt->monitor_idle, memory_order_relaxed) &&
+        atomic_exchange(&rt->monitor_idle, false)) {
+        atomic_fetch_or(&rt->monitor_word, EDO__MONITOR_LOOK);
+        edo__futex_wake(&rt->monitor_word, 1);
+    }
 }
 
 /* ---- the monitor ------------------------------------------------------------------------ */
+
+/* Stuck in one task: its timers and I/O are served from here, its queue goes to the others. */
+static void hand_off(edo_runtime *rt, edo__worker *w, int64_t now)
+{
+    edo__fire_timers(w, now);
+    rt->driver->rescue(w);
+    uint32_t moved = edo__handoff_queue(w);
+    if (moved) {
+        edo__counter_add(&w->n_handoffs, moved);
+        edo__notify_parked(rt);
+    }
+}
 
 void *edo__monitor_main(void *arg)
 {
     edo_runtime *rt = arg;
     edo__thread_set_base_mask(&rt->base_sigmask);
-    int interval = MONITOR_BUSY;
+    int busy = edo__blocking_interval(rt, MONITOR_BUSY);
+    int interval = busy;
+    for (int i = 0; i < rt->nworkers; i++)
+        rt->workers[i].monitor_tick_at = edo__real_ms();
     while (!atomic_load(&rt->stopping)) {
         edo__futex_wait(&rt->monitor_word, 0, interval);
+        /* The bits of a dump and of a worker's wake-up (the stop's word is never cleared). */
+        atomic_fetch_and(&rt->monitor_word, ~(uint32_t)(EDO__MONITOR_DUMP | EDO__MONITOR_LOOK));
         if (atomic_load(&rt->stopping))
             break;
+        edo__dump_if_asked(rt);
         int64_t real = edo__real_ms(), now = edo__clock_ms(rt);
         /* Every worker is in a long task: nobody collects I/O readiness. Not while the
          * clock is paused: its auto-advance must know that nobody but a worker takes
@@ -199,19 +231,26 @@ void *edo__monitor_main(void *arg)
             uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
             if (atomic_load(&w->parked)) {
                 w->monitor_tick = tick;
+                w->monitor_tick_at = real;
+                edo__blocking_idle(rt, w);
                 continue;
             }
             all_idle = false;
-            if (tick == w->monitor_tick) {
-                /* Stuck in one task since the last look. */
-                edo__fire_timers(w, now);
-                rt->driver->rescue(w);
-                if (edo__queue_len(&w->queue))
-                    edo__notify_parked(rt);
+            bool stuck = false;
+            if (tick != w->monitor_tick) {
+                w->monitor_tick = tick;
+                w->monitor_tick_at = real;
+            } else if (real - w->monitor_tick_at >= MONITOR_BUSY) {
+                stuck = true;
+                hand_off(rt, w, now);
             }
-            w->monitor_tick = tick;
+            edo__blocking_look(rt, w, stuck);
         }
-        interval = all_idle ? MONITOR_IDLE : MONITOR_BUSY;
+        interval = all_idle ? MONITOR_IDLE : busy;
+        /* Announced before the sleep, looked at by a worker after its own wake-up: if the
+         * worker's exchange comes first, its bit in the word makes the sleep return. */
+        atomic_store(&rt->monitor_idle, all_idle);
     }
+    edo__blocking_stop(rt);
     return NULL;
 }

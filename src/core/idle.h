@@ -43,5 +43,9 @@ bool edo__begin_search(edo__worker *w);
 void edo__wake_worker(edo__worker *w);
 /* The monitor thread of a threaded runtime. */
 void *edo__monitor_main(void *arg);
+/* Bits of rt->monitor_word (the stop sets the word to 1): a dump was asked for; a worker
+ * woke up while the monitor slept its long interval (rt->monitor_idle). */
+#define EDO__MONITOR_DUMP 2u
+#define EDO__MONITOR_LOOK 4u
 
 #endif

@@ -65,6 +65,8 @@ static void runtime_destroy(edo_runtime *rt)
     pthread_mutex_destroy(&rt->idle_lock);
     pthread_mutex_destroy(&rt->pool_lock);
     edo__clock_fini(&rt->clock);
+    edo__blocking_free(rt);
+    edo__bt_release();
     free(rt);
 }
 
@@ -110,6 +112,7 @@ int edo__runtime_new(edo_runtime **out, const edo_runtime_opts *opts, edo__drive
     edo_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return -ENOMEM;
+    edo__bt_retain();     /* released by runtime_destroy, on every path */
     edo__cycles_to_ns(0); /* start calibrating the busy-time clock */
     rt->born_cycles = edo__cycles();
     rt->blocking_ms = blocking_threshold(opts);
@@ -154,6 +157,9 @@ int edo__runtime_new(edo_runtime **out, const edo_runtime_opts *opts, edo__drive
         w->queue.stealable = rt->threaded;
         edo__wheel_init(&w->wheel, now);
     }
+    int dump_sig;
+    if ((rc = edo__dumpsig_choose(opts, &dump_sig)) < 0 || (rc = edo__blocking_new(rt)) < 0)
+        goto fail;
     atomic_store(&rt->idle_state, (uint32_t)workers << 16); /* every worker unparked */
     atomic_store(&rt->last_poll, edo__real_ms());
     if ((rc = choose(rt, opts ? opts->backend : EDO_BACKEND_AUTO)) < 0)
@@ -180,6 +186,7 @@ int edo__runtime_new(edo_runtime **out, const edo_runtime_opts *opts, edo__drive
         }
         rt->monitor_started = true;
     }
+    edo__dumpsig_take(rt, dump_sig);
     *out = rt;
     return 0;
 fail:
@@ -264,21 +271,22 @@ static void *worker_main(void *arg)
 static void stop_threads(edo_runtime *rt)
 {
     atomic_store(&rt->stopping, true);
+    /* The monitor first: it signals worker threads (probe.c), which must still be there. */
+    atomic_store(&rt->monitor_word, 1);
+    edo__futex_wake(&rt->monitor_word, 1);
+    if (rt->monitor_started)
+        pthread_join(rt->monitor, NULL);
+    rt->monitor_started = false;
     for (int i = 0; i < rt->nworkers; i++) {
         edo__wake_worker(&rt->workers[i]);
         rt->driver->unpark(&rt->workers[i]);
     }
     edo__clock_wake_all(rt);
-    atomic_store(&rt->monitor_word, 1);
-    edo__futex_wake(&rt->monitor_word, 1);
     for (int i = 0; i < rt->nworkers; i++) {
         if (rt->workers[i].started)
             pthread_join(rt->workers[i].thread, NULL);
         rt->workers[i].started = false;
     }
-    if (rt->monitor_started)
-        pthread_join(rt->monitor, NULL);
-    rt->monitor_started = false;
 }
 
 /* Current-thread flavour: makes the calling thread rt's worker for a while. */
@@ -379,6 +387,7 @@ void edo_runtime_free(edo_runtime *rt)
     }
     if (rt->observe_stop)
         rt->observe_stop(rt);
+    edo__dumpsig_fini(rt);
     atomic_store(&rt->closing, true);
     edo__pool_close(rt);
     /* Tasks spawned from outside that no worker has taken yet join the list first (a

@@ -10,6 +10,8 @@
  *   pool.h     the blocking pool        driver.h  the seam to the I/O driver
  *   coro.h     contexts and stacks      futex.h   sleeping on a word
  *   stats.h    counter primitives       sanitize.h  which sanitizer runs
+ *   blocking.h the blocking-task watch   probe.h   the monitor's signal to a worker
+ *   backtrace.h  taking and naming stacks  dumpsig.h  the dump signal
  *
  * Both structs are set up by edo__runtime_new on the thread that makes the runtime,
  * before any of its threads start, and the fields without a comment naming a lock, an
@@ -20,14 +22,18 @@
 #ifndef EDO_CORE_RUNTIME_H
 #define EDO_CORE_RUNTIME_H
 
+#include "core/backtrace.h"
+#include "core/blocking.h"
 #include "core/clock.h"
 #include "core/coro.h"
 #include "core/driver.h"
+#include "core/dumpsig.h"
 #include "core/futex.h"
 #include "core/idle.h"
 #include "core/list.h"
 #include "core/park.h"
 #include "core/pool.h"
+#include "core/probe.h"
 #include "core/sched.h"
 #include "core/spin.h"
 #include "core/stats.h"
@@ -67,6 +73,7 @@ struct edo__worker {
     _Atomic int sleep_mode;     /* EDO__AWAKE, or where it sleeps */
     _Atomic uint32_t wake_word; /* set by whoever wakes it; futex word */
     uint32_t monitor_tick;      /* the monitor's last look at `tick` */
+    int64_t monitor_tick_at;    /* edo__real_ms() when the monitor last saw `tick` move */
     pthread_t thread;
     bool started;
     edo__stack_cache stacks; /* free stacks, reused before mapping new ones */
@@ -139,6 +146,11 @@ struct edo_runtime {
     /* A task running this many ms without suspending is reported (blocking); -1: not
      * watched */
     int64_t blocking_ms;
+    /* blocking tasks (src/core/blocking.c) and task dumps (src/core/dumpsig.c) */
+    struct edo__blocking *watch; /* the monitor's watch (threaded runtimes) */
+    int dump_signal;             /* the signal that prints a task dump; 0: none */
+    _Atomic bool dump_asked;     /* it came: the monitor (or the lone worker) prints */
+    _Atomic bool monitor_idle;   /* it sleeps its long interval: the first worker up wakes it */
 };
 
 static inline int64_t edo__blocking_threshold(const edo_runtime *rt)

@@ -344,7 +344,11 @@ void edo__schedule_tail(edo__worker *w, edo_task *t)
         edo__notify_parked(w->rt);
 }
 
-void edo__schedule(edo_task *t)
+/* In a section of its own: a signal handler that interrupts a worker must know whether it
+ * stands between this function's look at the LIFO slot and its store there, and this is
+ * the only code that changes the slot while a task runs (edo__lifo_take). Out of line so
+ * that no copy of it lies elsewhere. */
+__attribute__((noinline, section("edo_lifo_text"))) void edo__schedule(edo_task *t)
 {
     edo__worker *w = edo__worker_current();
     edo_runtime *rt = t->rt;
@@ -444,6 +448,15 @@ static inline unsigned run_bucket(uint64_t ticks)
     return b < EDO_RUN_HIST ? b : EDO_RUN_HIST - 1;
 }
 
+/* The task t begins a run at `now` on w, as the monitor sees it: the id first, then the
+ * start, both release stores (plain moves on x86-64), so that the monitor's reading of the
+ * pair (blocking.c) can tell when it got the two of one run. */
+static inline void run_announce(edo__worker *w, uint64_t id, uint64_t now)
+{
+    atomic_store_explicit(&w->running_id, id, memory_order_release);
+    atomic_store_explicit(&w->run_started, now, memory_order_release);
+}
+
 static void run_prepare(edo__worker *w, edo_task *t, uint64_t now)
 {
     /* Acquire: pairs with the release of whoever queued it, on another thread perhaps. */
@@ -456,8 +469,7 @@ static void run_prepare(edo__worker *w, edo_task *t, uint64_t now)
             edo__counter_add(&t->sched_cycles, now - ready);
     }
     atomic_store_explicit(&t->worker, w->index, memory_order_relaxed);
-    atomic_store_explicit(&w->run_started, now, memory_order_relaxed);
-    atomic_store_explicit(&w->running_id, t->id, memory_order_relaxed);
+    run_announce(w, t->id, now);
     edo__counter_add(&w->n_runs, 1);
     t->run_start = now;
     t->budget = EDO__BUDGET;
@@ -504,6 +516,12 @@ static edo__ctx *switch_target(edo__worker *w, edo_task *self, int why)
 {
     /* Read first: the counter's latency then overlaps the choice of the next task. */
     uint64_t c = edo__cycles();
+    /* The run ends here, before anything below touches the LIFO slot: a signal handler
+     * that finds run_started still as the monitor saw it knows this thread is in the task's
+     * own code (edo__lifo_take). The fence keeps the compiler from moving the slot's
+     * accesses above the store; it emits nothing. */
+    atomic_store_explicit(&w->run_started, 0, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
     if (__builtin_expect(!self->stack.guarded, 0))
         edo__stack_check(self);
     edo_task *next = NULL;
@@ -511,10 +529,13 @@ static edo__ctx *switch_target(edo__worker *w, edo_task *self, int why)
         next = next_task(w);
         if (!next && why == EDO__SW_YIELD) {
             self->budget = EDO__BUDGET;
+            atomic_signal_fence(memory_order_seq_cst);
+            run_announce(w, self->id, c); /* it goes on: a new run */
             return NULL;
         }
     }
     uint64_t ran = c - self->run_start;
+    self->out_cycles = c;
     edo__counter_add(&self->busy_cycles, ran);
     edo__counter_add(&w->busy_cycles, ran);
     if (EDO__COUNTERS) {
@@ -524,7 +545,6 @@ static edo__ctx *switch_target(edo__worker *w, edo_task *self, int why)
             edo__counter_add(&self->wakes_self, 1);
         }
     }
-    atomic_store_explicit(&w->run_started, 0, memory_order_relaxed);
     w->prev = self;
     w->prev_why = why;
     if (next) {
@@ -659,10 +679,11 @@ static void poll_once(edo__worker *w, int max_wait)
     if (timeout != 0) {
         timeout = timer_timeout(w, max_wait);
         /* Announce the sleep, then look once more: a foreign wake either sees `parked`
-         * and writes the eventfd, or its task is already in the inject queue here. */
+         * and writes the eventfd, or its task is already in the inject queue here (and
+         * the dump signal's handler, its flag set). */
         atomic_store(&w->parked, 1);
         edo__counter_add(&w->n_parks, 1);
-        if (atomic_load(&rt->inject_len))
+        if (atomic_load(&rt->inject_len) || atomic_load(&rt->dump_asked))
             timeout = 0;
         else
             edo__stack_trim(); /* idle: a good moment to give memory back */
@@ -672,6 +693,8 @@ static void poll_once(edo__worker *w, int max_wait)
     if (max_wait != 0)
         atomic_store(&w->parked, 0);
     edo__fire_timers(w, edo_now());
+    /* The dump signal's handler woke the poll: no task runs now, none can be in the way. */
+    edo__dump_if_asked(rt);
 }
 
 /* Threaded: a busy worker's look at the driver, unless another thread is polling it. */
@@ -680,6 +703,48 @@ static void poll_busy(edo__worker *w)
     w->poll_due = false;
     poll_done(w, poll_driver(w, 0), false);
     edo__fire_timers(w, edo_now());
+}
+
+/* Section bounds the linker provides for edo__schedule's section. */
+extern const char __start_edo_lifo_text[] __attribute__((visibility("hidden")));
+extern const char __stop_edo_lifo_text[] __attribute__((visibility("hidden")));
+
+edo_task *edo__lifo_take(edo__worker *w, uintptr_t pc)
+{
+    /* Called on w's own thread from a handler that interrupted it while it ran the task of
+     * the run the monitor asked about (so not switch_target or the scheduler loop, the
+     * other users of the slot), at pc. Outside edo__schedule the slot holds what its last
+     * store left: take it. Inside, a load of it may be in flight: leave it. */
+    if (!pc || (pc >= (uintptr_t)__start_edo_lifo_text && pc < (uintptr_t)__stop_edo_lifo_text))
+        return NULL;
+    edo_task *t = w->lifo;
+    w->lifo = NULL;
+    return t;
+}
+
+uint32_t edo__handoff_queue(edo__worker *w)
+{
+    /* The head moves by CAS (the queue is stealable), so taking from it here is a steal
+     * like any other, one task at a time: with acquire loads, as queue_steal's, since the
+     * tasks were queued by another thread. They keep their order in the inject queue. */
+    edo__queue *q = &w->queue;
+    edo__fifo batch = { NULL, NULL };
+    uint32_t n = 0;
+    while (n < EDO__LOCAL_QUEUE) {
+        uint32_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+        uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+        if (head == tail || tail - head > EDO__LOCAL_QUEUE)
+            break;
+        edo_task *t = atomic_load_explicit(&q->slot[head % EDO__LOCAL_QUEUE], memory_order_relaxed);
+        if (atomic_compare_exchange_strong_explicit(&q->head, &head, head + 1, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            edo__fifo_push(&batch, &t->inject_link);
+            n++;
+        }
+    }
+    if (n)
+        inject_push_batch(w->rt, &batch, n);
+    return n;
 }
 
 bool edo__has_local_work(const edo__worker *w)

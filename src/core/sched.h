@@ -5,7 +5,9 @@
  *  - the local queue (edo__queue): a bounded ring; its worker pushes at the tail and pops
  *    at the head, and in a threaded runtime other workers steal half of it from the head;
  *  - the LIFO slot (w->lifo: the task most recently woken by the running task) and the
- *    spill list (w->spill: a lone worker's overflow): its worker only;
+ *    spill list (w->spill: a lone worker's overflow): its worker only, and a signal
+ *    handler on its thread (edo__lifo_take, for the monitor's hand-off of a stuck worker's
+ *    work; a threaded runtime never uses the spill list);
  *  - the runtime's inject queue (rt->inject), for tasks spawned or woken from outside the
  *    workers and for overflow: any thread, under rt->inject_lock.
  * edo__schedule may be called from any thread; a wake on a worker of the task's runtime
@@ -55,6 +57,16 @@ void edo__schedule(edo_task *t); /* t is QUEUED: put it on a run queue */
 void edo__wake_lone_worker(edo_runtime *rt);
 void edo__schedule_tail(edo__worker *w, edo_task *t); /* at the tail of w's own queue, and
                                                        * wake another worker if w has more */
+/* ---- hand-off (the monitor, for a worker stuck in one task) ------------------------------- */
+/* Moves every task of w's local queue to the inject queue, for the other workers; from any
+ * thread (threaded runtimes). Returns how many. */
+uint32_t edo__handoff_queue(edo__worker *w);
+/* From a signal handler on w's own thread that interrupted it at pc while it ran the task
+ * whose run the monitor asked about (w->run_started unchanged): takes the task in w's LIFO
+ * slot out of it, if it can be done safely there, and returns it (QUEUED, on no queue: the
+ * caller hands it to edo__schedule from another thread). NULL: none, or not now. */
+edo_task *edo__lifo_take(edo__worker *w, uintptr_t pc);
+
 /* A task is in w's LIFO slot, its run queue or its spill list. */
 bool edo__has_local_work(const edo__worker *w);
 /* Work exists somewhere: the inject queue or a worker's queue. */

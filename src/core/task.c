@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,24 @@ void edo__task_counts(edo_runtime *rt, uint64_t *spawned, uint64_t *live)
         *spawned += sh->added;
         edo__spin_unlock(&sh->lock);
     }
+}
+
+edo_task *edo__task_find(edo_runtime *rt, uint64_t id)
+{
+    for (int i = 0; i < rt->nworkers; i++) {
+        edo__shard *sh = &rt->shards[i];
+        edo__spin_lock(&sh->lock);
+        edo__list_each (l, &sh->all) {
+            edo_task *t = edo__container_of(l, edo_task, all_link);
+            if (t->id == id) {
+                edo__task_ref(t);
+                edo__spin_unlock(&sh->lock);
+                return t;
+            }
+        }
+        edo__spin_unlock(&sh->lock);
+    }
+    return NULL;
 }
 
 void edo__task_each(edo_runtime *rt, void (*fn)(edo_task *t, void *arg), void *arg)
@@ -329,10 +348,49 @@ void edo__wake(edo_task *t)
                                               1, memory_order_relaxed);
                 return;
             }
+        } else if (s == EDO__PEEKED) {
+            /* Its stack is being read: the reader queues it when done (edo__task_unpeek).
+             * Tested only here, where the common states have failed, so that a wake
+             * costs nothing more when nobody reads stacks. */
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s, EDO__PEEKED | EDO__NOTIFIED,
+                                                      memory_order_acq_rel, memory_order_acquire))
+                return;
         } else {
             return; /* already queued or notified, or done */
         }
     }
+}
+
+int edo__task_peek(edo_task *t)
+{
+    uint32_t s = EDO__PARKED;
+    while (!atomic_compare_exchange_weak_explicit(&t->state, &s, EDO__PEEKED, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+        if (s == EDO__DONE)
+            return -ESRCH;
+        if (s & EDO__PEEKED)
+            sched_yield(); /* another reader: its walk is short */
+        else if (s != EDO__PARKED)
+            return -EBUSY;
+        s = EDO__PARKED;
+    }
+    return 0;
+}
+
+void edo__task_unpeek(edo_task *t)
+{
+    uint32_t s = EDO__PEEKED;
+    if (atomic_compare_exchange_strong_explicit(&t->state, &s, EDO__PARKED, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return;
+    /* PEEKED | NOTIFIED: a wake came while the stack was read, and did nothing else (a
+     * waker leaves a notified task alone), so the wake is this reader's to deliver, as
+     * edo__wake would have (its counters too): the task is queued once. */
+    atomic_store_explicit(&t->state, EDO__QUEUED, memory_order_release);
+    if (EDO__COUNTERS)
+        atomic_store_explicit(&t->ready_cycles, edo__cycles(), memory_order_relaxed);
+    edo__counter_add(&t->wakes_other, 1);
+    edo__schedule(t);
 }
 
 void edo__suspend(edo__worker *w, edo_task *t)

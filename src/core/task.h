@@ -6,13 +6,17 @@
  *   QUEUED   in a run queue, or handed to one (spawned, or woken from PARKED)
  *   RUNNING  on a worker; may also sit in a run queue after a yield, still RUNNING: a
  *            yield changes no state, so it costs no atomic operation
- *   PARKED   suspended; only edo__wake moves it on (to QUEUED)
+ *   PARKED   suspended; only edo__wake moves it on (to QUEUED), or a reader of its stack
+ *            (to PEEKED)
+ *   PEEKED   suspended, and its stack is being read (a backtrace, edo__task_peek): it must
+ *            not resume until the reader is done
  *   DONE     returned; the stack is no longer in use
  * NOTIFIED is a flag on RUNNING: a wake arrived while the task ran, so its next park
- * returns at once instead of sleeping. A wake of a QUEUED, NOTIFIED or DONE task does
- * nothing. The move RUNNING -> PARKED is made by the worker *after* it has switched off
- * the task's stack, so a waker on another thread can never resume a task whose stack is
- * still in use (park.h has the protocol).
+ * returns at once instead of sleeping. On PEEKED it means a wake arrived while the stack
+ * was read: the reader, when done, queues the task instead of putting it back to PARKED.
+ * A wake of a QUEUED, NOTIFIED or DONE task does nothing. The move RUNNING -> PARKED is
+ * made by the worker *after* it has switched off the task's stack, so a waker on another
+ * thread can never resume a task whose stack is still in use (park.h has the protocol).
  *
  * Who touches what. The atomics (state, refs, aborted, joiner, waiting_on, the counters)
  * any thread may read, and change as the functions that change them say. Each list link
@@ -38,6 +42,7 @@ enum {
     EDO__PARKED = 2,
     EDO__DONE = 3,
     EDO__NOTIFIED = 4,
+    EDO__PEEKED = 8,
 };
 
 typedef struct edo__worker edo__worker;
@@ -77,6 +82,7 @@ struct edo_task {
     _Atomic uint64_t resumes;
     _Atomic uint64_t busy_cycles; /* edo__cycles() ticks spent running */
     uint64_t run_start;           /* edo__cycles() at the last resume */
+    uint64_t out_cycles;          /* edo__cycles() when it last switched away (read while PEEKED) */
     uint64_t spawned_cycles;      /* edo__cycles() at spawn */
     const char *site;
     char name[32];
@@ -154,6 +160,19 @@ uint64_t edo__live(edo_runtime *rt);
 void edo__task_counts(edo_runtime *rt, uint64_t *spawned, uint64_t *live);
 /* Calls fn on every listed task, each held by a reference while fn runs. */
 void edo__task_each(edo_runtime *rt, void (*fn)(edo_task *t, void *arg), void *arg);
+/* The listed task with this id, with a reference for the caller (edo__task_unref it), or
+ * NULL. Any thread; a walk of the list, for the rare look-up by id. */
+edo_task *edo__task_find(edo_runtime *rt, uint64_t id);
+
+/* ---- reading a suspended task's stack ---------------------------------------------------- */
+
+/* Keeps t (the caller holds a reference) from resuming while its stack is read: PARKED ->
+ * PEEKED. Returns 0 (then the caller must edo__task_unpeek it soon: its wakes wait), -EBUSY
+ * if it is not parked (running, queued), -ESRCH if it has returned. Any thread; a second
+ * reader waits for the first. */
+int edo__task_peek(edo_task *t);
+/* The reader is done: back to PARKED, or queued if a wake came meanwhile. */
+void edo__task_unpeek(edo_task *t);
 
 /* ---- a task's run and end ---------------------------------------------------------------- */
 

@@ -220,7 +220,7 @@ void edo_task_stats(const edo_task *t, edo_task_info *info)
     /* A yielded task waits in a run queue without leaving RUNNING (task.h). */
     uint8_t waiting = atomic_load_explicit(&t->waiting_on, memory_order_relaxed);
     info->state = s == EDO__DONE                           ? EDO_TASK_DONE
-                  : s == EDO__PARKED                       ? EDO_TASK_PARKED
+                  : s == EDO__PARKED || s & EDO__PEEKED    ? EDO_TASK_PARKED
                   : s == EDO__QUEUED                       ? EDO_TASK_READY
                   : t != self && waiting == EDO_WAIT_YIELD ? EDO_TASK_READY
                                                            : EDO_TASK_RUNNING;
