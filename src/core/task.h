@@ -121,7 +121,7 @@ enum {
     EDO__OP_IO,       /* read/write: wait_obj the edo_io, wait_arg its descriptor */
     EDO__OP_FILE,     /* a file operation: wait_arg the descriptor */
     EDO__OP_BLOCKING, /* a call on the blocking pool */
-    EDO__OP_SELECT,   /* wait_arg: number of cases | kind of the first six << 8 * (i + 1) */
+    EDO__OP_SELECT,   /* wait_arg: cases not off | kind of the first six << 8 * (i + 1) */
 };
 
 /* Says what the calling task t is about to wait on: before edo__park, for its next park
