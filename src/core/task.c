@@ -628,8 +628,12 @@ const char *edo_task_name(const edo_task *t)
 void edo_set_name(const char *name)
 {
     edo_task *t = edo__task_current();
-    if (t)
-        snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+    if (!t)
+        return;
+    /* Byte by byte, as observers read it (edo__task_name). */
+    size_t n = name ? strnlen(name, sizeof t->name - 1) : 0;
+    for (size_t i = 0; i < sizeof t->name; i++)
+        __atomic_store_n(&t->name[i], i < n ? name[i] : 0, __ATOMIC_RELAXED);
 }
 
 int64_t edo_set_deadline(int64_t deadline)
