@@ -245,7 +245,8 @@ static const test_root case_backtrace_outside = { .fn = outside_root };
 
 /* ---- a dump of 1,000 tasks ------------------------------------------------------------------ */
 
-#define CROWD 1000
+/* A thousand; under TSan, where each spawn and each stack read cost milliseconds, fewer. */
+#define CROWD TEST_SCALE(1000, 1000, 250)
 
 static int cmp_id(const void *a, const void *b)
 {

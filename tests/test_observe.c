@@ -147,8 +147,10 @@ static void *join_it(void *arg)
 
 static void *select_two(void *arg)
 {
-    edo_case c[] = { edo_case_recv(arg, &(int){ 0 }), edo_case_timeout(3600 * 1000) };
-    edo_select(c, 2);
+    /* The case switched off is not counted. */
+    edo_case c[] = { edo_case_recv(arg, &(int){ 0 }), edo_case_off(),
+                     edo_case_timeout(3600 * 1000) };
+    edo_select(c, 3);
     return NULL;
 }
 

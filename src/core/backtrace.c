@@ -12,6 +12,7 @@
 #include "core/task.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #endif
 #ifdef EDO_HAVE_DW
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #endif
 
 bool edo__bt_available(void)
@@ -196,17 +198,29 @@ void edo__bt_call(void (*fn)(void *arg), void *arg)
 #ifdef EDO_HAVE_DW
 static Dwfl *dwfl;
 
-/* Debug information in separate files is looked for on this machine, never fetched: a
- * dump must not wait for the network (libdw asks debuginfod when DEBUGINFOD_URLS is set). */
+/* Debug information in a separate file is looked for where Debian's -dbgsym packages put
+ * it, by build id (/usr/lib/debug/.build-id/ab/cdef....debug), and nowhere else: libdw's
+ * own search loads libdebuginfod and its thirty libraries at its first miss (some 50 ms,
+ * in the middle of a blocking-task report) and may ask the network. A module's own debug
+ * sections are used either way. Returns an open descriptor, or -1. */
 static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
                           const char *file_name, const char *debuglink_file,
                           GElf_Word debuglink_crc, char **debuginfo_file_name)
 {
-    const char *urls = getenv("DEBUGINFOD_URLS");
-    if (urls && *urls)
+    const unsigned char *id;
+    GElf_Addr vaddr;
+    int n = dwfl_module_build_id(mod, &id, &vaddr);
+    if (n < 2)
         return -1;
-    return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
-                                        debuglink_crc, debuginfo_file_name);
+    char path[sizeof "/usr/lib/debug/.build-id/" + 2 * 64 + sizeof "/.debug"];
+    int at = snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%02x/", id[0]);
+    for (int i = 1; i < n && i < 64; i++)
+        at += snprintf(path + at, sizeof path - (size_t)at, "%02x", id[i]);
+    snprintf(path + at, sizeof path - (size_t)at, ".debug");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0)
+        *debuginfo_file_name = strdup(path);
+    return fd;
 }
 
 static char *debuginfo_path;
@@ -221,9 +235,31 @@ static void dwfl_refresh(void)
 {
     if (!dwfl && !(dwfl = dwfl_begin(&dwfl_callbacks)))
         return;
+    /* The mappings without the vDSO: libdw would look for its debug information through
+     * libdebuginfod, which it loads, with thirty libraries, at the first miss (some 50 to
+     * 150 ms, in the middle of a blocking-task report). Its frames are named by libunwind. */
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps)
+        return;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *kept = open_memstream(&text, &len);
+    char line[4096 + 128];
+    while (kept && fgets(line, sizeof line, maps))
+        if (!strstr(line, "[vdso]") && !strstr(line, "[vvar]"))
+            fputs(line, kept);
+    fclose(maps);
+    if (!kept)
+        return;
+    fclose(kept);
+    FILE *in = fmemopen(text, len, "r");
     dwfl_report_begin(dwfl);
-    dwfl_linux_proc_report(dwfl, getpid());
+    if (in) {
+        dwfl_linux_proc_maps_report(dwfl, in);
+        fclose(in);
+    }
     dwfl_report_end(dwfl, NULL, NULL);
+    free(text);
 }
 #endif
 
@@ -288,6 +324,36 @@ static const char *base_name(const char *path)
 #endif
 
 /* Names the instruction at addr (inside edo__bt_call). */
+#ifdef EDO_HAVE_DW
+/* Whether libdw can name mod's frames without looking for debug information elsewhere: its
+ * file has its own (.debug_info), or a separate file is where find_debuginfo looks. For
+ * any other module (a stripped libc) libdw's search ends in libdebuginfod, which it loads
+ * with thirty libraries at the first miss; libunwind names those frames instead. The
+ * answer is kept in the module's user data (1: no, 2: yes). */
+static bool module_has_debug(Dwfl_Module *mod)
+{
+    void **user = NULL;
+    dwfl_module_info(mod, &user, NULL, NULL, NULL, NULL, NULL, NULL);
+    if (user && *user)
+        return *user == (void *)2;
+    bool has = false;
+    GElf_Addr bias;
+    Elf *elf = dwfl_module_getelf(mod, &bias);
+    size_t shstrndx;
+    if (elf && elf_getshdrstrndx(elf, &shstrndx) == 0) {
+        for (Elf_Scn *scn = NULL; !has && (scn = elf_nextscn(elf, scn));) {
+            GElf_Shdr sh;
+            const char *name =
+                gelf_getshdr(scn, &sh) ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
+            has = name && !strcmp(name, ".debug_info");
+        }
+    }
+    if (user)
+        *user = (void *)(uintptr_t)(has ? 2 : 1);
+    return has;
+}
+#endif
+
 static void name_frame(uintptr_t addr, frame_name *fn, bool *refreshed)
 {
     memset(fn, 0, sizeof *fn);
@@ -298,6 +364,8 @@ static void name_frame(uintptr_t addr, frame_name *fn, bool *refreshed)
         dwfl_refresh();
         mod = dwfl ? dwfl_addrmodule(dwfl, addr) : NULL;
     }
+    if (mod && !module_has_debug(mod))
+        mod = NULL; /* named by libunwind below, from its symbol tables */
     if (mod) {
         fn->module = base_name(dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL));
         fn->fn = dwfl_module_addrname(mod, addr);

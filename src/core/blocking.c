@@ -197,10 +197,12 @@ static void episode_end(edo_runtime *rt, edo__worker *w, edo__blocking_worker *b
             info->total_ns = total_ns;
     }
     pthread_mutex_unlock(&b->lock);
+    char info_name[32];
+    edo__task_name(t, info_name);
     if (bw->printed)
         fprintf(stderr, "edo: task %llu \"%s\" ran %llu ms on worker %d before it %s\n",
-                (unsigned long long)t->id, t->name[0] ? t->name : "task",
-                (unsigned long long)ms_of(total_ns), w->index, done ? "returned" : "suspended");
+                (unsigned long long)t->id, info_name, (unsigned long long)ms_of(total_ns), w->index,
+                done ? "returned" : "suspended");
     edo__task_unref(t);
     bw->task = NULL;
     bw->run = 0;
@@ -222,7 +224,7 @@ static void episode_begin(edo_runtime *rt, edo__worker *w, edo__blocking_worker 
 
     edo_blocking_info report = { 0 }, *info = &report; /* the monitor's stack is a thread's */
     info->task = id;
-    snprintf(info->name, sizeof info->name, "%s", t->name[0] ? t->name : "task");
+    edo__task_name(t, info->name);
     info->spawn_site = t->site;
     info->worker = w->index;
     info->at = edo__clock_ms(rt);

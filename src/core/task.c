@@ -628,8 +628,12 @@ const char *edo_task_name(const edo_task *t)
 void edo_set_name(const char *name)
 {
     edo_task *t = edo__task_current();
-    if (t)
-        snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+    if (!t)
+        return;
+    /* Byte by byte, as observers read it (edo__task_name). */
+    size_t n = name ? strnlen(name, sizeof t->name - 1) : 0;
+    for (size_t i = 0; i < sizeof t->name; i++)
+        __atomic_store_n(&t->name[i], i < n ? name[i] : 0, __ATOMIC_RELAXED);
 }
 
 int64_t edo_set_deadline(int64_t deadline)
@@ -677,30 +681,35 @@ int64_t edo_deadline(void)
 static struct sigaction old_segv, old_bus;
 static pthread_once_t overflow_once = PTHREAD_ONCE_INIT;
 
-static void put(const char *s)
+/* Appends s to the report in buf (of len bytes, at *at), cut at its end. */
+static void put(char *buf, size_t len, size_t *at, const char *s)
 {
-    ssize_t r = write(2, s, strlen(s));
-    (void)r;
+    while (*s && *at + 1 < len)
+        buf[(*at)++] = *s++;
 }
 
-/* Async-signal-safe: called from the SIGSEGV handler. */
+/* Async-signal-safe: called from the SIGSEGV handler. The report is written at once, in
+ * one write, so that other threads' messages (a blocking-task report) cannot split it. */
 _Noreturn void edo__overflow_report(const edo_task *t, const char *how)
 {
-    char num[32];
-    put("edo: stack overflow in task '");
-    put(t->name[0] ? t->name : "task");
-    put("' spawned at ");
-    put(t->site ? t->site : "?");
-    put(" (stack ");
+    char buf[512], num[32];
+    size_t at = 0, n = sizeof buf;
+    put(buf, n, &at, "edo: stack overflow in task '");
+    put(buf, n, &at, t->name[0] ? t->name : "task");
+    put(buf, n, &at, "' spawned at ");
+    put(buf, n, &at, t->site ? t->site : "?");
+    put(buf, n, &at, " (stack ");
     size_t kib = t->stack_size / 1024, i = sizeof num - 1;
     num[i] = 0;
     do
         num[--i] = (char)('0' + kib % 10);
     while ((kib /= 10) && i);
-    put(num + i);
-    put(" KiB; give it more with edo_spawn_with's stack_size): ");
-    put(how);
-    put("\n");
+    put(buf, n, &at, num + i);
+    put(buf, n, &at, " KiB; give it more with edo_spawn_with's stack_size): ");
+    put(buf, n, &at, how);
+    put(buf, n, &at, "\n");
+    ssize_t r = write(2, buf, at);
+    (void)r;
     signal(SIGABRT, SIG_DFL);
     abort();
 }

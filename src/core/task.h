@@ -35,6 +35,7 @@
 #include "edo.h"
 
 #include <stdatomic.h>
+#include <string.h>
 
 enum {
     EDO__QUEUED = 0,
@@ -121,7 +122,7 @@ enum {
     EDO__OP_IO,       /* read/write: wait_obj the edo_io, wait_arg its descriptor */
     EDO__OP_FILE,     /* a file operation: wait_arg the descriptor */
     EDO__OP_BLOCKING, /* a call on the blocking pool */
-    EDO__OP_SELECT,   /* wait_arg: number of cases | kind of the first six << 8 * (i + 1) */
+    EDO__OP_SELECT,   /* wait_arg: cases not off | kind of the first six << 8 * (i + 1) */
 };
 
 /* Says what the calling task t is about to wait on: before edo__park, for its next park
@@ -131,6 +132,18 @@ static inline void edo__wait_note(edo_task *t, const void *obj, int64_t arg, int
     atomic_store_explicit(&t->wait_obj, obj, memory_order_relaxed);
     atomic_store_explicit(&t->wait_arg, arg, memory_order_relaxed);
     atomic_store_explicit(&t->wait_op, (uint8_t)op, memory_order_relaxed);
+}
+
+/* A task's name, for observers on other threads while the task may rename itself
+ * (edo_set_name writes it byte by byte the same way): "task" if it has none. A rename
+ * seen half done reads as a mix of the two names, never as a torn byte. */
+static inline void edo__task_name(const edo_task *t, char out[32])
+{
+    for (int i = 0; i < 31; i++)
+        out[i] = __atomic_load_n(&t->name[i], __ATOMIC_RELAXED);
+    out[31] = 0;
+    if (!out[0])
+        memcpy(out, "task", 5);
 }
 
 void edo__task_ref(edo_task *t);

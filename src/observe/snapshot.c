@@ -215,7 +215,7 @@ void edo_task_stats(const edo_task *t, edo_task_info *info)
     int64_t now_ns = edo__clock_ns(t->rt);
     info->id = t->id;
     info->parent = t->parent;
-    snprintf(info->name, sizeof info->name, "%s", t->name[0] ? t->name : "task");
+    edo__task_name(t, info->name);
     info->spawn_site = t->site;
     /* A yielded task waits in a run queue without leaving RUNNING (task.h). */
     uint8_t waiting = atomic_load_explicit(&t->waiting_on, memory_order_relaxed);

@@ -357,9 +357,17 @@ int edo_select(edo_case *cases, int n)
                 break;
         }
         int err = 0;
-        int64_t kinds = n > 255 ? 255 : n;
-        for (int i = 0; i < n && i < 6; i++)
-            kinds |= (int64_t)(cases[i].kind & 0xff) << (8 * (i + 1));
+        /* What it waits on, for observers: the cases that are not off, the first six by
+         * kind (task.h's EDO__OP_SELECT). */
+        int64_t kinds = 0, on = 0;
+        for (int i = 0; i < n; i++) {
+            if (cases[i].kind == EDO__CASE_OFF)
+                continue;
+            if (on < 6)
+                kinds |= (int64_t)(cases[i].kind & 0xff) << (8 * (on + 1));
+            on++;
+        }
+        kinds |= on > 255 ? 255 : on;
         edo__wait_note(self, cases, kinds, EDO__OP_SELECT);
         while (!retry && atomic_load_explicit(&s.group.winner, memory_order_acquire) < 0) {
             int rc = edo__park(EDO_WAIT_SELECT, deadline);
