@@ -6,6 +6,7 @@
  * before (its worker's queue), a task it woke (its worker's LIFO slot), a task woken by
  * I/O, and the timers of tasks parked on its worker fire. EDO_BLOCKING_MS=off (or a
  * negative blocking_ms) and EDO_LOG=0 report nothing, and one worker watches nothing.
+ * SIGURG, which takes the stack, is edo's only while the program has no handler for it.
  *
  * Under TSan a signal is handled only at the thread's next call TSan intercepts, so the
  * stack may not be caught there ("stack not captured" is accepted); a build without an
@@ -236,6 +237,62 @@ static void *unwatched_root(void *arg)
 static const test_root case_unwatched = { .fn = unwatched_root,
                                           .opts = &(edo_runtime_opts){ .blocking_ms = -1 } };
 
+/* ---- SIGURG: edo's only while nobody else has it -------------------------------------------- */
+
+static _Atomic int programs_urgs;
+
+static void programs_urg(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&programs_urgs, 1);
+}
+
+static void *short_spin_root(void *arg)
+{
+    edo_task *t;
+    CHECK_OK(edo_spawn_with(&t, &(edo_spawn_opts){ .name = "spinner" }, spin_task,
+                            (void *)(intptr_t)1000));
+    CHECK_OK(edo_join(t, NULL));
+    found f = reports_of(edo_task_id(t));
+    CHECK_EQ(f.mine, 1);
+    *(edo_blocking_info *)arg = f.info;
+    return NULL;
+}
+
+static void urg_disposition(struct sigaction *sa)
+{
+    CHECK_SYS(sigaction(SIGURG, NULL, sa));
+}
+
+static void case_sigurg_taken(void)
+{
+    edo_runtime_opts o = { .workers = 2, .blocking_ms = THRESHOLD_MS };
+    edo_blocking_info r;
+    struct sigaction cur;
+
+    /* Nobody has it: edo takes it for the report's stack, and gives it back. */
+    urg_disposition(&cur);
+    CHECK(!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL);
+    test_run_opts(&o, short_spin_root, &r);
+    printf("    caught at:\n%s", r.stack[0] ? r.stack : "    (stack not captured)\n");
+    urg_disposition(&cur);
+    CHECK(!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL);
+
+    /* The program's: it stays so, gets no signal of edo's, and the report has no stack. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = programs_urg;
+    sigemptyset(&sa.sa_mask);
+    CHECK_SYS(sigaction(SIGURG, &sa, NULL));
+    test_run_opts(&o, short_spin_root, &r);
+    CHECK_STR_EQ(r.stack, "");
+    CHECK_EQ(atomic_load(&programs_urgs), 0);
+    urg_disposition(&cur);
+    CHECK(cur.sa_handler == programs_urg);
+    sa.sa_handler = SIG_DFL;
+    CHECK_SYS(sigaction(SIGURG, &sa, NULL));
+}
+
 /* ---- on stderr: a child process --------------------------------------------------------- */
 
 static void *child_root(void *arg)
@@ -327,6 +384,7 @@ static void case_report_on_stderr(void)
 static const test_case cases[] = {
     TEST_CASE(case_spinner_reported),
     TEST_CASE(case_unwatched),
+    TEST_CASE_BACKENDS(case_sigurg_taken),
     TEST_CASE_BACKENDS(case_report_on_stderr),
 };
 

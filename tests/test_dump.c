@@ -574,6 +574,36 @@ static void case_dump_signal_taken(void)
     CHECK_SYS(unsetenv("EDO_DUMP_SIGNAL"));
 }
 
+/* A task that waits for the dump signal itself gets it (edo_signal_wait takes it over,
+ * edo's own handler saved), and once the runtime is freed the signal is the system's
+ * again: given back by signal.c to edo's dump, then by the dump to the default. */
+static void *quit_waiter(void *arg)
+{
+    (void)arg;
+    return VAL(edo_signal_wait((int[]){ SIGQUIT }, 1));
+}
+
+static void *quit_wait_root(void *arg)
+{
+    (void)arg;
+    CHECK(!handler_is_default(SIGQUIT));
+    edo_task *t;
+    CHECK_OK(edo_spawn(&t, quit_waiter, NULL));
+    test_wait_parked(t, EDO_WAIT_SIGNAL);
+    CHECK_SYS(kill(getpid(), SIGQUIT));
+    void *res;
+    CHECK_OK(edo_join(t, &res));
+    CHECK_EQ(INT(res), SIGQUIT);
+    return NULL;
+}
+
+static void case_dump_signal_waited_for(void)
+{
+    CHECK(handler_is_default(SIGQUIT));
+    test_run(quit_wait_root, NULL);
+    CHECK(handler_is_default(SIGQUIT));
+}
+
 /* The child: a runtime (EDO_WORKERS, EDO_BACKEND as given) with tasks parked in
  * child_parked_here; says "ready" on stdout, and ends when its stdin is closed. (Its body
  * differs from the other parking functions': identical ones may be folded into one.) */
@@ -754,13 +784,10 @@ static void case_dump_signal_off(void)
 }
 
 static const test_case cases[] = {
-    TEST_CASE(case_backtrace_names),
-    TEST_CASE_BACKENDS(case_backtrace_outside),
-    TEST_CASE(case_dump_thousand),
-    TEST_CASE(case_peek_while_woken),
-    TEST_CASE_ONCE(case_dump_signal_taken),
-    TEST_CASE(case_dump_on_sigquit),
-    TEST_CASE_BACKENDS(case_dump_signal_off),
+    TEST_CASE(case_backtrace_names),        TEST_CASE_BACKENDS(case_backtrace_outside),
+    TEST_CASE(case_dump_thousand),          TEST_CASE(case_peek_while_woken),
+    TEST_CASE_ONCE(case_dump_signal_taken), TEST_CASE_BACKENDS(case_dump_signal_waited_for),
+    TEST_CASE(case_dump_on_sigquit),        TEST_CASE_BACKENDS(case_dump_signal_off),
 };
 
 int main(int argc, char **argv)

@@ -11,8 +11,9 @@
  * fork gets the old dispositions back; one that arrives where no runtime has it (taken
  * back meanwhile) gets the default action.
  *
- * edo__dumpsig_choose and _take: edo__runtime_new; edo__dumpsig_fini: edo_runtime_free, first
- * thing;
+ * edo__dumpsig_choose and _take: edo__runtime_new; edo__dumpsig_fini: edo_runtime_free,
+ * after the driver's shutdown has given back the signals tasks took (edo_signal_take
+ * saved edo's handler if it took the dump signal: it must be back before edo gives it up);
  * edo__dump_if_asked: the monitor, or the lone worker in its scheduler loop.
  */
 #ifndef EDO_CORE_DUMPSIG_H

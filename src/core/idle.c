@@ -225,6 +225,11 @@ void *edo__monitor_main(void *arg)
         if (real - atomic_load_explicit(&rt->last_poll, memory_order_relaxed) >= MONITOR_BUSY &&
             !edo__clock_paused(rt))
             rt->driver->drain(rt);
+        /* Idle until a worker is seen awake: announced before the look at `parked`, which a
+         * waking worker stores before it looks here (edo__park_worker), so that either
+         * the look sees it awake or it sees this and wakes the monitor from its long
+         * sleep. */
+        atomic_store(&rt->monitor_idle, true);
         bool all_idle = true;
         for (int i = 0; i < rt->nworkers; i++) {
             edo__worker *w = &rt->workers[i];
@@ -247,9 +252,8 @@ void *edo__monitor_main(void *arg)
             edo__blocking_look(rt, w, stuck);
         }
         interval = all_idle ? MONITOR_IDLE : busy;
-        /* Announced before the sleep, looked at by a worker after its own wake-up: if the
-         * worker's exchange comes first, its bit in the word makes the sleep return. */
-        atomic_store(&rt->monitor_idle, all_idle);
+        if (!all_idle)
+            atomic_store(&rt->monitor_idle, false);
     }
     edo__blocking_stop(rt);
     return NULL;

@@ -387,7 +387,6 @@ void edo_runtime_free(edo_runtime *rt)
     }
     if (rt->observe_stop)
         rt->observe_stop(rt);
-    edo__dumpsig_fini(rt);
     atomic_store(&rt->closing, true);
     edo__pool_close(rt);
     /* Tasks spawned from outside that no worker has taken yet join the list first (a
@@ -423,6 +422,9 @@ void edo_runtime_free(edo_runtime *rt)
     }
     edo__pool_free(rt);
     rt->driver->shutdown(rt);
+    /* After the signals a task took (signal.c, in the driver's shutdown): if one of them
+     * was the dump signal, its handler saved edo's, which is back now to be given back. */
+    edo__dumpsig_fini(rt);
     if (!rt->threaded)
         drive_end(rt);
     edo__stack_trim();
