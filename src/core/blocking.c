@@ -14,7 +14,7 @@
 
 /* How long the monitor waits for a probe's answer, ms: the worker's thread may have to
  * wait for a core first. */
-#define PROBE_WAIT_MS 25
+#define PROBE_WAIT_MS 50
 /* A worker stuck in one task is probed again after this long, then after twice as long,
  * and so on, for what its task has put in its LIFO slot since (a task that wakes others
  * without ever suspending). Not more often: a system call that the signal interrupts
