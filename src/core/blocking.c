@@ -24,12 +24,6 @@
 /* Reports printed, at most, in any second (the process's, all runtimes together). */
 #define LOG_PER_SECOND 10
 
-static bool env_log(void)
-{
-    const char *s = getenv("EDO_LOG");
-    return !s || strcmp(s, "0") != 0;
-}
-
 int edo__blocking_new(edo_runtime *rt)
 {
     /* One worker: no thread to watch it, nobody to hand its tasks to. */
@@ -44,7 +38,7 @@ int edo__blocking_new(edo_runtime *rt)
         return -ENOMEM;
     }
     b->threshold_ms = rt->blocking_ms < 0 ? -1 : rt->blocking_ms;
-    b->log = env_log();
+    b->log = edo__reports_on();
     pthread_mutex_init(&b->lock, NULL);
     rt->watch = b;
     return 0;

@@ -73,6 +73,18 @@ static void runtime_destroy(edo_runtime *rt)
 static void *worker_main(void *arg);
 static void stop_threads(edo_runtime *rt);
 
+bool edo__reports_on(void)
+{
+    const char *s = getenv("EDO_LOG");
+    return !s || strcmp(s, "0") != 0;
+}
+
+bool edo__log_chatty(void)
+{
+    const char *s = getenv("EDO_LOG");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
 /* The blocking threshold: the option, else EDO_BLOCKING_MS (a number, or "off"), else
  * 10 ms; -1 for none. */
 static int64_t blocking_threshold(const edo_runtime_opts *opts)

@@ -153,10 +153,19 @@ struct edo_runtime {
     _Atomic bool monitor_idle;   /* it sleeps its long interval: the first worker up wakes it */
 };
 
+/* The threshold in effect: with one worker there is no monitor, and nothing is watched. */
 static inline int64_t edo__blocking_threshold(const edo_runtime *rt)
 {
-    return rt->blocking_ms;
+    return rt->threaded ? rt->blocking_ms : -1;
 }
+
+/* ---- what goes to stderr (runtime.c) --------------------------------------------------- */
+
+/* EDO_LOG: reports a program must hear of (a blocking task, an endpoint opened) are on
+ * unless it is "0"; notes of the runtime's choices (which backend, why) only when it is set
+ * to something else. */
+bool edo__reports_on(void);
+bool edo__log_chatty(void);
 
 /* ---- making a runtime (runtime.c) ------------------------------------------------------ */
 

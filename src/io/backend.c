@@ -53,12 +53,6 @@ void edo__io_worker_fini(edo__worker *w)
     edo__lent_cache_free(w);
 }
 
-static bool log_wanted(void)
-{
-    const char *s = getenv("EDO_LOG");
-    return s && *s && strcmp(s, "0") != 0;
-}
-
 /* An AUTO choice defers to EDO_BACKEND. Returns 0 or -EINVAL (unknown name). */
 static int backend_wanted(edo_backend *want)
 {
@@ -84,7 +78,7 @@ static int choose(edo_runtime *rt, edo_backend want)
 {
     if (backend_wanted(&want) < 0)
         return -EINVAL;
-    bool log = log_wanted();
+    bool log = edo__log_chatty();
     if (want == EDO_BACKEND_EPOLL)
         return use_epoll(rt, log, "asked for", NULL);
 #ifdef EDO_HAVE_URING

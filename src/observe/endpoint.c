@@ -137,19 +137,6 @@ struct edo__observer {
     edo__history *hist;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static bool log_on(void)
-{
-    const char *s = getenv("EDO_LOG");
-    return !s || strcmp(s, "0") != 0;
-}
-
 /* ---- console clients --------------------------------------------------------------------- */
 
 static void client_free(client *c)
@@ -584,7 +571,7 @@ static void *observer_main(void *arg)
     edo__thread_set_base_mask(&o->rt->base_sigmask);
     struct pollfd p[3 + MAX_CLIENTS + MAX_SCRAPERS];
     for (;;) {
-        int64_t now = mono_ms();
+        int64_t now = edo__real_ms();
         int64_t next = INT64_MAX;
         int n = 0;
         p[n++] = (struct pollfd){ .fd = o->wake, .events = POLLIN };
@@ -613,7 +600,7 @@ static void *observer_main(void *arg)
             continue;
         if (p[0].revents)
             break;
-        now = mono_ms();
+        now = edo__real_ms();
         int k = 3;
         int nclients = o->nclients, nscrapers = o->nscrapers;
         for (int i = 0; i < nclients; i++, k++) {
@@ -895,7 +882,7 @@ int edo__observe_start(edo__observer *o, edo_runtime *rt)
     }
     rt->observe = o;
     rt->observe_stop = observe_stop;
-    if (log_on()) {
+    if (edo__reports_on()) {
         if (o->con >= 0)
             fprintf(stderr, "edo: console on %s (attach: edo-console %s)\n", o->con_addr,
                     o->con_addr);
