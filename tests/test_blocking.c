@@ -199,10 +199,12 @@ static void *spin_root(void *arg)
             CHECK_MSG(!r->stack[0], "a stack without an unwinder:\n%s", r->stack);
         CHECK_MSG(stack || TEST_TSAN || !r->stack[0], "the stack does not name spin_for_ms:\n%s",
                   r->stack);
-        /* What was behind it ran while it spun: the ticker ticked (every 10 ms for 2 s:
-         * 20 is a loaded machine's worst), the woken tasks ran. The LIFO slot is handed
-         * over by the same signal that takes the stack. */
-        CHECK_GE(ticks, 20);
+        /* What was behind it ran while it spun: the ticker ticked, the woken tasks ran.
+         * Left behind, the ticker would not tick once; it ticks every 10 ms for 2 s, some
+         * 190 times, but with another case's spinner on the other core of a loaded
+         * machine it was seen to tick only 19 times: 5 is the bound. The LIFO slot is
+         * handed over by the same signal that takes the stack. */
+        CHECK_GE(ticks, 5);
         CHECK(atomic_load(&s->io_during));
         if (stack || !TEST_TSAN)
             CHECK(atomic_load(&s->lifo_during));
