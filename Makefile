@@ -56,14 +56,18 @@ test: build build-asan build-tsan
 
 check: test-release
 
+# The blocking-task watch is off, as in CTest's runs (tests/CMakeLists.txt says why); the
+# suppressions are for libunwind's way of checking memory, should a backtrace be taken.
+VALGRIND = EDO_BLOCKING_MS=off valgrind -q --leak-check=full --error-exitcode=9 \
+	--suppressions=tests/valgrind.supp
+
 # Left out: test_wake, whose threads spin waiting for each other (Valgrind runs one thread
 # at a time; TSan covers it), and test_fault's EMFILE case (Valgrind keeps descriptors of
 # its own near the limit).
 test-valgrind: build
 	for t in test_task test_timer test_tcp test_overflow; do \
-	    valgrind -q --leak-check=full --error-exitcode=9 build/tests/$$t || exit 1; done
-	valgrind -q --leak-check=full --error-exitcode=9 build/tests/test_fault reset half silent \
-	    garbage slow flood
+	    $(VALGRIND) build/tests/$$t || exit 1; done
+	$(VALGRIND) build/tests/test_fault reset half silent garbage slow flood
 
 clean:
 	rm -rf build build-asan build-tsan build-all

@@ -132,7 +132,8 @@ int edo_dump_tasks(edo_runtime *rt, FILE *f);
  * EDO_LOG=0) with the stack where it was caught, keeps the report for the console, and
  * moves the tasks queued behind it to other workers, so one blocking task costs its worker
  * and nothing else (worker threads only: with one worker there is nobody to move them to,
- * and no thread to watch). A report comes within twice the threshold of the task's resume,
+ * and no thread to watch). A report comes within twice the threshold of the task's resume
+ * (later on a machine too loaded to run the worker's thread, whose stack it waits for),
  * once per such run, and at most 10 a second are printed in the whole process; a line
  * follows when the run ends, with how long it lasted:
  *     edo: task 12 "hash" (spawned at x.c:9) has run 23 ms on worker 1 without suspending

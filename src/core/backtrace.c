@@ -92,7 +92,7 @@ int edo__bt_of_ctx(const edo__ctx *ctx, edo__bt *bt)
 #endif
 }
 
-int edo__bt_here(edo__bt *bt)
+int edo__bt_here(edo__bt *bt, uintptr_t pc)
 {
     bt->n = 0;
     bt->exact0 = false;
@@ -101,35 +101,34 @@ int edo__bt_here(edo__bt *bt)
     unw_cursor_t c;
     if (unw_getcontext(&uc) < 0 || unw_init_local(&c, &uc) < 0)
         return -ENOSYS;
-    /* Find the signal's frame first: what lies below it is the interrupted code, whose
-     * first frame is the interrupted instruction itself. A sanitizer that delays handlers
-     * calls them from its own code, with no signal frame between: then everything below
-     * this function and its caller (the handler) is kept. */
-    int skip = 0, sig = -1;
-    while (skip < 64) {
-        if (unw_is_signal_frame(&c) > 0) {
-            sig = skip;
-            break;
+    if (pc) {
+        /* The interrupted frame is the one at pc, found by address: libunwind's versions
+         * differ in which frame they call the signal's (1.6 the one after the trampoline). */
+        for (int k = 0; k < 64; k++) {
+            unw_word_t ip = 0;
+            if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0)
+                break;
+            if (ip == pc) {
+                bt->exact0 = true;
+                bt->n = walk(&c, bt->pc, 0, EDO__BT_MAX);
+                return 0;
+            }
+            if (unw_step(&c) <= 0)
+                break;
         }
-        if (unw_step(&c) <= 0)
-            break;
-        skip++;
+        if (unw_getcontext(&uc) < 0 || unw_init_local(&c, &uc) < 0)
+            return -ENOSYS;
     }
-    if (sig >= 0) {
-        if (unw_step(&c) <= 0)
-            return 0;
-        bt->exact0 = true;
-        bt->n = walk(&c, bt->pc, 0, EDO__BT_MAX);
-        return 0;
-    }
-    if (unw_getcontext(&uc) < 0 || unw_init_local(&c, &uc) < 0)
-        return -ENOSYS;
+    /* No such frame (a sanitizer that delays handlers calls them from its own code, with
+     * a copy of the context of long ago), or no pc: everything below this function and its
+     * caller. */
     for (int i = 0; i < 2; i++)
         if (unw_step(&c) <= 0)
             return 0;
     bt->n = walk(&c, bt->pc, 0, EDO__BT_MAX);
     return 0;
 #else
+    (void)pc;
     return -ENOSYS;
 #endif
 }
@@ -268,8 +267,10 @@ static void unwind_start(void)
 {
     unw_context_t uc;
     unw_cursor_t c;
-    if (unw_getcontext(&uc) == 0 && unw_init_local(&c, &uc) == 0)
-        unw_step(&c);
+    /* The first cursor sets libunwind up (the pipe included); no step, whose check of
+     * memory Valgrind would take for a write of uninitialised bytes. */
+    if (unw_getcontext(&uc) == 0)
+        unw_init_local(&c, &uc);
 }
 #endif
 

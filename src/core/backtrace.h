@@ -52,11 +52,12 @@ void edo__bt_call(void (*fn)(void *arg), void *arg);
  * context it cannot read). */
 int edo__bt_of_ctx(const edo__ctx *ctx, edo__bt *bt);
 
-/* From a signal handler: walks the calling thread's stack and keeps the frames below the
- * signal's (those of the interrupted code), or below the handler's own frame where no
- * signal frame is seen (a sanitizer that runs handlers late, from its own code).
- * Async-signal-safe. Returns 0 or -ENOSYS. */
-int edo__bt_here(edo__bt *bt);
+/* Walks the calling thread's stack: from a signal handler, pc is the interrupted
+ * instruction (its context's), and the frames kept are the interrupted code's, from pc
+ * on; with pc 0, or where no frame stands at pc (a sanitizer that runs handlers late, from
+ * its own code), those below the caller of this function. Async-signal-safe. Returns 0 or
+ * -ENOSYS. */
+int edo__bt_here(edo__bt *bt, uintptr_t pc);
 
 /* Inside edo__bt_call: writes bt as text into buf, one frame a line: "  #0 fn (file.c:12)"
  * (file:line where debug information has it; "  #3 0x4011d6" where nothing names the

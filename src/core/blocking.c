@@ -20,6 +20,8 @@
  * without ever suspending). Not more often: a system call that the signal interrupts
  * and the program makes again with its whole timeout would never end. */
 #define PROBE_AGAIN_MS 100
+/* Probes for a report's stack that may go unanswered before it is made without one. */
+#define REPORT_TRIES 6
 #define PROBE_AGAIN_MAX_MS 60000
 /* Reports printed, at most, in any second (the process's, all runtimes together). */
 #define LOG_PER_SECOND 10
@@ -203,13 +205,12 @@ static void episode_end(edo_runtime *rt, edo__worker *w, edo__blocking_worker *b
     bw->printed = false;
 }
 
+/* Reports task t (held: the episode keeps the reference) caught in run `run` of w. */
 static void episode_begin(edo_runtime *rt, edo__worker *w, edo__blocking_worker *bw, uint64_t run,
-                          uint64_t id, const edo__probe *p, const char *why)
+                          edo_task *t, const edo__probe *p, const char *why)
 {
     edo__blocking *b = rt->watch;
-    edo_task *t = edo__task_find(rt, id);
-    if (!t)
-        return; /* it has returned meanwhile */
+    uint64_t id = t->id;
     uint64_t now = edo__cycles();
     bw->run = run;
     bw->task = t;
@@ -266,12 +267,21 @@ void edo__blocking_look(edo_runtime *rt, edo__worker *w, bool stuck)
         bw->probed_run = run;
         bw->next_probe = 0;
         bw->probe_gap = PROBE_AGAIN_MS;
+        bw->report_tries = 0;
     }
     bool report =
         !bw->run && edo__cycles_to_ns(edo__cycles() - run) >= (uint64_t)b->threshold_ms * 1000000;
     bool again = stuck && real >= bw->next_probe;
     if (!report && !again)
         return;
+    /* Held before the probe: if it suspends or returns meanwhile, it is still reported,
+     * and its name can still be read. */
+    edo_task *t = report ? edo__task_find(rt, id) : NULL;
+    if (report && !t) {
+        report = false; /* it returned before this look */
+        if (!again)
+            return;
+    }
     edo__probe *p = &bw->probe;
     const char *why = edo__probe_ready(&b->urg_taken);
     p->same_run = true;
@@ -281,6 +291,12 @@ void edo__blocking_look(edo_runtime *rt, edo__worker *w, bool stuck)
         if (bw->probe_gap < PROBE_AGAIN_MAX_MS)
             bw->probe_gap *= 2;
         int rc = edo__probe_ask(w, p, run, report, PROBE_WAIT_MS);
+        if (rc == -ETIMEDOUT && report && ++bw->report_tries < REPORT_TRIES) {
+            /* Its thread may have had no core to run the handler on: the next looks try
+             * again before the report goes without a stack. */
+            edo__task_unref(t);
+            return;
+        }
         if (rc == -ETIMEDOUT)
             why = "its worker did not answer the signal in time";
         else if (rc < 0)
@@ -293,7 +309,7 @@ void edo__blocking_look(edo_runtime *rt, edo__worker *w, bool stuck)
         }
     }
     if (report)
-        episode_begin(rt, w, bw, run, id, p, why);
+        episode_begin(rt, w, bw, run, t, p, why);
 }
 
 void edo__blocking_stop(edo_runtime *rt)

@@ -32,6 +32,7 @@ typedef struct edo__blocking_worker {
     uint64_t probed_run; /* the run the next two are about */
     int64_t next_probe;  /* edo__real_ms() when it may be probed again */
     int64_t probe_gap;   /* ms from one probe of that run to the next: doubles each time */
+    int report_tries;    /* probes for its report's stack that went unanswered */
     /* the episode: the run of one task past the threshold, reported */
     uint64_t run;     /* its w->run_started; 0: none */
     uint64_t seq;     /* its report's number (the ring holds seq % EDO__BLOCKING_RING) */

@@ -39,9 +39,10 @@ static void answer(edo__worker *w, edo__probe *p, void *uctx)
     p->same_run = run != 0 && run == p->run;
     if (!p->same_run)
         return;
+    uintptr_t pc = interrupted_pc(uctx);
     if (p->want_stack)
-        p->bt_rc = edo__bt_here(&p->bt);
-    p->handed = edo__lifo_take(w, interrupted_pc(uctx));
+        p->bt_rc = edo__bt_here(&p->bt, pc);
+    p->handed = edo__lifo_take(w, pc);
 }
 
 static void probe_handler(int sig, siginfo_t *si, void *uctx)

@@ -162,7 +162,7 @@ static void dump_one(edo_task *t, void *arg)
         if (t == edo__task_current()) {
             /* Its own stack, taken here on it, named on the big one. */
             edo__bt bt;
-            if (edo__bt_here(&bt) == 0) {
+            if (edo__bt_here(&bt, 0) == 0) {
                 stack_job j = { t, &bt, d->stack, DUMP_STACK, -EBUSY, 0 };
                 edo__bt_call(stack_job_run, &j);
                 got = j.rc;
