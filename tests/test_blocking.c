@@ -189,9 +189,7 @@ static void *spin_root(void *arg)
         CHECK_LT(r->at, atomic_load(&s->spin_end_now));
         printf("    caught after %llu ms, at:\n%s", (unsigned long long)(r->ran_ns / 1000000),
                r->stack[0] ? r->stack : "    (stack not captured)\n");
-        /* libunwind 1.6 may step past the interrupted function at the signal frame, and
-         * the stack then starts at its caller. */
-        bool stack = strstr(r->stack, "spin_for_ms") || strstr(r->stack, " spinner (");
+        bool stack = strstr(r->stack, "spin_for_ms") != NULL;
         /* TSan delivers the signal late, at some intercepted call, where the stack may be
          * anywhere (or not taken at all). */
         /* A stack that was taken names the spinning function. It may not be taken: under
