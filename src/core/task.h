@@ -106,12 +106,10 @@ struct edo_task {
 /* What a waiting task does with its wait_obj, for the text of edo_task_info.wait. */
 enum {
     EDO__OP_NONE = 0,
-    EDO__OP_RECV,    /* chan, bcast */
-    EDO__OP_SEND,    /* chan */
-    EDO__OP_MUTEX,   /* lock a mutex */
-    EDO__OP_SEM,     /* acquire wait_arg permits */
-    EDO__OP_RWREAD,  /* read-lock (a semaphore underneath) */
-    EDO__OP_RWWRITE, /* write-lock */
+    EDO__OP_RECV,  /* chan, bcast */
+    EDO__OP_SEND,  /* chan */
+    EDO__OP_MUTEX, /* lock a mutex */
+    EDO__OP_SEM,   /* acquire wait_arg permits */
     EDO__OP_BARRIER,
     EDO__OP_NOTIFY,
     EDO__OP_WATCH,
